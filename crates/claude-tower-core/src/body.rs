@@ -1,0 +1,233 @@
+//! [`MessagesBody`]: the body of every response in a claude-tower stack.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use futures_util::StreamExt;
+
+use crate::accumulate::MessageAccumulator;
+use crate::error::Error;
+use crate::response::Message;
+use crate::stream::StreamEvent;
+
+/// A `Send` stream of typed events; ends after `message_stop` or after the first error.
+pub struct EventStream {
+    inner: Pin<Box<dyn Stream<Item = Result<StreamEvent, Error>> + Send + 'static>>,
+}
+
+impl EventStream {
+    /// Wraps any stream of events.
+    pub fn new<S>(stream: S) -> Self
+    where
+        S: Stream<Item = Result<StreamEvent, Error>> + Send + 'static,
+    {
+        Self {
+            inner: Box::pin(stream),
+        }
+    }
+
+    /// A stream that yields the given items.
+    #[must_use]
+    pub fn from_events(events: Vec<StreamEvent>) -> Self {
+        Self::new(futures_util::stream::iter(events.into_iter().map(Ok)))
+    }
+
+    /// Reads the stream to its end and returns the accumulated message.
+    ///
+    /// # Errors
+    /// The first error the stream yields (with the partial message attached, when there is
+    /// one), or [`ErrorKind::StreamInterrupted`](crate::ErrorKind::StreamInterrupted) if it
+    /// ended before `message_stop`.
+    pub async fn collect_message(mut self) -> Result<Message, Error> {
+        let mut acc = MessageAccumulator::new();
+        while let Some(item) = self.next().await {
+            let pushed = item.and_then(|event| acc.push(&event));
+            if let Err(error) = pushed {
+                return Err(
+                    match (error.partial_message().is_none(), acc.into_partial()) {
+                        (true, Some(partial)) => error.with_partial_message(partial),
+                        _ => error,
+                    },
+                );
+            }
+        }
+        if !acc.is_complete() {
+            let error = Error::stream_interrupted("stream ended before `message_stop`");
+            return Err(match acc.into_partial() {
+                Some(partial) => error.with_partial_message(partial),
+                None => error,
+            });
+        }
+        acc.finish()
+    }
+}
+
+impl Stream for EventStream {
+    type Item = Result<StreamEvent, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventStream").finish_non_exhaustive()
+    }
+}
+
+/// The response body of a Messages call: a complete [`Message`] (non-streaming requests) or
+/// an [`EventStream`] (`stream: true`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use claude_tower_core::{ContentBlock, Message, MessagesBody};
+///
+/// let mut message = Message::new("msg_1", "claude-haiku-4-5");
+/// message.content.push(ContentBlock::text("Hi"));
+/// // A complete message can be consumed as a stream, and a stream as a message.
+/// let events = MessagesBody::from(message.clone()).into_stream();
+/// let rebuilt = MessagesBody::Stream(events).into_message().await.unwrap();
+/// assert_eq!(rebuilt, message);
+/// # }
+/// ```
+#[derive(Debug)]
+pub enum MessagesBody {
+    /// A complete message.
+    Message(Box<Message>),
+    /// A stream of events.
+    Stream(EventStream),
+}
+
+impl MessagesBody {
+    /// Whether this is a stream.
+    #[must_use]
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Self::Stream(_))
+    }
+
+    /// The complete message, if this is one.
+    #[must_use]
+    pub fn as_message(&self) -> Option<&Message> {
+        match self {
+            Self::Message(message) => Some(message),
+            Self::Stream(_) => None,
+        }
+    }
+
+    /// The message: returned as is, or accumulated from the stream.
+    ///
+    /// # Errors
+    /// See [`EventStream::collect_message`].
+    pub async fn into_message(self) -> Result<Message, Error> {
+        match self {
+            Self::Message(message) => Ok(*message),
+            Self::Stream(stream) => stream.collect_message().await,
+        }
+    }
+
+    /// The events: passed through, or synthesized from a complete message (as the API would
+    /// have streamed it, see [`Message::to_events`]).
+    #[must_use]
+    pub fn into_stream(self) -> EventStream {
+        match self {
+            Self::Message(message) => EventStream::from_events(message.to_events(64)),
+            Self::Stream(stream) => stream,
+        }
+    }
+}
+
+impl From<Message> for MessagesBody {
+    fn from(message: Message) -> Self {
+        Self::Message(Box::new(message))
+    }
+}
+
+impl From<EventStream> for MessagesBody {
+    fn from(stream: EventStream) -> Self {
+        Self::Stream(stream)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Enforces the stream contract on raw events from the wire: an `error` event becomes an
+    /// `Err` (mapped like an HTTP error of that type) and ends the stream, any `Err` ends the
+    /// stream, nothing after `message_stop` is read, and an end before `message_stop` yields a
+    /// [`ErrorKind::StreamInterrupted`](crate::ErrorKind::StreamInterrupted) error.
+    struct Checked<S> {
+        #[pin]
+        inner: S,
+        request_id: Option<String>,
+        done: bool,
+    }
+}
+
+impl<S> Stream for Checked<S>
+where
+    S: Stream<Item = Result<StreamEvent, Error>>,
+{
+    type Item = Result<StreamEvent, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        let item = match this.inner.poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        let with_id = |error: Error| match this.request_id.as_ref() {
+            Some(id) if error.request_id().is_none() => error.with_request_id(id.clone()),
+            _ => error,
+        };
+        Poll::Ready(Some(match item {
+            None => {
+                *this.done = true;
+                Err(with_id(Error::stream_interrupted(
+                    "the stream ended before `message_stop` (connection closed)",
+                )))
+            }
+            Some(Ok(StreamEvent::Error(event))) => {
+                *this.done = true;
+                Err(with_id(Error::from_stream_error(&event.error)))
+            }
+            Some(Ok(event)) => {
+                if matches!(event, StreamEvent::MessageStop(_)) {
+                    *this.done = true;
+                }
+                Ok(event)
+            }
+            Some(Err(error)) => {
+                *this.done = true;
+                Err(with_id(error))
+            }
+        }))
+    }
+}
+
+impl EventStream {
+    /// Wraps raw events as read from the wire and enforces the stream contract: an `error`
+    /// event becomes an `Err` with the error's kind (e.g.
+    /// [`ErrorKind::Overloaded`](crate::ErrorKind::Overloaded)) and ends the stream; any
+    /// `Err` ends it; nothing after `message_stop` is read; an end before `message_stop`
+    /// yields [`ErrorKind::StreamInterrupted`](crate::ErrorKind::StreamInterrupted). Errors
+    /// get `request_id` when they have none.
+    pub fn from_wire<S>(stream: S, request_id: Option<String>) -> Self
+    where
+        S: Stream<Item = Result<StreamEvent, Error>> + Send + 'static,
+    {
+        Self::new(Checked {
+            inner: stream,
+            request_id,
+            done: false,
+        })
+    }
+}

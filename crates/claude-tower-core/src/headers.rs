@@ -1,0 +1,22 @@
+//! Header names and defaults of the Messages API (API-NOTES §1.1, §4.2).
+
+/// `x-api-key`: the API key.
+pub const X_API_KEY: &str = "x-api-key";
+/// `anthropic-version`: the API version.
+pub const ANTHROPIC_VERSION: &str = "anthropic-version";
+/// `anthropic-beta`: comma-separated beta names (or the header repeated).
+pub const ANTHROPIC_BETA: &str = "anthropic-beta";
+/// `request-id` response header (`req_…`).
+pub const REQUEST_ID: &str = "request-id";
+/// `retry-after` response header (seconds or an HTTP date).
+pub const RETRY_AFTER: &str = "retry-after";
+/// `retry-after-ms` response header (milliseconds, takes precedence).
+pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+/// `x-should-retry` response header (`true`/`false`, overrides the status rule).
+pub const X_SHOULD_RETRY: &str = "x-should-retry";
+/// Prefix of the rate-limit response headers.
+pub const RATELIMIT_PREFIX: &str = "anthropic-ratelimit-";
+/// The API version sent unless configured otherwise (`2026-10-21` also exists).
+pub const DEFAULT_API_VERSION: &str = "2023-06-01";
+/// The API's base URL.
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";

@@ -1,0 +1,506 @@
+//! The request body of `POST /v1/messages` ([`MessagesRequest`]) and its parts.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::content::{CacheControl, ContentBlock, Extra};
+use crate::macros::{open_str_enum, open_tagged_enum};
+
+open_str_enum! {
+    /// The author of a message.
+    Role {
+        /// `user`
+        User => "user",
+        /// `assistant`
+        Assistant => "assistant",
+        /// `system` (mid-conversation system messages on the newest models).
+        System => "system",
+    }
+}
+
+/// A message's content: a plain string or a list of blocks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MessageContent {
+    /// Shorthand for a single text block.
+    Text(String),
+    /// Content blocks.
+    Blocks(Vec<ContentBlock>),
+}
+
+impl MessageContent {
+    /// The content as blocks (a string becomes one `text` block).
+    #[must_use]
+    pub fn to_blocks(&self) -> Vec<ContentBlock> {
+        match self {
+            Self::Text(text) => vec![ContentBlock::text(text.clone())],
+            Self::Blocks(blocks) => blocks.clone(),
+        }
+    }
+
+    /// Borrow the blocks; a plain string has none.
+    #[must_use]
+    pub fn blocks(&self) -> &[ContentBlock] {
+        match self {
+            Self::Text(_) => &[],
+            Self::Blocks(blocks) => blocks,
+        }
+    }
+
+    /// Concatenated text of all text parts.
+    #[must_use]
+    pub fn text(&self) -> String {
+        match self {
+            Self::Text(text) => text.clone(),
+            Self::Blocks(blocks) => blocks.iter().filter_map(ContentBlock::as_text).collect(),
+        }
+    }
+}
+
+impl From<String> for MessageContent {
+    fn from(value: String) -> Self {
+        Self::Text(value)
+    }
+}
+
+impl From<&str> for MessageContent {
+    fn from(value: &str) -> Self {
+        Self::Text(value.to_owned())
+    }
+}
+
+impl From<Vec<ContentBlock>> for MessageContent {
+    fn from(value: Vec<ContentBlock>) -> Self {
+        Self::Blocks(value)
+    }
+}
+
+impl Serialize for MessageContent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Text(text) => serializer.serialize_str(text),
+            Self::Blocks(blocks) => blocks.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageContent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match Value::deserialize(deserializer)? {
+            Value::String(text) => Ok(Self::Text(text)),
+            value @ Value::Array(_) => serde_json::from_value(value)
+                .map(Self::Blocks)
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "message content must be a string or an array of blocks",
+            )),
+        }
+    }
+}
+
+/// One turn of the conversation (`{"role", "content"}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageParam {
+    /// Who wrote it.
+    pub role: Role,
+    /// What it says.
+    pub content: MessageContent,
+    /// Fields this crate does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl MessageParam {
+    /// A message with the given role and content.
+    #[must_use]
+    pub fn new(role: Role, content: impl Into<MessageContent>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            extra: Extra::new(),
+        }
+    }
+
+    /// A `user` message.
+    #[must_use]
+    pub fn user(content: impl Into<MessageContent>) -> Self {
+        Self::new(Role::User, content)
+    }
+
+    /// An `assistant` message.
+    #[must_use]
+    pub fn assistant(content: impl Into<MessageContent>) -> Self {
+        Self::new(Role::Assistant, content)
+    }
+}
+
+/// The system prompt: a string or a list of text blocks (needed for `cache_control`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum System {
+    /// A plain string.
+    Text(String),
+    /// Text blocks.
+    Blocks(Vec<ContentBlock>),
+}
+
+impl Serialize for System {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Text(text) => serializer.serialize_str(text),
+            Self::Blocks(blocks) => blocks.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for System {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match MessageContent::deserialize(deserializer)? {
+            MessageContent::Text(text) => Ok(Self::Text(text)),
+            MessageContent::Blocks(blocks) => Ok(Self::Blocks(blocks)),
+        }
+    }
+}
+
+impl System {
+    /// The blocks of the system prompt (empty for the string form).
+    #[must_use]
+    pub fn blocks(&self) -> &[ContentBlock] {
+        match self {
+            Self::Text(_) => &[],
+            Self::Blocks(blocks) => blocks,
+        }
+    }
+
+    /// The concatenated text.
+    #[must_use]
+    pub fn text(&self) -> String {
+        match self {
+            Self::Text(text) => text.clone(),
+            Self::Blocks(blocks) => blocks.iter().filter_map(ContentBlock::as_text).collect(),
+        }
+    }
+}
+
+/// A tool definition: a client tool (`name`, `description`, `input_schema`) or a versioned
+/// server tool (`type: "web_search_20250305"`, …).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Tool {
+    /// The tool type for server/Anthropic tools (`None` for client tools, or `"custom"`).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Tool name.
+    pub name: String,
+    /// What the tool does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON schema of the input (client tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<Value>,
+    /// Cache breakpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<CacheControl>,
+    /// Fields this crate does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Tool {
+    /// A client tool.
+    #[must_use]
+    pub fn new(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        input_schema: Value,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            description: Some(description.into()),
+            input_schema: Some(input_schema),
+            ..Self::default()
+        }
+    }
+}
+
+/// `tool_choice`: `{"type": "auto" | "any" | "tool" | "none", …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolChoice {
+    /// `auto`, `any`, `tool` or `none`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The forced tool, with `type: "tool"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Disable parallel tool use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_parallel_tool_use: Option<bool>,
+    /// Fields this crate does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl ToolChoice {
+    fn of(kind: &str) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            name: None,
+            disable_parallel_tool_use: None,
+            extra: Extra::new(),
+        }
+    }
+    /// `{"type": "auto"}`
+    #[must_use]
+    pub fn auto() -> Self {
+        Self::of("auto")
+    }
+    /// `{"type": "any"}`
+    #[must_use]
+    pub fn any() -> Self {
+        Self::of("any")
+    }
+    /// `{"type": "none"}`
+    #[must_use]
+    pub fn none() -> Self {
+        Self::of("none")
+    }
+    /// `{"type": "tool", "name": name}`
+    #[must_use]
+    pub fn tool(name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+            ..Self::of("tool")
+        }
+    }
+    /// Whether this choice forces a tool call (`any` or `tool`).
+    #[must_use]
+    pub fn is_forced(&self) -> bool {
+        matches!(self.kind.as_str(), "any" | "tool")
+    }
+}
+
+/// `thinking: {"type": "enabled", "budget_tokens": N}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ThinkingEnabled {
+    /// Reasoning budget (≥ 1024 and < `max_tokens`).
+    pub budget_tokens: u32,
+    /// `summarized` or `omitted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+    /// Fields this crate does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `thinking: {"type": "adaptive" | "disabled", …}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ThinkingOther {
+    /// `summarized` or `omitted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+    /// Fields this crate does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+open_tagged_enum! {
+    /// Extended-thinking configuration.
+    ThinkingConfig {
+        /// `enabled` with a token budget.
+        Enabled(ThinkingEnabled) => "enabled",
+        /// `adaptive`
+        Adaptive(ThinkingOther) => "adaptive",
+        /// `disabled`
+        Disabled(ThinkingOther) => "disabled",
+    }
+}
+
+/// `metadata: {"user_id": …}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Metadata {
+    /// An opaque end-user id (uuid or hash, no PII).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Fields this crate does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `output_config: {"effort", "format"}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OutputConfig {
+    /// `low`, `medium`, `high`, `xhigh`, `max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<String>,
+    /// Structured-output format (JSON schema), kept as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Value>,
+    /// Fields this crate does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The body of `POST /v1/messages` (API-NOTES §1.2).
+///
+/// The history (`messages`), `system` and `tools` sit behind [`Arc`], so cloning a request
+/// (for a retry or a cache key) copies three pointers, not the conversation; use
+/// [`Arc::make_mut`] (or [`MessagesRequest::messages_mut`]) to change them.
+///
+/// Fields this crate does not model are kept in `extra` and sent unchanged.
+///
+/// ```
+/// use claude_tower_core::MessagesRequest;
+///
+/// let request = MessagesRequest::new("claude-sonnet-4-5", 1024)
+///     .system("You are terse.")
+///     .user("Hello, Claude");
+/// assert_eq!(request.messages.len(), 1);
+/// request.validate().unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MessagesRequest {
+    /// Model id, e.g. `claude-sonnet-4-5` (an open string, never an enum).
+    pub model: String,
+    /// Maximum output tokens (`0` only pre-warms the cache).
+    pub max_tokens: u32,
+    /// The conversation.
+    pub messages: Arc<Vec<MessageParam>>,
+    /// System prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<Arc<System>>,
+    /// Tool definitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Arc<Vec<Tool>>>,
+    /// How the model may use tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    /// Sampling temperature, 0.0–1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Top-k sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    /// Custom stop sequences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_sequences: Option<Vec<String>>,
+    /// Stream the response as server-sent events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// Request metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// Extended thinking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<ThinkingConfig>,
+    /// `auto` or `standard_only`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<String>,
+    /// Top-level (automatic) cache breakpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<CacheControl>,
+    /// Effort and structured output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_config: Option<OutputConfig>,
+    /// Data residency (`us`, `global`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference_geo: Option<String>,
+    /// Code-execution container (id string or object), kept as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Value>,
+    /// Fields this crate does not model (beta fields such as `speed`, `context_management`).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl MessagesRequest {
+    /// A request for `model` with `max_tokens` and no messages yet.
+    #[must_use]
+    pub fn new(model: impl Into<String>, max_tokens: u32) -> Self {
+        Self {
+            model: model.into(),
+            max_tokens,
+            ..Self::default()
+        }
+    }
+
+    /// Appends a message.
+    #[must_use]
+    pub fn message(mut self, message: MessageParam) -> Self {
+        self.messages_mut().push(message);
+        self
+    }
+
+    /// Appends a `user` message.
+    #[must_use]
+    pub fn user(self, content: impl Into<MessageContent>) -> Self {
+        self.message(MessageParam::user(content))
+    }
+
+    /// Appends an `assistant` message.
+    #[must_use]
+    pub fn assistant(self, content: impl Into<MessageContent>) -> Self {
+        self.message(MessageParam::assistant(content))
+    }
+
+    /// Sets the system prompt.
+    #[must_use]
+    pub fn system(mut self, system: impl Into<String>) -> Self {
+        self.system = Some(Arc::new(System::Text(system.into())));
+        self
+    }
+
+    /// Sets the tools.
+    #[must_use]
+    pub fn tools(mut self, tools: Vec<Tool>) -> Self {
+        self.tools = Some(Arc::new(tools));
+        self
+    }
+
+    /// Sets `stream`.
+    #[must_use]
+    pub fn stream(mut self, stream: bool) -> Self {
+        self.stream = Some(stream);
+        self
+    }
+
+    /// Sets `temperature`.
+    #[must_use]
+    pub fn temperature(mut self, temperature: f64) -> Self {
+        self.temperature = Some(temperature);
+        self
+    }
+
+    /// Whether the response will be a stream (`stream: true` in the body).
+    #[must_use]
+    pub fn is_stream(&self) -> bool {
+        self.stream == Some(true)
+    }
+
+    /// Mutable access to the history (copy-on-write if the history is shared).
+    pub fn messages_mut(&mut self) -> &mut Vec<MessageParam> {
+        Arc::make_mut(&mut self.messages)
+    }
+
+    /// Wraps the request into an `http::Request` (the type every layer takes), with no
+    /// headers; add `anthropic-beta` and the like to its headers.
+    #[must_use]
+    pub fn into_http(self) -> http::Request<Self> {
+        http::Request::new(self)
+    }
+
+    /// Serializes the request to JSON bytes.
+    ///
+    /// # Errors
+    /// Only if a float field is not finite (JSON has no NaN/∞).
+    pub fn to_json(&self) -> Result<Vec<u8>, crate::Error> {
+        serde_json::to_vec(self).map_err(|e| {
+            crate::Error::new(
+                crate::ErrorKind::InvalidRequest,
+                format!("cannot serialize request: {e}"),
+            )
+        })
+    }
+}

@@ -1,0 +1,279 @@
+//! The response object ([`Message`]) and token accounting ([`Usage`]).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::content::{ContentBlock, Extra, ToolUseBlock};
+use crate::macros::open_str_enum;
+use crate::request::{MessageContent, MessageParam, Role};
+
+open_str_enum! {
+    /// Why the model stopped.
+    StopReason {
+        /// Natural end of turn.
+        EndTurn => "end_turn",
+        /// Hit `max_tokens`.
+        MaxTokens => "max_tokens",
+        /// Hit a custom stop sequence.
+        StopSequence => "stop_sequence",
+        /// Wants to call tools.
+        ToolUse => "tool_use",
+        /// A long server-tool turn was paused; send the response back to continue.
+        PauseTurn => "pause_turn",
+        /// The safety classifier refused.
+        Refusal => "refusal",
+        /// The context window was exceeded.
+        ModelContextWindowExceeded => "model_context_window_exceeded",
+    }
+}
+
+/// `usage.cache_creation`: the TTL split of cache writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CacheCreation {
+    /// Tokens written with a 5 minute lifetime.
+    #[serde(default)]
+    pub ephemeral_5m_input_tokens: u64,
+    /// Tokens written with a 1 hour lifetime.
+    #[serde(default)]
+    pub ephemeral_1h_input_tokens: u64,
+}
+
+/// `usage.server_tool_use`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ServerToolUsage {
+    /// Web searches run.
+    #[serde(default)]
+    pub web_search_requests: u64,
+    /// Web fetches run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_fetch_requests: Option<u64>,
+    /// Fields this crate does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `usage.output_tokens_details`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OutputTokensDetails {
+    /// Reasoning tokens (observability only; included in `output_tokens`).
+    #[serde(default)]
+    pub thinking_tokens: u64,
+    /// Fields this crate does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Token usage of one request (API-NOTES §1.4).
+///
+/// Total prompt size = `input_tokens + cache_creation_input_tokens + cache_read_input_tokens`
+/// ([`Usage::total_input_tokens`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Usage {
+    /// Uncached input: tokens after the last cache breakpoint.
+    #[serde(default)]
+    pub input_tokens: u64,
+    /// Billed output tokens.
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// Tokens written to the prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_input_tokens: Option<u64>,
+    /// Tokens read from the prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_input_tokens: Option<u64>,
+    /// TTL split of the cache writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation: Option<CacheCreation>,
+    /// Server tool counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_tool_use: Option<ServerToolUsage>,
+    /// Output breakdown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens_details: Option<OutputTokensDetails>,
+    /// `standard`, `priority` or `batch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<String>,
+    /// Region actually used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference_geo: Option<String>,
+    /// Fields this crate does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Usage {
+    /// Cache writes (0 when absent).
+    #[must_use]
+    pub fn cache_write_tokens(&self) -> u64 {
+        self.cache_creation_input_tokens.unwrap_or(0)
+    }
+
+    /// Cache reads (0 when absent).
+    #[must_use]
+    pub fn cache_read_tokens(&self) -> u64 {
+        self.cache_read_input_tokens.unwrap_or(0)
+    }
+
+    /// The whole prompt: uncached + written + read.
+    #[must_use]
+    pub fn total_input_tokens(&self) -> u64 {
+        self.input_tokens + self.cache_write_tokens() + self.cache_read_tokens()
+    }
+
+    /// Applies a `message_delta` usage with the API's **overwrite** semantics: the delta is
+    /// cumulative, so each present field replaces the current one (never summed).
+    pub fn apply_delta(&mut self, delta: &MessageDeltaUsage) {
+        if let Some(output) = delta.output_tokens {
+            self.output_tokens = output;
+        }
+        if let Some(input) = delta.input_tokens {
+            self.input_tokens = input;
+        }
+        if let Some(write) = delta.cache_creation_input_tokens {
+            self.cache_creation_input_tokens = Some(write);
+        }
+        if let Some(read) = delta.cache_read_input_tokens {
+            self.cache_read_input_tokens = Some(read);
+        }
+        if let Some(server) = &delta.server_tool_use {
+            self.server_tool_use = Some(server.clone());
+        }
+        if let Some(details) = &delta.output_tokens_details {
+            self.output_tokens_details = Some(details.clone());
+        }
+        for (key, value) in &delta.extra {
+            self.extra.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+/// The cumulative `usage` of a `message_delta` event; absent fields leave the current value.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MessageDeltaUsage {
+    /// Output tokens so far (always sent by the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    /// Input tokens (can grow when server tools run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Cache writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_input_tokens: Option<u64>,
+    /// Cache reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_input_tokens: Option<u64>,
+    /// Server tool counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_tool_use: Option<ServerToolUsage>,
+    /// Output breakdown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens_details: Option<OutputTokensDetails>,
+    /// Fields this crate does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl From<&Usage> for MessageDeltaUsage {
+    fn from(usage: &Usage) -> Self {
+        Self {
+            output_tokens: Some(usage.output_tokens),
+            input_tokens: Some(usage.input_tokens),
+            cache_creation_input_tokens: usage.cache_creation_input_tokens,
+            cache_read_input_tokens: usage.cache_read_input_tokens,
+            server_tool_use: usage.server_tool_use.clone(),
+            output_tokens_details: usage.output_tokens_details.clone(),
+            extra: Extra::new(),
+        }
+    }
+}
+
+fn message_kind() -> String {
+    "message".to_owned()
+}
+
+fn assistant_role() -> Role {
+    Role::Assistant
+}
+
+/// The response of `POST /v1/messages` (API-NOTES §1.4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// `msg_…`
+    pub id: String,
+    /// Always `"message"`.
+    #[serde(rename = "type", default = "message_kind")]
+    pub kind: String,
+    /// Always `assistant`.
+    #[serde(default = "assistant_role")]
+    pub role: Role,
+    /// Content blocks.
+    #[serde(default)]
+    pub content: Vec<ContentBlock>,
+    /// The model that answered.
+    #[serde(default)]
+    pub model: String,
+    /// Why the model stopped (`None` only in `message_start`).
+    #[serde(default)]
+    pub stop_reason: Option<StopReason>,
+    /// The stop sequence matched, if any.
+    #[serde(default)]
+    pub stop_sequence: Option<String>,
+    /// Details of a refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_details: Option<Value>,
+    /// Code-execution container info.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Value>,
+    /// Token usage.
+    #[serde(default)]
+    pub usage: Usage,
+    /// Fields this crate does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Message {
+    /// An empty assistant message with the given id and model (used by `message_start`).
+    #[must_use]
+    pub fn new(id: impl Into<String>, model: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            kind: message_kind(),
+            role: Role::Assistant,
+            content: Vec::new(),
+            model: model.into(),
+            stop_reason: None,
+            stop_sequence: None,
+            stop_details: None,
+            container: None,
+            usage: Usage::default(),
+            extra: Extra::new(),
+        }
+    }
+
+    /// The concatenated text of all `text` blocks.
+    #[must_use]
+    pub fn text(&self) -> String {
+        self.content
+            .iter()
+            .filter_map(ContentBlock::as_text)
+            .collect()
+    }
+
+    /// The `tool_use` blocks.
+    pub fn tool_uses(&self) -> impl Iterator<Item = &ToolUseBlock> {
+        self.content.iter().filter_map(|block| match block {
+            ContentBlock::ToolUse(tool_use) => Some(tool_use),
+            _ => None,
+        })
+    }
+
+    /// This reply as an `assistant` turn to append to the next request's history.
+    #[must_use]
+    pub fn to_param(&self) -> MessageParam {
+        MessageParam::new(
+            Role::Assistant,
+            MessageContent::Blocks(self.content.clone()),
+        )
+    }
+}

@@ -1,0 +1,191 @@
+//! Per-attempt fault scripts: what the mock does for the next requests.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use claude_tower_core::{Message, SPEND_CAP_ERROR_CODE};
+use http::StatusCode;
+use serde_json::json;
+
+/// What one attempt (one received request) does. Attempts are consumed in order; when the
+/// script is empty the mock answers normally.
+///
+/// ```
+/// use std::time::Duration;
+/// use claude_tower_mock::Attempt;
+///
+/// let script = [
+///     Attempt::rate_limited(Some(Duration::from_secs(2))),
+///     Attempt::overloaded(),
+///     Attempt::mid_stream_error(3, "overloaded_error").with_event_delay(Duration::from_millis(5)),
+///     Attempt::ok(),
+/// ];
+/// # let _ = script;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub(crate) outcome: Outcome,
+    pub(crate) first_byte_delay: Duration,
+    pub(crate) event_delay: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    Reply,
+    Message(Box<Message>),
+    Status {
+        status: StatusCode,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+    },
+    StreamError {
+        after_events: usize,
+        error_type: String,
+        message: String,
+    },
+    Drop {
+        after_events: usize,
+    },
+}
+
+impl Attempt {
+    fn new(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            first_byte_delay: Duration::ZERO,
+            event_delay: Duration::ZERO,
+        }
+    }
+
+    /// Answer normally (the deterministic reply).
+    #[must_use]
+    pub fn ok() -> Self {
+        Self::new(Outcome::Reply)
+    }
+
+    /// Answer with this message (streamed as events when the request streams).
+    #[must_use]
+    pub fn message(message: Message) -> Self {
+        Self::new(Outcome::Message(Box::new(message)))
+    }
+
+    /// Answer with `status` and the API's error envelope of `error_type` and `message`.
+    #[must_use]
+    pub fn error(status: u16, error_type: &str, message: &str) -> Self {
+        let body = json!({
+            "type": "error",
+            "error": {"type": error_type, "message": message},
+        });
+        Self::raw(status, body.to_string())
+    }
+
+    /// Answer with `status` and exactly this body.
+    ///
+    /// # Panics
+    /// If `status` is not a valid HTTP status code (100–999).
+    #[must_use]
+    pub fn raw(status: u16, body: impl Into<Bytes>) -> Self {
+        Self::new(Outcome::Status {
+            status: StatusCode::from_u16(status).expect("a valid HTTP status code"),
+            headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+            body: body.into(),
+        })
+    }
+
+    /// 429 `rate_limit_error`, with `retry-after` in whole seconds (rounded up) when given.
+    #[must_use]
+    pub fn rate_limited(retry_after: Option<Duration>) -> Self {
+        let attempt = Self::error(
+            429,
+            "rate_limit_error",
+            "Number of request tokens has exceeded your per-minute rate limit",
+        );
+        match retry_after {
+            Some(after) => {
+                let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+                attempt.with_header("retry-after", secs.to_string())
+            }
+            None => attempt,
+        }
+    }
+
+    /// 429 `rate_limit_error` with `retry-after-ms`.
+    #[must_use]
+    pub fn rate_limited_ms(millis: u64) -> Self {
+        Self::error(429, "rate_limit_error", "rate limited")
+            .with_header("retry-after-ms", millis.to_string())
+    }
+
+    /// The spend-cap 429: no `retry-after`, `error.details.error_code` =
+    /// `enforced_spend_limit_reached`.
+    #[must_use]
+    pub fn spend_cap() -> Self {
+        let body = json!({
+            "type": "error",
+            "error": {
+                "type": "rate_limit_error",
+                "message": "You have reached your specified workspace API usage limits.",
+                "details": {"error_code": SPEND_CAP_ERROR_CODE},
+            },
+        });
+        Self::raw(429, body.to_string())
+    }
+
+    /// 529 `overloaded_error`.
+    #[must_use]
+    pub fn overloaded() -> Self {
+        Self::error(529, "overloaded_error", "Overloaded")
+    }
+
+    /// 500 `api_error`.
+    #[must_use]
+    pub fn server_error() -> Self {
+        Self::error(500, "api_error", "Internal server error")
+    }
+
+    /// A streamed answer that sends `after_events` events, then an `error` event of
+    /// `error_type` (e.g. `overloaded_error`) and ends. A non-streaming request gets the HTTP
+    /// error of that type instead (529 for `overloaded_error`, else 500).
+    #[must_use]
+    pub fn mid_stream_error(after_events: usize, error_type: &str) -> Self {
+        Self::new(Outcome::StreamError {
+            after_events,
+            error_type: error_type.to_owned(),
+            message: if error_type == "overloaded_error" {
+                "Overloaded".to_owned()
+            } else {
+                "Internal server error".to_owned()
+            },
+        })
+    }
+
+    /// Drops the connection after `after_events` events (for a non-streaming request: before
+    /// any response).
+    #[must_use]
+    pub fn drop_connection(after_events: usize) -> Self {
+        Self::new(Outcome::Drop { after_events })
+    }
+
+    /// Adds a response header (e.g. `x-should-retry`, `retry-after`).
+    #[must_use]
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        if let Outcome::Status { headers, .. } = &mut self.outcome {
+            headers.push((name.into(), value.into()));
+        }
+        self
+    }
+
+    /// Waits this long before the response head (time to first byte).
+    #[must_use]
+    pub fn with_first_byte_delay(mut self, delay: Duration) -> Self {
+        self.first_byte_delay = delay;
+        self
+    }
+
+    /// Waits this long before each streamed event.
+    #[must_use]
+    pub fn with_event_delay(mut self, delay: Duration) -> Self {
+        self.event_delay = delay;
+        self
+    }
+}

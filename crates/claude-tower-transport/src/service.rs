@@ -1,0 +1,308 @@
+//! The [`Transport`] service.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use claude_tower_core::{
+    Error, ErrorKind, EventStream, Message, MessagesBody, MessagesRequest, StreamEvent,
+};
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, header};
+use serde_json::{Map, Value};
+
+use crate::config::{Config, TransportBuilder};
+use crate::future::ResponseFuture;
+
+/// The leaf `tower::Service` of a claude-tower stack: sends
+/// `http::Request<MessagesRequest>` to `POST {base}/v1/messages` with reqwest and returns
+/// `http::Response<MessagesBody>`.
+///
+/// - Authenticates with `x-api-key` or `Authorization: Bearer` (unless the request carries its
+///   own credentials header), sets `anthropic-version` unless the request has one, and passes
+///   every request header through (`anthropic-beta`, custom headers).
+/// - Validates the request first ([`MessagesRequest::validate`]): an invalid request fails
+///   with [`ErrorKind::InvalidRequest`] before any byte is sent.
+/// - `stream: true` in the body → the body is decoded incrementally as SSE into typed
+///   [`StreamEvent`]s as bytes arrive; a mid-stream `error` event becomes an `Err` with the
+///   matching kind (e.g. [`ErrorKind::Overloaded`]).
+/// - Non-2xx → [`Error`] with status, `error.type`, message, `request-id`, `retry-after`,
+///   `x-should-retry` and the body. Response headers (request id, `anthropic-ratelimit-*`)
+///   stay on the `http::Response`.
+///
+/// Always ready; cheap to clone (the client and config are shared).
+#[derive(Clone)]
+pub struct Transport {
+    pub(crate) client: reqwest::Client,
+    pub(crate) config: Arc<Config>,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("base_url", &self.config.base_url)
+            .field("auth", &self.config.auth)
+            .field("api_version", &self.config.api_version)
+            .field("timeout", &self.config.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// A builder; see [`TransportBuilder`] for the defaults.
+    #[must_use]
+    pub fn builder() -> TransportBuilder {
+        TransportBuilder::new()
+    }
+
+    /// A transport configured from the environment (`ANTHROPIC_API_KEY` or
+    /// `ANTHROPIC_AUTH_TOKEN`, optional `ANTHROPIC_BASE_URL`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when no credentials are set.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// The base URL requests go to.
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        &self.config.base_url
+    }
+
+    /// Counts the input tokens of a request with `POST /v1/messages/count_tokens` (exact, per
+    /// model, free; has its own rate limit). Only the fields that endpoint accepts are sent.
+    ///
+    /// # Errors
+    /// As for a Messages call.
+    pub async fn count_tokens(
+        &self,
+        request: http::Request<MessagesRequest>,
+    ) -> Result<u64, Error> {
+        let (parts, body) = request.into_parts();
+        if body.model.trim().is_empty() || body.messages.is_empty() {
+            return Err(Error::invalid_request(
+                "count_tokens needs a `model` and at least one message",
+            ));
+        }
+        let full = serde_json::to_value(&body)
+            .map_err(|e| Error::invalid_request(format!("cannot serialize request: {e}")))?;
+        let mut count_body = Map::new();
+        if let Value::Object(map) = full {
+            for (key, value) in map {
+                let accepted = matches!(
+                    key.as_str(),
+                    "model"
+                        | "messages"
+                        | "system"
+                        | "tools"
+                        | "tool_choice"
+                        | "thinking"
+                        | "cache_control"
+                        | "output_config"
+                );
+                if accepted {
+                    count_body.insert(key, value);
+                }
+            }
+        }
+        let bytes =
+            serde_json::to_vec(&count_body).map_err(|e| Error::invalid_request(e.to_string()))?;
+        let response = self
+            .send("/v1/messages/count_tokens", &parts.headers, bytes, false)
+            .await?;
+        let request_id = request_id(response.headers());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| map_reqwest(&e, Phase::Body))?;
+        let parsed: Value = serde_json::from_slice(&body).map_err(|e| {
+            decode_error(
+                format!("invalid count_tokens response: {e}"),
+                request_id.as_deref(),
+            )
+        })?;
+        parsed
+            .get("input_tokens")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| {
+                decode_error(
+                    "count_tokens response has no `input_tokens`".to_owned(),
+                    request_id.as_deref(),
+                )
+            })
+    }
+
+    async fn send(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        body: Vec<u8>,
+        stream: bool,
+    ) -> Result<reqwest::Response, Error> {
+        let url = format!("{}{path}", self.config.base_url);
+        let mut outgoing = headers.clone();
+        outgoing.remove(header::HOST);
+        outgoing.remove(header::CONTENT_LENGTH);
+        if !outgoing.contains_key("x-api-key") && !outgoing.contains_key(header::AUTHORIZATION) {
+            let (name, value) = self.config.auth.header()?;
+            outgoing.insert(name, value);
+        }
+        if !outgoing.contains_key("anthropic-version") {
+            outgoing.insert("anthropic-version", self.config.api_version.clone());
+        }
+        outgoing.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        outgoing
+            .entry(header::ACCEPT)
+            .or_insert(HeaderValue::from_static("application/json"));
+
+        let mut builder = self.client.post(&url).headers(outgoing).body(body);
+        if !stream {
+            builder = builder.timeout(self.config.timeout);
+        }
+        tracing::debug!(target: "claude_tower::transport", %url, stream, "sending request");
+        let sent = tokio::time::timeout(self.config.timeout, builder.send()).await;
+        let response = match sent {
+            Err(_) => {
+                return Err(Error::timeout(format!(
+                    "no response head within {:?}",
+                    self.config.timeout
+                )));
+            }
+            Ok(Err(e)) => return Err(map_reqwest(&e, Phase::Send)),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        tracing::debug!(
+            target: "claude_tower::transport",
+            status = status.as_u16(),
+            request_id = request_id(response.headers()).as_deref().unwrap_or(""),
+            "response head"
+        );
+        if status.is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap_or_default();
+        Err(Error::from_response(status, &headers, body))
+    }
+
+    async fn messages(
+        self,
+        request: http::Request<MessagesRequest>,
+    ) -> Result<http::Response<MessagesBody>, Error> {
+        let (parts, body) = request.into_parts();
+        body.validate()?;
+        let stream = body.is_stream();
+        let bytes = body.to_json()?;
+        let response = self
+            .send("/v1/messages", &parts.headers, bytes, stream)
+            .await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let request_id = request_id(&headers);
+        let is_json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let body = if stream && !is_json {
+            MessagesBody::Stream(decode_sse(response, request_id))
+        } else {
+            let bytes: Bytes = response
+                .bytes()
+                .await
+                .map_err(|e| map_reqwest(&e, Phase::Body))?;
+            let message: Message = serde_json::from_slice(&bytes).map_err(|e| {
+                decode_error(format!("invalid message JSON: {e}"), request_id.as_deref())
+            })?;
+            MessagesBody::Message(Box::new(message))
+        };
+        let mut out = http::Response::new(body);
+        *out.status_mut() = status;
+        *out.headers_mut() = headers;
+        Ok(out)
+    }
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn decode_error(message: String, request_id: Option<&str>) -> Error {
+    let error = Error::decode(message);
+    match request_id {
+        Some(id) => error.with_request_id(id),
+        None => error,
+    }
+}
+
+/// Decodes the SSE body incrementally into typed events.
+fn decode_sse(response: reqwest::Response, request_id: Option<String>) -> EventStream {
+    let events = response
+        .bytes_stream()
+        .eventsource()
+        .map(|item| match item {
+            Ok(event) => StreamEvent::from_sse(&event.event, &event.data),
+            Err(EventStreamError::Transport(e)) => Err(map_reqwest(&e, Phase::Stream)),
+            Err(EventStreamError::Utf8(e)) => Err(Error::decode(format!(
+                "invalid UTF-8 in the event stream: {e}"
+            ))),
+            Err(EventStreamError::Parser(e)) => {
+                Err(Error::decode(format!("invalid event stream: {e}")))
+            }
+        });
+    EventStream::from_wire(events, request_id)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Send,
+    Body,
+    Stream,
+}
+
+fn map_reqwest(error: &reqwest::Error, phase: Phase) -> Error {
+    // reqwest's Display names the URL only; no headers, so no credentials.
+    let text = error.to_string();
+    let kind = if error.is_timeout() {
+        ErrorKind::Timeout
+    } else if error.is_connect() {
+        ErrorKind::Connect
+    } else if phase == Phase::Stream {
+        ErrorKind::StreamInterrupted
+    } else if error.is_decode() {
+        ErrorKind::Decode
+    } else {
+        ErrorKind::Connect
+    };
+    let mut message = text;
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    Error::new(kind, message)
+}
+
+impl tower_service::Service<http::Request<MessagesRequest>> for Transport {
+    type Response = http::Response<MessagesBody>;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<MessagesRequest>) -> ResponseFuture {
+        ResponseFuture::new(Box::pin(self.clone().messages(request)))
+    }
+}

@@ -1,0 +1,75 @@
+//! Quickstart: one Messages call through claude-tower's transport.
+//!
+//! ```text
+//! cargo run -p claude-tower-examples --example quickstart
+//! ```
+//!
+//! With `ANTHROPIC_API_KEY` unset it starts the built-in mock server on a loopback port and
+//! talks to it over real HTTP; with the key set it calls the real API (model from
+//! `CLAUDE_MODEL`, default `claude-haiku-4-5`). It prints the reply, the usage (including
+//! prompt-cache reads and writes) and the request id.
+#![expect(clippy::print_stdout, reason = "an example prints its results")]
+
+use claude_tower_core::MessagesRequest;
+use claude_tower_mock::MockServer;
+use claude_tower_transport::Transport;
+use tower::ServiceExt;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let live = std::env::var("ANTHROPIC_API_KEY").is_ok_and(|k| !k.trim().is_empty());
+    // Keep the mock alive for the whole run; it stops when dropped.
+    let mut _mock = None;
+    let transport = if live {
+        println!("backend: the Claude API (ANTHROPIC_API_KEY is set)");
+        Transport::from_env()?
+    } else {
+        let server = MockServer::start().await?;
+        println!(
+            "backend: built-in mock at {} (set ANTHROPIC_API_KEY to call the real API)",
+            server.base_url()
+        );
+        let transport = Transport::builder()
+            .ignore_env()
+            .api_key("mock-key")
+            .base_url(server.base_url())
+            .build()?;
+        _mock = Some(server);
+        transport
+    };
+    let model = std::env::var("CLAUDE_MODEL").unwrap_or_else(|_| "claude-haiku-4-5".to_owned());
+
+    let request = MessagesRequest::new(model, 256)
+        .system("You are a concise assistant.")
+        .user("In one sentence: what is a tower middleware?");
+    println!(
+        "estimated input tokens: {}",
+        request.estimate_input_tokens()
+    );
+
+    let response = transport.oneshot(request.into_http()).await?;
+    let request_id = response
+        .headers()
+        .get("request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let message = response.into_body().into_message().await?;
+    let usage = &message.usage;
+
+    println!("reply: {}", message.text());
+    println!(
+        "stop reason: {}",
+        message.stop_reason.as_ref().map_or("-", |r| r.as_str())
+    );
+    println!(
+        "usage: input {} tokens, output {} tokens, cache read {}, cache write {} (total prompt {})",
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_tokens(),
+        usage.cache_write_tokens(),
+        usage.total_input_tokens()
+    );
+    println!("request id: {request_id}");
+    Ok(())
+}

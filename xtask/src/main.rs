@@ -1,0 +1,188 @@
+//! `cargo xtask`: the project's automation (matklad's cargo-xtask convention).
+//!
+//! ```text
+//! cargo xtask ci      # everything CI checks: fmt, clippy -D warnings, tests, doc tests, docs, tidy, quickstart
+//! cargo xtask tidy    # repository rules (READMEs, CHANGELOGs, lints, `//!` headers)
+//! ```
+//!
+//! Dependency-free on purpose: it builds in seconds.
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+mod tidy;
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1);
+    let result = match task.as_deref() {
+        Some("ci") => ci(),
+        Some("tidy") => tidy::run(&root()),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, tidy, quickstart (what CI runs)\n  tidy   repository rules"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn step(name: &str, program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    println!("\n==> {name}: {program} {}", args.join(" "));
+    let mut command = Command::new(program);
+    command.args(args).current_dir(root());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let status = command
+        .status()
+        .map_err(|e| format!("{name}: cannot run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{name} failed ({status})"))
+    }
+}
+
+fn has(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Tests that need Redis start their own `redis-server`; make sure one is installed when the
+/// workspace depends on the `redis` crate.
+fn ensure_redis() -> Result<(), String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap_or_default();
+    if !lock.contains("name = \"redis\"\n") || has("redis-server", &["--version"]) {
+        return Ok(());
+    }
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if is_root && has("apt-get", &["--version"]) {
+        step("install redis", "apt-get", &["update"], &[])?;
+        step(
+            "install redis",
+            "apt-get",
+            &["install", "-y", "redis-server"],
+            &[],
+        )?;
+        return Ok(());
+    }
+    Err("redis-server is missing; install it with: apt-get install -y redis-server".to_owned())
+}
+
+fn ci() -> Result<(), String> {
+    ensure_redis()?;
+    step("fmt", "cargo", &["fmt", "--all", "--check"], &[])?;
+    step(
+        "clippy",
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    if has("cargo", &["nextest", "--version"]) {
+        step(
+            "tests",
+            "cargo",
+            &[
+                "nextest",
+                "run",
+                "--workspace",
+                "--all-features",
+                "--locked",
+                "--no-fail-fast",
+            ],
+            &[],
+        )?;
+    } else {
+        step(
+            "tests",
+            "cargo",
+            &[
+                "test",
+                "--workspace",
+                "--all-features",
+                "--locked",
+                "--lib",
+                "--bins",
+                "--tests",
+            ],
+            &[],
+        )?;
+    }
+    step(
+        "doc tests",
+        "cargo",
+        &["test", "--doc", "--workspace", "--all-features", "--locked"],
+        &[],
+    )?;
+    step(
+        "docs",
+        "cargo",
+        &[
+            "doc",
+            "--workspace",
+            "--all-features",
+            "--no-deps",
+            "--locked",
+        ],
+        &[(
+            "RUSTDOCFLAGS",
+            "-D warnings -D rustdoc::broken_intra_doc_links",
+        )],
+    )?;
+    println!("\n==> tidy");
+    tidy::run(&root())?;
+    // The README's first command, exactly as a newcomer runs it (mock backend, no key).
+    println!("\n==> quickstart: cargo run -p claude-tower-examples --example quickstart");
+    let status = Command::new("cargo")
+        .args([
+            "run",
+            "--locked",
+            "-p",
+            "claude-tower-examples",
+            "--example",
+            "quickstart",
+        ])
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("quickstart: {e}"))?;
+    if !status.success() {
+        return Err(format!("quickstart failed ({status})"));
+    }
+    println!("\nxtask ci: all checks passed");
+    Ok(())
+}
