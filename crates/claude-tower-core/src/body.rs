@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::response::Message;
 use crate::stream::StreamEvent;
 
-/// A `Send` stream of typed events; ends after `message_stop` or after the first error.
+/// A `Send` stream of typed events; ends when the body ends or after the first error.
 pub struct EventStream {
     inner: Pin<Box<dyn Stream<Item = Result<StreamEvent, Error>> + Send + 'static>>,
 }
@@ -159,12 +159,13 @@ impl From<EventStream> for MessagesBody {
 pin_project_lite::pin_project! {
     /// Enforces the stream contract on raw events from the wire: an `error` event becomes an
     /// `Err` (mapped like an HTTP error of that type) and ends the stream, any `Err` ends the
-    /// stream, nothing after `message_stop` is read, and an end before `message_stop` yields a
+    /// stream, and an end before `message_stop` yields a
     /// [`ErrorKind::StreamInterrupted`](crate::ErrorKind::StreamInterrupted) error.
     struct Checked<S> {
         #[pin]
         inner: S,
         request_id: Option<String>,
+        stopped: bool,
         done: bool,
     }
 }
@@ -189,6 +190,10 @@ where
             _ => error,
         };
         Poll::Ready(Some(match item {
+            None if *this.stopped => {
+                *this.done = true;
+                return Poll::Ready(None);
+            }
             None => {
                 *this.done = true;
                 Err(with_id(Error::stream_interrupted(
@@ -201,7 +206,7 @@ where
             }
             Some(Ok(event)) => {
                 if matches!(event, StreamEvent::MessageStop(_)) {
-                    *this.done = true;
+                    *this.stopped = true;
                 }
                 Ok(event)
             }
@@ -217,7 +222,8 @@ impl EventStream {
     /// Wraps raw events as read from the wire and enforces the stream contract: an `error`
     /// event becomes an `Err` with the error's kind (e.g.
     /// [`ErrorKind::Overloaded`](crate::ErrorKind::Overloaded)) and ends the stream; any
-    /// `Err` ends it; nothing after `message_stop` is read; an end before `message_stop`
+    /// `Err` ends it; events after `message_stop` (unknown ones, pings) still pass; an end
+    /// before `message_stop`
     /// yields [`ErrorKind::StreamInterrupted`](crate::ErrorKind::StreamInterrupted). Errors
     /// get `request_id` when they have none.
     pub fn from_wire<S>(stream: S, request_id: Option<String>) -> Self
@@ -227,6 +233,7 @@ impl EventStream {
         Self::new(Checked {
             inner: stream,
             request_id,
+            stopped: false,
             done: false,
         })
     }

@@ -72,6 +72,7 @@
 mod config;
 pub mod future;
 mod service;
+pub mod sse;
 
 pub use config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, TransportBuilder};
 pub use service::Transport;

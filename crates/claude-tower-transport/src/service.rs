@@ -5,10 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use claude_tower_core::{
-    Error, ErrorKind, EventStream, Message, MessagesBody, MessagesRequest, StreamEvent,
-};
-use eventsource_stream::{EventStreamError, Eventsource};
+use claude_tower_core::{Error, ErrorKind, EventStream, Message, MessagesBody, MessagesRequest};
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::{Map, Value};
@@ -246,20 +243,10 @@ fn decode_error(message: String, request_id: Option<&str>) -> Error {
 
 /// Decodes the SSE body incrementally into typed events.
 fn decode_sse(response: reqwest::Response, request_id: Option<String>) -> EventStream {
-    let events = response
+    let bytes = response
         .bytes_stream()
-        .eventsource()
-        .map(|item| match item {
-            Ok(event) => StreamEvent::from_sse(&event.event, &event.data),
-            Err(EventStreamError::Transport(e)) => Err(map_reqwest(&e, Phase::Stream)),
-            Err(EventStreamError::Utf8(e)) => Err(Error::decode(format!(
-                "invalid UTF-8 in the event stream: {e}"
-            ))),
-            Err(EventStreamError::Parser(e)) => {
-                Err(Error::decode(format!("invalid event stream: {e}")))
-            }
-        });
-    EventStream::from_wire(events, request_id)
+        .map(|chunk| chunk.map_err(|e| map_reqwest(&e, Phase::Stream)));
+    crate::sse::decode(bytes, request_id)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
