@@ -262,7 +262,21 @@ async fn handle(config: Config, request: http::Request<Incoming>) -> Response<Bo
             "could not read the body",
         );
     };
-    let parsed: MessagesRequest = match serde_json::from_slice(&collected.to_bytes()) {
+    let mut json: serde_json::Value = match serde_json::from_slice(&collected.to_bytes()) {
+        Ok(json) => json,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("invalid JSON body: {e}"),
+            );
+        }
+    };
+    if is_count && let Some(map) = json.as_object_mut() {
+        // count_tokens takes no `max_tokens`.
+        map.entry("max_tokens").or_insert(serde_json::json!(1));
+    }
+    let parsed: MessagesRequest = match serde_json::from_value(json) {
         Ok(parsed) => parsed,
         Err(e) => {
             return json_error(
@@ -314,9 +328,15 @@ async fn handle(config: Config, request: http::Request<Incoming>) -> Response<Bo
                 HeaderValue::from_static("text/event-stream"),
             );
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            let frames = timed_events(events, plan.event_delay, fault).map(|item| match item {
-                Ok(event) => Ok(Frame::data(Bytes::from(sse_frame(&event)))),
-                Err(error) => Err(BoxError::from(error)),
+            let frames = timed_events(events, plan.event_delay, fault).then(|item| async move {
+                match item {
+                    Ok(event) => Ok(Frame::data(Bytes::from(sse_frame(&event)))),
+                    Err(error) => {
+                        // Let hyper flush what was sent before cutting the connection.
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        Err(BoxError::from(error))
+                    }
+                }
             });
             (
                 StatusCode::OK,

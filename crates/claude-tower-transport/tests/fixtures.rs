@@ -624,3 +624,35 @@ async fn recorded_tool_runner_responses_parse_as_messages() {
     }
     assert!(count > 0, "the recording holds messages");
 }
+
+#[tokio::test]
+async fn events_are_yielded_as_bytes_arrive() {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<Bytes, Error>>();
+    let bytes = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut events = sse::decode(bytes, None);
+    let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"m\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n";
+    // Half a frame: nothing yet.
+    tx.send(Ok(Bytes::from(&start[..40]))).unwrap();
+    let pending = tokio::time::timeout(std::time::Duration::from_millis(20), events.next()).await;
+    assert!(pending.is_err(), "no event from half a frame");
+    // The rest of the frame plus the start of the next: exactly one event, before the stream ends.
+    tx.send(Ok(Bytes::from(format!(
+        "{}event: ping\ndata: {{\"type\":",
+        &start[40..]
+    ))))
+    .unwrap();
+    let first = events.next().await.unwrap().unwrap();
+    assert!(matches!(first, StreamEvent::MessageStart(_)));
+    tx.send(Ok(Bytes::from_static(b" \"ping\"}\n\n"))).unwrap();
+    assert!(matches!(
+        events.next().await.unwrap().unwrap(),
+        StreamEvent::Ping(_)
+    ));
+    // The sender goes away before `message_stop`: the stream reports the interruption.
+    drop(tx);
+    let error = events.next().await.unwrap().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
+    assert!(events.next().await.is_none());
+}
