@@ -1,0 +1,224 @@
+//! Types never lose data: requests with unknown top-level fields, unknown block types and
+//! unknown fields inside known blocks, and unknown SSE events, round-trip unchanged; a message
+//! streamed as events accumulates back to itself.
+
+use claude_tower_core::{
+    ContentBlock, Message, MessageAccumulator, MessagesRequest, StopReason, StreamEvent, Usage,
+};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+const KNOWN_TOP_LEVEL: &[&str] = &[
+    "model",
+    "max_tokens",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+    "stream",
+    "metadata",
+    "thinking",
+    "service_tier",
+    "cache_control",
+    "output_config",
+    "inference_geo",
+    "container",
+];
+
+const KNOWN_BLOCKS: &[&str] = &[
+    "text",
+    "image",
+    "document",
+    "search_result",
+    "thinking",
+    "redacted_thinking",
+    "tool_use",
+    "tool_result",
+    "server_tool_use",
+    "web_search_tool_result",
+    "web_fetch_tool_result",
+    "code_execution_tool_result",
+    "bash_code_execution_tool_result",
+    "text_editor_code_execution_tool_result",
+    "tool_search_tool_result",
+    "container_upload",
+    "mid_conv_system",
+];
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        "[a-zA-Z0-9 _\\-é日]{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn extra_fields(known: &'static [&'static str]) -> impl Strategy<Value = Map<String, Value>> {
+    prop::collection::btree_map("x_[a-z_]{1,10}|future_[a-z]{1,6}", json_value(), 0..5).prop_map(
+        move |m| {
+            m.into_iter()
+                .filter(|(k, _)| !known.contains(&k.as_str()) && k != "type")
+                .collect()
+        },
+    )
+}
+
+fn unknown_block() -> impl Strategy<Value = Value> {
+    ("[a-z_]{3,16}", extra_fields(&[])).prop_filter_map("known type", |(kind, fields)| {
+        if KNOWN_BLOCKS.contains(&kind.as_str()) {
+            return None;
+        }
+        let mut map = fields;
+        map.insert("type".to_owned(), Value::String(kind));
+        Some(Value::Object(map))
+    })
+}
+
+fn text_block_with_extras() -> impl Strategy<Value = Value> {
+    (
+        "[a-zA-Z ]{0,20}",
+        extra_fields(&["text", "citations", "cache_control"]),
+    )
+        .prop_map(|(text, mut map)| {
+            map.insert("type".to_owned(), json!("text"));
+            map.insert("text".to_owned(), json!(text));
+            Value::Object(map)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn requests_with_unknown_fields_and_blocks_round_trip(
+        top in extra_fields(KNOWN_TOP_LEVEL),
+        unknown in prop::collection::vec(unknown_block(), 0..3),
+        texts in prop::collection::vec(text_block_with_extras(), 1..3),
+        message_extra in extra_fields(&["role", "content"]),
+    ) {
+        let mut content: Vec<Value> = texts;
+        content.extend(unknown);
+        let mut message = message_extra;
+        message.insert("role".to_owned(), json!("user"));
+        message.insert("content".to_owned(), Value::Array(content));
+        let mut request = top;
+        request.insert("model".to_owned(), json!("claude-future-9"));
+        request.insert("max_tokens".to_owned(), json!(1024));
+        request.insert("messages".to_owned(), json!([message]));
+        let original = Value::Object(request);
+
+        let parsed: MessagesRequest = serde_json::from_value(original.clone()).unwrap();
+        prop_assert_eq!(serde_json::to_value(&parsed).unwrap(), original.clone());
+        // And through bytes, as the transport sends it.
+        let bytes = parsed.to_json().unwrap();
+        let reparsed: Value = serde_json::from_slice(&bytes).unwrap();
+        prop_assert_eq!(reparsed, original);
+    }
+
+    #[test]
+    fn unknown_stream_events_round_trip(kind in "[a-z_]{3,20}", fields in extra_fields(&[])) {
+        prop_assume!(!matches!(kind.as_str(),
+            "message_start" | "content_block_start" | "content_block_delta" | "content_block_stop"
+            | "message_delta" | "message_stop" | "ping" | "error"));
+        let mut map = fields;
+        map.insert("type".to_owned(), Value::String(kind.clone()));
+        let data = Value::Object(map).to_string();
+        let event = StreamEvent::from_sse(&kind, &data).unwrap();
+        prop_assert!(matches!(event, StreamEvent::Unknown(_)));
+        prop_assert_eq!(event.type_name(), kind.as_str());
+        prop_assert_eq!(serde_json::to_string(&event).unwrap(), serde_json::to_string(&serde_json::from_str::<Value>(&data).unwrap()).unwrap());
+        // Feeding it to the accumulator is not an error.
+        let mut acc = MessageAccumulator::new();
+        prop_assert!(acc.push(&event).is_ok());
+    }
+
+    #[test]
+    fn a_message_streamed_as_events_accumulates_back_to_itself(
+        texts in prop::collection::vec("[a-zA-Z0-9 日本\\n\"{}]{0,40}", 1..4),
+        input in json_value(),
+        chunk in 1usize..16,
+        input_tokens in 0u64..1_000_000,
+        output_tokens in 0u64..100_000,
+        write in 0u64..10_000,
+        read in 0u64..10_000,
+    ) {
+        let mut message = Message::new("msg_prop", "claude-haiku-4-5");
+        for text in &texts {
+            message.content.push(ContentBlock::text(text.clone()));
+        }
+        let input = match input { Value::Object(_) => input, other => json!({"value": other}) };
+        message.content.push(ContentBlock::tool_use("toolu_1", "lookup", input));
+        message.stop_reason = Some(StopReason::ToolUse);
+        message.usage = Usage {
+            input_tokens,
+            output_tokens,
+            cache_creation_input_tokens: Some(write),
+            cache_read_input_tokens: Some(read),
+            ..Usage::default()
+        };
+        let mut acc = MessageAccumulator::new();
+        for event in message.to_events(chunk) {
+            // Events also survive their own SSE encoding.
+            let sse = event.to_sse();
+            let data = sse.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            let reparsed = StreamEvent::from_sse(event.event_name(), data).unwrap();
+            prop_assert_eq!(&reparsed, &event);
+            acc.push(&reparsed).unwrap();
+        }
+        prop_assert!(acc.is_complete());
+        prop_assert_eq!(acc.finish().unwrap(), message);
+    }
+}
+
+#[test]
+fn usage_is_overwritten_by_message_delta_not_summed() {
+    let start = r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"m","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":2679,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":3}}}"#;
+    let delta1 = r#"{"type":"message_delta","delta":{"stop_reason":null,"stop_sequence":null},"usage":{"output_tokens":50}}"#;
+    let delta2 = r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":10682,"output_tokens":510,"server_tool_use":{"web_search_requests":1}}}"#;
+    let mut acc = MessageAccumulator::new();
+    for (name, data) in [
+        ("message_start", start),
+        ("message_delta", delta1),
+        ("message_delta", delta2),
+    ] {
+        acc.push(&StreamEvent::from_sse(name, data).unwrap())
+            .unwrap();
+    }
+    let message = acc.finish().unwrap();
+    assert_eq!(
+        message.usage.output_tokens, 510,
+        "cumulative, not 3 + 50 + 510"
+    );
+    assert_eq!(
+        message.usage.input_tokens, 10_682,
+        "input grew with server tools"
+    );
+    assert_eq!(
+        message.usage.server_tool_use.unwrap().web_search_requests,
+        1
+    );
+    assert_eq!(message.stop_reason, Some(StopReason::EndTurn));
+}
+
+#[test]
+fn known_event_with_a_broken_shape_is_a_decode_error_but_unknown_text_is_kept() {
+    let error = StreamEvent::from_sse("message_start", r#"{"type":"message_start"}"#).unwrap_err();
+    assert_eq!(error.kind(), claude_tower_core::ErrorKind::Decode);
+    let kept = StreamEvent::from_sse("future", "not json at all").unwrap();
+    assert_eq!(
+        serde_json::to_value(&kept).unwrap(),
+        json!({"event": "future", "data": "not json at all"})
+    );
+}
