@@ -120,7 +120,7 @@ proptest! {
         let original = Value::Object(request);
 
         let parsed: MessagesRequest = serde_json::from_value(original.clone()).unwrap();
-        prop_assert_eq!(serde_json::to_value(&parsed).unwrap(), original.clone());
+        prop_assert_eq!(&serde_json::to_value(&parsed).unwrap(), &original);
         // And through bytes, as the transport sends it.
         let bytes = parsed.to_json().unwrap();
         let reparsed: Value = serde_json::from_slice(&bytes).unwrap();

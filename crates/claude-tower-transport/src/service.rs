@@ -23,7 +23,7 @@ use crate::future::ResponseFuture;
 /// - Validates the request first ([`MessagesRequest::validate`]): an invalid request fails
 ///   with [`ErrorKind::InvalidRequest`] before any byte is sent.
 /// - `stream: true` in the body → the body is decoded incrementally as SSE into typed
-///   [`StreamEvent`]s as bytes arrive; a mid-stream `error` event becomes an `Err` with the
+///   [`StreamEvent`](claude_tower_core::StreamEvent)s as bytes arrive; a mid-stream `error` event becomes an `Err` with the
 ///   matching kind (e.g. [`ErrorKind::Overloaded`]).
 /// - Non-2xx → [`Error`] with status, `error.type`, message, `request-id`, `retry-after`,
 ///   `x-should-retry` and the body. Response headers (request id, `anthropic-ratelimit-*`)

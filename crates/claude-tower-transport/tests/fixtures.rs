@@ -611,12 +611,12 @@ async fn recorded_tool_runner_responses_parse_as_messages() {
             Value::Object(map) => walk.extend(map.values()),
             Value::Array(items) => walk.extend(items),
             Value::String(text) if text.starts_with('{') => {
-                if let Ok(inner) = serde_json::from_str::<Value>(text) {
-                    if inner.get("type") == Some(&json!("message")) {
-                        let message: Message = serde_json::from_value(inner.clone()).unwrap();
-                        assert_eq!(serde_json::to_value(&message).unwrap(), inner);
-                        count += 1;
-                    }
+                if let Ok(inner) = serde_json::from_str::<Value>(text)
+                    && inner.get("type") == Some(&json!("message"))
+                {
+                    let message: Message = serde_json::from_value(inner.clone()).unwrap();
+                    assert_eq!(serde_json::to_value(&message).unwrap(), inner);
+                    count += 1;
                 }
             }
             _ => {}
