@@ -59,6 +59,7 @@ mod body;
 mod content;
 mod error;
 pub mod estimate;
+pub mod ext;
 pub mod headers;
 pub(crate) mod macros;
 mod request;
