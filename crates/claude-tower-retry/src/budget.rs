@@ -7,7 +7,7 @@
 //! of being retried. A small reserve per second keeps retries available to a client whose
 //! traffic is light, so a lone request in calm traffic still gets all its retries.
 //!
-//! [`RetryBudget`] wraps tower's [`TpsBudget`](tower::retry::budget::TpsBudget) (a sliding
+//! [`RetryBudget`] wraps tower's [`TpsBudget`] (a sliding
 //! window on tokio's clock) with validated parameters. It is created by the
 //! [`RetryLayer`](crate::RetryLayer) and shared by every service the layer builds and all
 //! their clones.
