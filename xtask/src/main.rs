@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo xtask ci      # everything CI checks: fmt, clippy -D warnings, tests, doc tests, docs, tidy, quickstart
+//! cargo xtask bench   # criterion benches → markdown table (also target/bench-report.md)
 //! cargo xtask tidy    # repository rules (READMEs, CHANGELOGs, lints, `//!` headers)
 //! ```
 //!
@@ -15,6 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod bench;
 mod tidy;
 
 fn main() -> ExitCode {
@@ -22,9 +24,10 @@ fn main() -> ExitCode {
     let result = match task.as_deref() {
         Some("ci") => ci(),
         Some("tidy") => tidy::run(&root()),
+        Some("bench") => bench::run(&root(), &std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, tidy, quickstart (what CI runs)\n  tidy   repository rules"
+                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, benches compile, tidy, quickstart (what CI runs)\n  bench  criterion benches; prints a markdown table, writes target/bench-report.md\n  tidy   repository rules"
             );
             return ExitCode::from(2);
         }
@@ -44,7 +47,12 @@ fn root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-fn step(name: &str, program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+pub(crate) fn step(
+    name: &str,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(), String> {
     println!("\n==> {name}: {program} {}", args.join(" "));
     let mut command = Command::new(program);
     command.args(args).current_dir(root());
@@ -160,6 +168,13 @@ fn ci() -> Result<(), String> {
             "RUSTDOCFLAGS",
             "-D warnings -D rustdoc::broken_intra_doc_links",
         )],
+    )?;
+    // Benches are only compiled in CI (timing runs locally with `cargo xtask bench`).
+    step(
+        "benches compile",
+        "cargo",
+        &["check", "--workspace", "--benches", "--locked"],
+        &[],
     )?;
     println!("\n==> tidy");
     tidy::run(&root())?;

@@ -52,7 +52,7 @@ pin_project! {
         service: S,
         request: Request,
         shared: Arc<Shared<P>>,
-        started: Instant,
+        started: Option<Instant>,
         attempts: Attempts,
     }
 }
@@ -78,7 +78,7 @@ where
         service: S,
         request: Request,
         shared: Arc<Shared<P>>,
-        started: Instant,
+        started: Option<Instant>,
     ) -> Self {
         let mut attempts = Attempts::default();
         attempts.count = 1;
@@ -97,7 +97,7 @@ where
 fn decide<P: Policy>(
     shared: &Shared<P>,
     attempts: &mut Attempts,
-    started: Instant,
+    started: Option<Instant>,
     error: Error,
 ) -> Result<Duration, Error> {
     attempts.errors.push(error.kind());
@@ -105,7 +105,7 @@ fn decide<P: Policy>(
     let Some(delay) = shared.policy.retry(&error, retries) else {
         return Err(error);
     };
-    if let Some(max) = shared.max_elapsed
+    if let (Some(max), Some(started)) = (shared.max_elapsed, started)
         && started.elapsed() + delay > max
     {
         tracing::debug!(target: "claude_tower::retry", ?delay, "retry would pass max_elapsed; giving up");

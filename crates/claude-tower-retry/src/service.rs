@@ -97,7 +97,7 @@ where
             ready,
             retry_request,
             Arc::clone(&self.shared),
-            Instant::now(),
+            self.shared.max_elapsed.map(|_| Instant::now()),
         )
     }
 }
