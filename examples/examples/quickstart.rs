@@ -6,14 +6,18 @@
 //!
 //! With `ANTHROPIC_API_KEY` unset it starts the built-in mock server on a loopback port and
 //! talks to it over real HTTP; with the key set it calls the real API (model from
-//! `CLAUDE_MODEL`, default `claude-haiku-4-5`). It prints the reply, the usage (including
-//! prompt-cache reads and writes) and the request id.
+//! `CLAUDE_MODEL`, default `claude-haiku-4-5`). The stack is retry → cost meter →
+//! transport. It prints the reply, the usage (including prompt-cache reads and writes), the
+//! exact cost, the attempts and the request id.
 #![expect(clippy::print_stdout, reason = "an example prints its results")]
 
 use claude_tower_core::MessagesRequest;
+use claude_tower_core::ext::Attempts;
+use claude_tower_cost::{Cost, CostLayer};
 use claude_tower_mock::MockServer;
+use claude_tower_retry::RetryLayer;
 use claude_tower_transport::Transport;
-use tower::ServiceExt;
+use tower::{ServiceBuilder, ServiceExt};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -47,7 +51,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         request.estimate_input_tokens()
     );
 
-    let response = transport.oneshot(request.into_http()).await?;
+    let stack = ServiceBuilder::new()
+        .layer(RetryLayer::new())
+        .layer(CostLayer::new())
+        .service(transport);
+    let response = stack.oneshot(request.into_http()).await?;
+    let cost = response
+        .extensions()
+        .get::<Cost>()
+        .cloned()
+        .unwrap_or_default();
+    let attempts = response
+        .extensions()
+        .get::<Attempts>()
+        .map_or(1, |a| a.count);
     let request_id = response
         .headers()
         .get("request-id")
@@ -70,6 +87,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         usage.cache_write_tokens(),
         usage.total_input_tokens()
     );
+    println!("cost: {cost}");
+    println!("attempts: {attempts}");
     println!("request id: {request_id}");
     Ok(())
 }

@@ -40,3 +40,92 @@ impl Attempts {
         self.delays.iter().sum()
     }
 }
+
+/// Who a request is for, for attribution (cost ledger), budgets and per-key rate limits.
+/// Put it in the **request** extensions; layers that need a user id fall back to
+/// `metadata.user_id` when `user` is unset.
+///
+/// ```
+/// use claude_tower_core::{MessagesRequest, ext::Attribution};
+/// let mut request = MessagesRequest::new("claude-haiku-4-5", 64).user("hi").into_http();
+/// request.extensions_mut().insert(Attribution::tenant("acme").with_user("u-42").with_feature("search"));
+/// assert_eq!(request.extensions().get::<Attribution>().unwrap().tenant.as_deref(), Some("acme"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Attribution {
+    /// Tenant / customer / workspace.
+    pub tenant: Option<String>,
+    /// End user.
+    pub user: Option<String>,
+    /// Feature or call-site tag.
+    pub feature: Option<String>,
+}
+
+impl Attribution {
+    /// Attribution to a tenant.
+    #[must_use]
+    pub fn tenant(tenant: impl Into<String>) -> Self {
+        Self {
+            tenant: Some(tenant.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Attribution to a user.
+    #[must_use]
+    pub fn user(user: impl Into<String>) -> Self {
+        Self {
+            user: Some(user.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the user.
+    #[must_use]
+    pub fn with_user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Sets the feature tag.
+    #[must_use]
+    pub fn with_feature(mut self, feature: impl Into<String>) -> Self {
+        self.feature = Some(feature.into());
+        self
+    }
+
+    /// The attribution of a request: its extension, with `user` falling back to
+    /// `metadata.user_id`.
+    #[must_use]
+    pub fn of(request: &http::Request<crate::MessagesRequest>) -> Self {
+        let mut attribution = request
+            .extensions()
+            .get::<Self>()
+            .cloned()
+            .unwrap_or_default();
+        if attribution.user.is_none() {
+            attribution.user = request
+                .body()
+                .metadata
+                .as_ref()
+                .and_then(|m| m.user_id.clone());
+        }
+        attribution
+    }
+}
+
+/// What the response cache did, in the response extensions. A `Hit` carries the original
+/// usage in the message, and the cost meter charges it 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CacheStatus {
+    /// Served from the cache; nothing was sent upstream.
+    Hit,
+    /// Not in the cache; sent upstream (and possibly stored).
+    Miss,
+    /// The cache was not consulted (policy or per-request bypass).
+    Bypass,
+    /// Served from an expired entry.
+    Stale,
+}

@@ -56,6 +56,7 @@
 
 mod accumulate;
 mod body;
+pub mod clock;
 mod content;
 mod error;
 pub mod estimate;

@@ -42,12 +42,13 @@
 //! None.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod clock;
+mod redis_server;
 mod reply;
 mod script;
 mod server;
 mod service;
 
+pub use redis_server::{INSTALL_HINT, RedisServer};
 pub use script::Attempt;
 pub use server::{MockServer, MockServerBuilder};
 pub use service::{MockClaude, MockLimits, RecordedRequest};

@@ -16,9 +16,9 @@ use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::time::Instant;
 
-use crate::clock::rfc3339;
 use crate::reply::reply;
 use crate::script::{Attempt, Outcome};
+use claude_tower_core::clock::rfc3339;
 
 /// A request the mock received.
 #[derive(Debug, Clone)]

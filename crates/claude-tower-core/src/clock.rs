@@ -1,17 +1,33 @@
-//! RFC 3339 timestamps for the mock's `anthropic-ratelimit-*-reset` headers.
+//! Calendar helpers on the wall clock (UTC), for budget windows and `*-reset` headers.
 
 use std::time::{Duration, SystemTime};
 
-/// Formats a wall-clock time as RFC 3339 in UTC with second precision
-/// (`2026-11-23T06:45:02Z`), as the API's reset headers are.
-pub(crate) fn rfc3339(time: SystemTime) -> String {
+/// The UTC calendar date (year, month 1–12, day 1–31) of a wall-clock time.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use claude_tower_core::clock::utc_date;
+/// assert_eq!(utc_date(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400)), (2000, 2, 29));
+/// ```
+#[must_use]
+pub fn utc_date(time: SystemTime) -> (i64, u32, u32) {
     let secs = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs();
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0))
+}
+
+/// Formats a wall-clock time as RFC 3339 in UTC with second precision
+/// (`2026-11-23T06:45:02Z`), as the API's `anthropic-ratelimit-*-reset` headers are.
+#[must_use]
+pub fn rfc3339(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    let (year, month, day) = utc_date(time);
     let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
@@ -43,7 +59,9 @@ mod tests {
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_880_302);
         assert_eq!(rfc3339(t), "2025-11-23T06:45:02Z");
-        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            utc_date(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            (2000, 2, 29)
+        );
     }
 }

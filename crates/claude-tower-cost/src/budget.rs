@@ -1,0 +1,650 @@
+//! [`BudgetLayer`] / [`Budget`]: budgets that are never overspent, even under concurrency.
+//!
+//! Before a request is sent, its **worst-case** cost is reserved on every budget it counts
+//! against (global, its tenant, its user, its feature; each over its window): the estimated
+//! input (× a safety margin, 1.5 by default) at the highest price an input token can have,
+//! plus `max_tokens` of output, plus the web searches its tools allow. A reservation that does
+//! not fit fails at once with [`ErrorKind::BudgetExceeded`], before anything is sent. When the
+//! response completes (a message, the end of a stream, an error, a dropped stream or a
+//! cancelled call) the real cost is settled and the rest refunded.
+//!
+//! Reservations are atomic in the store (a mutex in memory, a Lua script in Redis), so N
+//! concurrent requests can never together reserve more than the limit; since every
+//! reservation covers its request's worst case, settled spend never exceeds the limit.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use claude_tower_core::clock::utc_date;
+use claude_tower_core::ext::{Attribution, CacheStatus};
+use claude_tower_core::{
+    Error, ErrorKind, EventStream, MessagesBody, MessagesRequest, StreamEvent, Usage,
+};
+use futures_core::Stream;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::meter::Metering;
+use crate::money::Usd;
+use crate::pricing::{Modifiers, PriceTable};
+use crate::store::{BudgetLine, BudgetStore, Reservation};
+
+/// The period a budget covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Window {
+    /// Forever.
+    Total,
+    /// The UTC calendar day.
+    Day,
+    /// The UTC calendar month.
+    Month,
+}
+
+/// Whom a budget applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scope {
+    /// Every request.
+    Global,
+    /// Each tenant ([`Attribution::tenant`]) separately.
+    Tenant,
+    /// Each user ([`Attribution::user`] or `metadata.user_id`) separately.
+    User,
+    /// Each feature tag separately.
+    Feature,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    scope: Scope,
+    window: Window,
+    limit: Usd,
+}
+
+/// Crossing of a soft threshold, passed to the callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BudgetAlert {
+    /// The store key of the budget.
+    pub key: String,
+    /// Spend after the request that crossed the threshold.
+    pub spent: Usd,
+    /// The budget's limit.
+    pub limit: Usd,
+}
+
+type AlertFn = Arc<dyn Fn(&BudgetAlert) + Send + Sync>;
+type ClockFn = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+struct Shared {
+    table: Arc<PriceTable>,
+    store: Arc<dyn BudgetStore>,
+    rules: Vec<Rule>,
+    margin_percent: u64,
+    soft: Option<(u64, AlertFn)>,
+    clock: ClockFn,
+    prefix: String,
+    fail_open: bool,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BudgetLayer")
+            .field("store", &self.store)
+            .field("rules", &self.rules)
+            .field("input_margin_percent", &self.margin_percent)
+            .field("soft_percent", &self.soft.as_ref().map(|s| s.0))
+            .field("fail_open", &self.fail_open)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Enforces budgets; see the [module docs](self).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use claude_tower_core::{ErrorKind, MessagesRequest};
+/// use claude_tower_cost::{BudgetLayer, MemoryBudgetStore, Usd, Window};
+/// use claude_tower_mock::MockClaude;
+/// use tower::{ServiceBuilder, ServiceExt};
+///
+/// let service = ServiceBuilder::new()
+///     .layer(BudgetLayer::new(MemoryBudgetStore::new()).global(Usd::from_cents(1), Window::Day))
+///     .service(MockClaude::new());
+/// // Worst case of 100,000 output tokens on Haiku 4.5 is $0.50: over a 1 cent budget.
+/// let big = MessagesRequest::new("claude-haiku-4-5", 100_000).user("hi");
+/// let error = service.clone().oneshot(big.into_http()).await.unwrap_err();
+/// assert_eq!(error.kind(), ErrorKind::BudgetExceeded);
+/// let small = MessagesRequest::new("claude-haiku-4-5", 100).user("hi");
+/// service.oneshot(small.into_http()).await.unwrap();
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct BudgetLayer {
+    shared: Shared2,
+}
+
+type Shared2 = Arc<Shared>;
+
+impl fmt::Debug for BudgetLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.shared.fmt(f)
+    }
+}
+
+impl BudgetLayer {
+    /// Budgets kept in `store`, priced with the shipped table; add budgets with
+    /// [`global`](Self::global), [`per_tenant`](Self::per_tenant), …
+    #[must_use]
+    pub fn new(store: impl BudgetStore) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                table: Arc::new(PriceTable::builtin()),
+                store: Arc::new(store),
+                rules: Vec::new(),
+                margin_percent: 150,
+                soft: None,
+                clock: Arc::new(SystemTime::now),
+                prefix: "claude-tower:budget".to_owned(),
+                fail_open: false,
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Shared)) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => f(shared),
+            None => {
+                let old = &self.shared;
+                let mut shared = Shared {
+                    table: Arc::clone(&old.table),
+                    store: Arc::clone(&old.store),
+                    rules: old.rules.clone(),
+                    margin_percent: old.margin_percent,
+                    soft: old.soft.clone(),
+                    clock: Arc::clone(&old.clock),
+                    prefix: old.prefix.clone(),
+                    fail_open: old.fail_open,
+                };
+                f(&mut shared);
+                self.shared = Arc::new(shared);
+            }
+        }
+        self
+    }
+
+    fn rule(self, scope: Scope, limit: Usd, window: Window) -> Self {
+        self.edit(|s| {
+            s.rules.push(Rule {
+                scope,
+                window,
+                limit,
+            })
+        })
+    }
+
+    /// A budget on all requests together.
+    #[must_use]
+    pub fn global(self, limit: Usd, window: Window) -> Self {
+        self.rule(Scope::Global, limit, window)
+    }
+
+    /// A budget per tenant.
+    #[must_use]
+    pub fn per_tenant(self, limit: Usd, window: Window) -> Self {
+        self.rule(Scope::Tenant, limit, window)
+    }
+
+    /// A budget per user.
+    #[must_use]
+    pub fn per_user(self, limit: Usd, window: Window) -> Self {
+        self.rule(Scope::User, limit, window)
+    }
+
+    /// A budget per feature tag.
+    #[must_use]
+    pub fn per_feature(self, limit: Usd, window: Window) -> Self {
+        self.rule(Scope::Feature, limit, window)
+    }
+
+    /// Prices with this table.
+    #[must_use]
+    pub fn table(self, table: PriceTable) -> Self {
+        self.edit(|s| s.table = Arc::new(table))
+    }
+
+    /// Safety factor on the input estimate, in percent (default 150: the estimate may be
+    /// 50 % short, see `claude_tower_core::estimate`).
+    #[must_use]
+    pub fn input_margin_percent(self, percent: u64) -> Self {
+        self.edit(|s| s.margin_percent = percent.max(100))
+    }
+
+    /// Calls `alert` (and logs a `tracing` warning) when a request makes a budget's spend
+    /// cross `percent` of its limit.
+    #[must_use]
+    pub fn soft_limit(
+        self,
+        percent: u64,
+        alert: impl Fn(&BudgetAlert) + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|s| s.soft = Some((percent, Arc::new(alert))))
+    }
+
+    /// When the store fails (e.g. Redis unreachable): `false` (default) refuses the request,
+    /// `true` lets it through unbudgeted; both log a `tracing` warning.
+    #[must_use]
+    pub fn fail_open(self, fail_open: bool) -> Self {
+        self.edit(|s| s.fail_open = fail_open)
+    }
+
+    /// The wall clock for day/month windows (tests).
+    #[must_use]
+    pub fn clock(self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.edit(|s| s.clock = Arc::new(clock))
+    }
+
+    /// Prefix of the store keys (default `claude-tower:budget`).
+    #[must_use]
+    pub fn key_prefix(self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        self.edit(|s| s.prefix = prefix)
+    }
+
+    /// The store key of a budget, e.g. for reading its balance.
+    #[must_use]
+    pub fn key(&self, scope: Scope, who: Option<&str>, window: Window) -> String {
+        self.shared.key(scope, who, window)
+    }
+}
+
+impl Shared {
+    fn key(&self, scope: Scope, who: Option<&str>, window: Window) -> String {
+        let scope = match (scope, who) {
+            (Scope::Global, _) | (_, None) => "global".to_owned(),
+            (Scope::Tenant, Some(who)) => format!("tenant:{who}"),
+            (Scope::User, Some(who)) => format!("user:{who}"),
+            (Scope::Feature, Some(who)) => format!("feature:{who}"),
+        };
+        let (year, month, day) = utc_date((self.clock)());
+        let window = match window {
+            Window::Total => "total".to_owned(),
+            Window::Day => format!("day:{year:04}-{month:02}-{day:02}"),
+            Window::Month => format!("month:{year:04}-{month:02}"),
+        };
+        format!("{}:{scope}:{window}", self.prefix)
+    }
+
+    fn lines(&self, attribution: &Attribution) -> Vec<BudgetLine> {
+        self.rules
+            .iter()
+            .filter_map(|rule| {
+                let who = match rule.scope {
+                    Scope::Global => None,
+                    Scope::Tenant => Some(attribution.tenant.as_deref()?),
+                    Scope::User => Some(attribution.user.as_deref()?),
+                    Scope::Feature => Some(attribution.feature.as_deref()?),
+                };
+                let ttl = match rule.window {
+                    Window::Total => None,
+                    Window::Day => Some(Duration::from_secs(2 * 86_400)),
+                    Window::Month => Some(Duration::from_secs(32 * 86_400)),
+                };
+                Some(BudgetLine {
+                    key: self.key(rule.scope, who, rule.window),
+                    limit: rule.limit.nanodollars_floor(),
+                    ttl,
+                })
+            })
+            .collect()
+    }
+
+    fn worst_case(&self, request: &MessagesRequest) -> Result<Usd, Error> {
+        let input = request
+            .estimate_input_tokens()
+            .saturating_mul(self.margin_percent)
+            .div_ceil(100);
+        let searches = request
+            .tools
+            .iter()
+            .flat_map(|t| t.iter())
+            .filter(|t| {
+                t.kind
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with("web_search"))
+            })
+            .map(|t| {
+                t.extra
+                    .get("max_uses")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(10)
+            })
+            .sum();
+        let modifiers = Modifiers {
+            us_only: request.inference_geo.as_deref() == Some("us"),
+            ..Modifiers::of(Some(request), None)
+        };
+        self.table.worst_case(
+            &request.model,
+            input,
+            u64::from(request.max_tokens),
+            searches,
+            modifiers,
+        )
+    }
+}
+
+impl<S> Layer<S> for BudgetLayer {
+    type Service = Budget<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Budget {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service of a [`BudgetLayer`].
+///
+/// # Clone
+///
+/// The call future owns the inner service (clone-and-swap), so `S: Clone`.
+#[derive(Clone)]
+pub struct Budget<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Budget<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Budget")
+            .field("inner", &self.inner)
+            .field("layer", &self.shared)
+            .finish()
+    }
+}
+
+/// Response future of [`Budget`]: the store I/O makes it multi-step, so it boxes an async
+/// block (one allocation per request) behind this opaque type.
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<http::Response<MessagesBody>, Error>> + Send>>,
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<http::Response<MessagesBody>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// A reservation to settle exactly once: explicitly, or on drop (a cancelled call or a
+/// dropped stream) through a spawned task.
+struct Settlement {
+    shared: Arc<Shared>,
+    lines: Vec<BudgetLine>,
+    reserved: u64,
+    metering: Metering,
+    done: bool,
+}
+
+impl Settlement {
+    fn actual(&self, model: Option<&str>, usage: &Usage, cached: bool) -> u64 {
+        self.metering
+            .price(model, usage, cached)
+            .total
+            .nanodollars_ceil()
+    }
+
+    async fn settle(mut self, actual: u64) {
+        self.done = true;
+        settle(
+            Arc::clone(&self.shared),
+            std::mem::take(&mut self.lines),
+            self.reserved,
+            actual,
+        )
+        .await;
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        if self.done || self.lines.is_empty() {
+            return;
+        }
+        let (shared, lines, reserved) = (
+            Arc::clone(&self.shared),
+            std::mem::take(&mut self.lines),
+            self.reserved,
+        );
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(settle(shared, lines, reserved, 0));
+            }
+            Err(_) => {
+                tracing::warn!(target: "claude_tower::cost", "reservation dropped outside a runtime; not refunded")
+            }
+        }
+    }
+}
+
+async fn settle(shared: Arc<Shared>, lines: Vec<BudgetLine>, reserved: u64, actual: u64) {
+    if actual > reserved {
+        tracing::warn!(target: "claude_tower::cost", reserved, actual, "actual cost above the reservation (estimate too low)");
+    }
+    match shared.store.settle(&lines, reserved, actual).await {
+        Ok(spent) => {
+            if let Some((percent, alert)) = &shared.soft {
+                for (line, spent_after) in lines.iter().zip(spent) {
+                    let threshold = u128::from(line.limit) * u128::from(*percent) / 100;
+                    let before = u128::from(spent_after.saturating_sub(actual));
+                    if before < threshold && u128::from(spent_after) >= threshold {
+                        let event = BudgetAlert {
+                            key: line.key.clone(),
+                            spent: Usd::from_nanodollars(spent_after),
+                            limit: Usd::from_nanodollars(line.limit),
+                        };
+                        tracing::warn!(target: "claude_tower::cost", key = %event.key, spent = %event.spent, limit = %event.limit, "budget soft limit crossed");
+                        alert(&event);
+                    }
+                }
+            }
+        }
+        Err(error) => {
+            tracing::warn!(target: "claude_tower::cost", %error, "could not settle a budget reservation")
+        }
+    }
+}
+
+impl<S> Service<http::Request<MessagesRequest>> for Budget<S>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = http::Response<MessagesBody>;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        ResponseFuture {
+            inner: Box::pin(async move { call(shared, &mut inner, request).await }),
+        }
+    }
+}
+
+async fn call<S>(
+    shared: Arc<Shared>,
+    inner: &mut S,
+    request: http::Request<MessagesRequest>,
+) -> Result<http::Response<MessagesBody>, Error>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        >,
+{
+    let attribution = Attribution::of(&request);
+    let lines = shared.lines(&attribution);
+    if lines.is_empty() {
+        return inner.call(request).await;
+    }
+    let worst = shared.worst_case(request.body())?;
+    let amount = worst.nanodollars_ceil();
+    match shared.store.reserve(&lines, amount).await {
+        Ok(Reservation::Granted) => {}
+        Ok(Reservation::Refused { line, balance }) => {
+            let line = &lines[line];
+            return Err(Error::new(
+                ErrorKind::BudgetExceeded,
+                format!(
+                    "{}: spent {}, reserved {}, limit {}; this request may cost up to {} (nothing was sent)",
+                    line.key,
+                    Usd::from_nanodollars(balance.spent),
+                    Usd::from_nanodollars(balance.reserved),
+                    Usd::from_nanodollars(line.limit),
+                    worst
+                ),
+            ));
+        }
+        Err(error) if shared.fail_open => {
+            tracing::warn!(target: "claude_tower::cost", %error, "budget store failed; letting the request through (fail open)");
+            return inner.call(request).await;
+        }
+        Err(error) => {
+            tracing::warn!(target: "claude_tower::cost", %error, "budget store failed; refusing the request (fail closed)");
+            return Err(error);
+        }
+    }
+    let metering = Metering::new(Arc::clone(&shared.table), None, &request);
+    let settlement = Settlement {
+        shared,
+        lines,
+        reserved: amount,
+        metering,
+        done: false,
+    };
+    let response = match inner.call(request).await {
+        Ok(response) => response,
+        Err(error) => {
+            settlement.settle(0).await;
+            return Err(error);
+        }
+    };
+    let cached = response.extensions().get::<CacheStatus>() == Some(&CacheStatus::Hit);
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        MessagesBody::Message(message) => {
+            let actual = settlement.actual(Some(&message.model), &message.usage, cached);
+            settlement.settle(actual).await;
+            MessagesBody::Message(message)
+        }
+        MessagesBody::Stream(stream) => MessagesBody::Stream(EventStream::new(SettlingStream {
+            inner: stream,
+            settlement: Some(settlement),
+            usage: Usage::default(),
+            model: None,
+            cached,
+            settling: None,
+        })),
+    };
+    Ok(http::Response::from_parts(parts, body))
+}
+
+/// Settles the reservation when the stream ends (before yielding its end), fails, or is
+/// dropped.
+struct SettlingStream {
+    inner: EventStream,
+    settlement: Option<Settlement>,
+    usage: Usage,
+    model: Option<String>,
+    cached: bool,
+    settling: Option<(
+        Pin<Box<dyn Future<Output = ()> + Send>>,
+        Option<Result<StreamEvent, Error>>,
+    )>,
+}
+
+impl Stream for SettlingStream {
+    type Item = Result<StreamEvent, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some((future, last)) = this.settling.as_mut() {
+                if future.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let last = last.take();
+                this.settling = None;
+                return Poll::Ready(last);
+            }
+            let item = match Pin::new(&mut this.inner).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(item) => item,
+            };
+            match &item {
+                Some(Ok(StreamEvent::MessageStart(start))) => {
+                    this.usage = start.message.usage.clone();
+                    this.model = Some(start.message.model.clone());
+                }
+                Some(Ok(StreamEvent::MessageDelta(delta))) => this.usage.apply_delta(&delta.usage),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    if let Some(settlement) = this.settlement.take() {
+                        let actual =
+                            settlement.actual(this.model.as_deref(), &this.usage, this.cached);
+                        this.settling = Some((Box::pin(settlement.settle(actual)), item));
+                        continue;
+                    }
+                }
+            }
+            return Poll::Ready(item);
+        }
+    }
+}
+
+impl Drop for SettlingStream {
+    fn drop(&mut self) {
+        if let Some(mut settlement) = self.settlement.take() {
+            // Dropped mid-stream: charge what is known to have been used so far.
+            let actual = settlement.actual(self.model.as_deref(), &self.usage, self.cached);
+            settlement.done = true;
+            let (shared, lines, reserved) = (
+                Arc::clone(&settlement.shared),
+                std::mem::take(&mut settlement.lines),
+                settlement.reserved,
+            );
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(settle(shared, lines, reserved, actual));
+            }
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! [`CostLayer`] / [`CostMeter`]: the cost of every response, in its extensions.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
+
+use claude_tower_core::ext::{Attribution, CacheStatus};
+use claude_tower_core::{Error, EventStream, MessagesBody, MessagesRequest, StreamEvent, Usage};
+use futures_core::Stream;
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::ledger::CostLedger;
+use crate::pricing::{Cost, Modifiers, PriceTable, UnknownModel};
+
+/// A handle to the cost of a response, in its extensions: filled at once for a complete
+/// message, at the end of the stream (or when the stream is dropped) for a stream.
+#[derive(Debug, Clone, Default)]
+pub struct CostHandle(Arc<OnceLock<Cost>>);
+
+impl CostHandle {
+    /// The cost, once known.
+    #[must_use]
+    pub fn get(&self) -> Option<Cost> {
+        self.0.get().cloned()
+    }
+
+    fn set(&self, cost: Cost) {
+        let _ = self.0.set(cost);
+    }
+}
+
+/// Meters the cost of every response; see the [crate docs](crate).
+///
+/// Shares its price table and (optional) [`CostLedger`] with every service it builds.
+#[derive(Debug, Clone)]
+pub struct CostLayer {
+    table: Arc<PriceTable>,
+    ledger: Option<CostLedger>,
+}
+
+impl Default for CostLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CostLayer {
+    /// The shipped price table, no ledger.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            table: Arc::new(PriceTable::builtin()),
+            ledger: None,
+        }
+    }
+
+    /// Uses this price table.
+    #[must_use]
+    pub fn table(mut self, table: PriceTable) -> Self {
+        self.table = Arc::new(table);
+        self
+    }
+
+    /// Records every cost in this ledger.
+    #[must_use]
+    pub fn ledger(mut self, ledger: CostLedger) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+}
+
+impl<S> Layer<S> for CostLayer {
+    type Service = CostMeter<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CostMeter {
+            inner,
+            table: Arc::clone(&self.table),
+            ledger: self.ledger.clone(),
+        }
+    }
+}
+
+/// The service of a [`CostLayer`].
+#[derive(Debug, Clone)]
+pub struct CostMeter<S> {
+    inner: S,
+    table: Arc<PriceTable>,
+    ledger: Option<CostLedger>,
+}
+
+/// What the meter keeps from the request.
+#[derive(Debug)]
+pub(crate) struct Metering {
+    pub(crate) table: Arc<PriceTable>,
+    pub(crate) ledger: Option<CostLedger>,
+    pub(crate) model: String,
+    pub(crate) request_modifiers: Modifiers,
+    pub(crate) geo: Option<String>,
+    pub(crate) attribution: Attribution,
+    pub(crate) handle: CostHandle,
+}
+
+impl Metering {
+    pub(crate) fn new(
+        table: Arc<PriceTable>,
+        ledger: Option<CostLedger>,
+        request: &http::Request<MessagesRequest>,
+    ) -> Self {
+        Self {
+            table,
+            ledger,
+            model: request.body().model.clone(),
+            request_modifiers: Modifiers::of(Some(request.body()), None),
+            geo: request.body().inference_geo.clone(),
+            attribution: Attribution::of(request),
+            handle: CostHandle::default(),
+        }
+    }
+
+    /// Prices `usage` (of a response by `model`), records it and fills the handle.
+    pub(crate) fn finish(&self, model: Option<&str>, usage: &Usage, cached: bool) -> Cost {
+        let cost = self.price(model, usage, cached);
+        if let Some(ledger) = &self.ledger {
+            ledger.record(&self.attribution, usage, &cost);
+        }
+        self.handle.set(cost.clone());
+        cost
+    }
+
+    /// Prices `usage` (of a response by `model`).
+    pub(crate) fn price(&self, model: Option<&str>, usage: &Usage, cached: bool) -> Cost {
+        let model = model.filter(|m| !m.is_empty()).unwrap_or(&self.model);
+        if cached {
+            Cost::cached(model)
+        } else {
+            let mut modifiers = Modifiers::of(None, Some(usage));
+            modifiers.fast = self.request_modifiers.fast;
+            modifiers.us_only |= usage.inference_geo.is_none() && self.geo.as_deref() == Some("us");
+            match self.table.cost(model, usage, modifiers) {
+                Ok(cost) => cost,
+                Err(error) => {
+                    // The model was checked before sending; a response naming another model
+                    // is priced with the requested one.
+                    tracing::warn!(target: "claude_tower::cost", %error, "pricing the response with the requested model");
+                    self.table
+                        .cost(&self.model, usage, modifiers)
+                        .unwrap_or_else(|_| Cost::default())
+                }
+            }
+        }
+    }
+}
+
+impl<S> Service<http::Request<MessagesRequest>> for CostMeter<S>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        >,
+{
+    type Response = http::Response<MessagesBody>;
+    type Error = Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
+        let model = &request.body().model;
+        if self.table.row(model).is_none() && self.table_refuses_unknown() {
+            let error = Error::config(format!(
+                "model {model:?} is not in the price table; add a row or set a fallback (nothing was sent)"
+            ));
+            return ResponseFuture {
+                state: FutureState::Failed { error: Some(error) },
+            };
+        }
+        let metering = Metering::new(Arc::clone(&self.table), self.ledger.clone(), &request);
+        ResponseFuture {
+            state: FutureState::Running {
+                future: self.inner.call(request),
+                metering: Some(metering),
+            },
+        }
+    }
+}
+
+impl<S> CostMeter<S> {
+    fn table_refuses_unknown(&self) -> bool {
+        self.table.unknown_policy() == &UnknownModel::Error
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+pin_project! {
+    #[project = FutureProj]
+    enum FutureState<F> {
+        Running { #[pin] future: F, metering: Option<Metering> },
+        Failed { error: Option<Error> },
+    }
+}
+
+pin_project! {
+    /// Response future of [`CostMeter`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: FutureState<F>,
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<http::Response<MessagesBody>, Error>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            FutureProj::Failed { error } => Poll::Ready(Err(error
+                .take()
+                .expect("ResponseFuture polled after completion"))),
+            FutureProj::Running { future, metering } => {
+                let mut response = ready!(future.poll(cx))?;
+                let metering = metering
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                response.extensions_mut().insert(metering.handle.clone());
+                let cached = response.extensions().get::<CacheStatus>() == Some(&CacheStatus::Hit);
+                let (mut parts, body) = response.into_parts();
+                let body = match body {
+                    MessagesBody::Message(message) => {
+                        let cost = metering.finish(Some(&message.model), &message.usage, cached);
+                        parts.extensions.insert(cost);
+                        MessagesBody::Message(message)
+                    }
+                    MessagesBody::Stream(stream) => {
+                        MessagesBody::Stream(EventStream::new(MeteredStream {
+                            inner: stream,
+                            metering: Some(metering),
+                            usage: Usage::default(),
+                            model: None,
+                            cached,
+                        }))
+                    }
+                };
+                Poll::Ready(Ok(http::Response::from_parts(parts, body)))
+            }
+        }
+    }
+}
+
+/// Tracks usage through a stream (from `message_start`, overwritten by each
+/// `message_delta`) and prices it when the stream ends, fails or is dropped.
+pub(crate) struct MeteredStream {
+    pub(crate) inner: EventStream,
+    pub(crate) metering: Option<Metering>,
+    pub(crate) usage: Usage,
+    pub(crate) model: Option<String>,
+    pub(crate) cached: bool,
+}
+
+impl MeteredStream {
+    fn settle(&mut self) {
+        if let Some(metering) = self.metering.take() {
+            metering.finish(self.model.as_deref(), &self.usage, self.cached);
+        }
+    }
+}
+
+impl Stream for MeteredStream {
+    type Item = Result<StreamEvent, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let item = ready!(Pin::new(&mut this.inner).poll_next(cx));
+        match &item {
+            Some(Ok(StreamEvent::MessageStart(start))) => {
+                this.usage = start.message.usage.clone();
+                this.model = Some(start.message.model.clone());
+            }
+            Some(Ok(StreamEvent::MessageDelta(delta))) => this.usage.apply_delta(&delta.usage),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => this.settle(),
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl Drop for MeteredStream {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}

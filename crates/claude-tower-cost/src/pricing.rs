@@ -1,0 +1,593 @@
+//! The price table ([`PriceTable`]) and the cost of one response ([`Cost`]).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use claude_tower_core::{Error, ErrorKind, MessagesRequest, Usage};
+use serde::{Deserialize, Serialize};
+
+use crate::money::{Multiplier, PerMillion, Usd};
+
+/// The price table shipped with this crate (`data/prices.json`).
+pub const BUILTIN_PRICES: &str = include_str!("../data/prices.json");
+
+/// Prices of one model: one row of the table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriceRow {
+    /// The model id.
+    pub model: String,
+    /// Other ids priced the same (dated snapshots, `-latest` aliases).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Uncached input.
+    pub input: PerMillion,
+    /// Output (thinking included).
+    pub output: PerMillion,
+    /// Cache write with the 5 minute lifetime.
+    pub cache_write_5m: PerMillion,
+    /// Cache write with the 1 hour lifetime.
+    pub cache_write_1h: PerMillion,
+    /// Cache read (its ratio to input differs per model: 0.1×, 0.05×, 0.025× exist).
+    pub cache_read: PerMillion,
+    /// Message Batches multiplier on every category (0.5).
+    pub batch_multiplier: Multiplier,
+    /// Dollars per 1,000 web searches.
+    pub web_search_per_1000: PerMillion,
+    /// `inference_geo: "us"` multiplier on every category, where it applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub us_multiplier: Option<Multiplier>,
+    /// Fast mode (`speed: "fast"`) multiplier, where it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast_multiplier: Option<Multiplier>,
+    /// A tier that prices the whole request once its prompt is large.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<PriceTier>,
+    /// Lifecycle note (retired, deprecated…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Where the numbers come from.
+    pub source: String,
+    /// When they were read (YYYY-MM-DD).
+    pub as_of: String,
+}
+
+/// Prices for the whole request when input + cache writes + cache reads exceed
+/// `input_tokens_over` (long context).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriceTier {
+    /// The threshold on the prompt's total tokens.
+    pub input_tokens_over: u64,
+    /// Uncached input.
+    pub input: PerMillion,
+    /// Output.
+    pub output: PerMillion,
+    /// 5 minute cache write.
+    pub cache_write_5m: PerMillion,
+    /// 1 hour cache write.
+    pub cache_write_1h: PerMillion,
+    /// Cache read.
+    pub cache_read: PerMillion,
+}
+
+/// What else changes the price of a response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Modifiers {
+    /// Sent through the Message Batches API (or `usage.service_tier == "batch"`).
+    pub batch: bool,
+    /// Served in the US only (`inference_geo: "us"`).
+    pub us_only: bool,
+    /// Fast mode (`speed: "fast"`).
+    pub fast: bool,
+}
+
+impl Modifiers {
+    /// Modifiers read off a request and the usage of its response: batch from
+    /// `usage.service_tier`, US-only from `usage.inference_geo` (else the request's), fast
+    /// from the request's `speed`.
+    #[must_use]
+    pub fn of(request: Option<&MessagesRequest>, usage: Option<&Usage>) -> Self {
+        let geo = usage
+            .and_then(|u| u.inference_geo.as_deref())
+            .or_else(|| request.and_then(|r| r.inference_geo.as_deref()));
+        Self {
+            batch: usage.and_then(|u| u.service_tier.as_deref()) == Some("batch"),
+            us_only: geo == Some("us"),
+            fast: request
+                .and_then(|r| r.extra.get("speed"))
+                .and_then(|s| s.as_str())
+                == Some("fast"),
+        }
+    }
+}
+
+/// The cost of one response, exact, with its breakdown per token class.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Cost {
+    /// Everything.
+    pub total: Usd,
+    /// Uncached input.
+    pub input: Usd,
+    /// 5 minute cache writes.
+    pub cache_write_5m: Usd,
+    /// 1 hour cache writes.
+    pub cache_write_1h: Usd,
+    /// Cache reads.
+    pub cache_read: Usd,
+    /// Output.
+    pub output: Usd,
+    /// Web searches.
+    pub web_search: Usd,
+    /// The model id of the response.
+    pub model: String,
+    /// The table row used (`None` for a cache hit).
+    pub priced_as: Option<String>,
+    /// The modifiers applied.
+    pub modifiers: Modifiers,
+    /// Whether the long-context tier applied.
+    pub above_tier: bool,
+    /// Served by the response cache: nothing was billed.
+    pub cached: bool,
+}
+
+impl Cost {
+    /// The cost of a response served from the response cache: zero.
+    #[must_use]
+    pub fn cached(model: impl Into<String>) -> Self {
+        Self {
+            model: model.into(),
+            cached: true,
+            ..Self::default()
+        }
+    }
+}
+
+impl fmt::Display for Cost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (input {}, cache write {}, cache read {}, output {}",
+            self.total,
+            self.input,
+            self.cache_write_5m + self.cache_write_1h,
+            self.cache_read,
+            self.output
+        )?;
+        if self.web_search > Usd::ZERO {
+            write!(f, ", web search {}", self.web_search)?;
+        }
+        if self.cached {
+            f.write_str(", cached")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// What to do with a model the table does not know.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum UnknownModel {
+    /// Fail with [`ErrorKind::Config`] (the default: an unpriced response is a bug).
+    Error,
+    /// Price it with this row and log a `tracing` warning.
+    Fallback(Box<PriceRow>),
+}
+
+#[derive(Debug, Deserialize)]
+struct TableFile {
+    rows: Vec<PriceRow>,
+}
+
+/// A price table: rows by model id and alias; see [`BUILTIN_PRICES`] for the shipped data.
+///
+/// Lookup: the exact id or an alias; then the id without a `-YYYYMMDD` snapshot suffix.
+///
+/// ```
+/// use claude_tower_core::Usage;
+/// use claude_tower_cost::{Modifiers, PriceTable};
+///
+/// let table = PriceTable::builtin();
+/// let usage = Usage { input_tokens: 1_000, output_tokens: 200, ..Usage::default() };
+/// let cost = table.cost("claude-haiku-4-5-20251001", &usage, Modifiers::default()).unwrap();
+/// // 1,000 × $1/MTok + 200 × $5/MTok
+/// assert_eq!(cost.total.to_string(), "$0.002");
+/// ```
+#[derive(Debug, Clone)]
+pub struct PriceTable {
+    rows: Vec<Arc<PriceRow>>,
+    index: HashMap<String, usize>,
+    unknown: UnknownModel,
+}
+
+impl PriceTable {
+    /// The table shipped with the crate.
+    ///
+    /// # Panics
+    /// Never: the shipped data is checked by the crate's tests.
+    #[must_use]
+    pub fn builtin() -> Self {
+        Self::from_json(BUILTIN_PRICES).expect("the shipped price table parses")
+    }
+
+    /// A table from JSON of the shipped shape (`{"rows": [...]}`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when the JSON does not parse or a row repeats an id.
+    pub fn from_json(json: &str) -> Result<Self, Error> {
+        let file: TableFile = serde_json::from_str(json)
+            .map_err(|e| Error::config(format!("invalid price table: {e}")))?;
+        let mut table = Self {
+            rows: Vec::new(),
+            index: HashMap::new(),
+            unknown: UnknownModel::Error,
+        };
+        for row in file.rows {
+            table = table.with_row(row)?;
+        }
+        Ok(table)
+    }
+
+    /// Adds or replaces a row (a row with the same model id or alias is replaced).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when an alias belongs to another row.
+    pub fn with_row(mut self, row: PriceRow) -> Result<Self, Error> {
+        for alias in &row.aliases {
+            if let Some(&i) = self.index.get(alias)
+                && self.rows[i].model == *alias
+            {
+                return Err(Error::config(format!(
+                    "price table: alias {alias} is already a row of its own"
+                )));
+            }
+        }
+        let position = match self.index.get(&row.model) {
+            Some(&i) if self.rows[i].model == row.model => i,
+            _ => {
+                self.rows.push(Arc::new(row.clone()));
+                self.rows.len() - 1
+            }
+        };
+        for id in std::iter::once(&row.model).chain(&row.aliases) {
+            self.index.insert(id.clone(), position);
+        }
+        self.rows[position] = Arc::new(row);
+        Ok(self)
+    }
+
+    /// What to do with unknown models.
+    #[must_use]
+    pub fn on_unknown_model(mut self, unknown: UnknownModel) -> Self {
+        self.unknown = unknown;
+        self
+    }
+
+    /// The policy for unknown models.
+    #[must_use]
+    pub fn unknown_policy(&self) -> &UnknownModel {
+        &self.unknown
+    }
+
+    /// The rows.
+    pub fn rows(&self) -> impl Iterator<Item = &PriceRow> {
+        self.rows.iter().map(AsRef::as_ref)
+    }
+
+    /// The row for a model id (exact, alias, or without a `-YYYYMMDD` suffix).
+    #[must_use]
+    pub fn row(&self, model: &str) -> Option<&PriceRow> {
+        if let Some(&i) = self.index.get(model) {
+            return Some(&self.rows[i]);
+        }
+        let (base, suffix) = model.rsplit_once('-')?;
+        if suffix.len() == 8 && suffix.chars().all(|c| c.is_ascii_digit()) {
+            return self.index.get(base).map(|&i| self.rows[i].as_ref());
+        }
+        None
+    }
+
+    fn resolve(&self, model: &str) -> Result<&PriceRow, Error> {
+        match (self.row(model), &self.unknown) {
+            (Some(row), _) => Ok(row),
+            (None, UnknownModel::Fallback(row)) => {
+                tracing::warn!(target: "claude_tower::cost", model, fallback = %row.model, "model not in the price table; using the fallback row");
+                Ok(row)
+            }
+            (None, UnknownModel::Error) => Err(Error::new(
+                ErrorKind::Config,
+                format!("model {model:?} is not in the price table; add a row or set a fallback"),
+            )),
+        }
+    }
+
+    /// The exact cost of a response with this usage.
+    ///
+    /// Writes are priced from `usage.cache_creation` (5m/1h); writes it does not split
+    /// (older responses) are priced at the 5 minute rate.
+    ///
+    /// # Errors
+    /// An unknown model with [`UnknownModel::Error`].
+    pub fn cost(&self, model: &str, usage: &Usage, modifiers: Modifiers) -> Result<Cost, Error> {
+        let row = self.resolve(model)?;
+        let write_total = usage.cache_write_tokens();
+        let (mut write_5m, write_1h) = usage.cache_creation.map_or((0, 0), |c| {
+            (c.ephemeral_5m_input_tokens, c.ephemeral_1h_input_tokens)
+        });
+        write_5m += write_total.saturating_sub(write_5m + write_1h);
+        let prompt = usage.total_input_tokens();
+        let tier = row.above.as_ref().filter(|t| prompt > t.input_tokens_over);
+        let (input, output, w5, w1, read) = match tier {
+            Some(t) => (
+                t.input,
+                t.output,
+                t.cache_write_5m,
+                t.cache_write_1h,
+                t.cache_read,
+            ),
+            None => (
+                row.input,
+                row.output,
+                row.cache_write_5m,
+                row.cache_write_1h,
+                row.cache_read,
+            ),
+        };
+        let multipliers: Vec<Multiplier> = [
+            modifiers.batch.then_some(row.batch_multiplier),
+            row.us_multiplier.filter(|_| modifiers.us_only),
+            row.fast_multiplier.filter(|_| modifiers.fast),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let apply = |amount: Usd| multipliers.iter().fold(amount, |a, m| m.apply(a));
+        let mut cost = Cost {
+            input: apply(input.cost(usage.input_tokens)),
+            cache_write_5m: apply(w5.cost(write_5m)),
+            cache_write_1h: apply(w1.cost(write_1h)),
+            cache_read: apply(read.cost(usage.cache_read_tokens())),
+            output: apply(output.cost(usage.output_tokens)),
+            web_search: web_search_cost(row, usage),
+            model: model.to_owned(),
+            priced_as: Some(row.model.clone()),
+            modifiers,
+            above_tier: tier.is_some(),
+            cached: false,
+            total: Usd::ZERO,
+        };
+        cost.total = cost.input
+            + cost.cache_write_5m
+            + cost.cache_write_1h
+            + cost.cache_read
+            + cost.output
+            + cost.web_search;
+        Ok(cost)
+    }
+
+    /// The most a request can cost, for budget reservations: `input_tokens` at the highest
+    /// price an input token can have (uncached, 5m or 1h write; the long-context tier when
+    /// `input_tokens` could cross it), `max_tokens` of output, and `web_searches` searches.
+    ///
+    /// # Errors
+    /// An unknown model with [`UnknownModel::Error`].
+    pub fn worst_case(
+        &self,
+        model: &str,
+        input_tokens: u64,
+        max_tokens: u64,
+        web_searches: u64,
+        modifiers: Modifiers,
+    ) -> Result<Usd, Error> {
+        let row = self.resolve(model)?;
+        let mut input_price = row
+            .input
+            .max(row.cache_write_5m)
+            .max(row.cache_write_1h)
+            .max(row.cache_read);
+        let mut output_price = row.output;
+        if let Some(tier) = &row.above {
+            input_price = input_price
+                .max(tier.input)
+                .max(tier.cache_write_5m)
+                .max(tier.cache_write_1h);
+            output_price = output_price.max(tier.output);
+        }
+        let multipliers = [
+            modifiers.batch.then_some(row.batch_multiplier),
+            row.us_multiplier.filter(|_| modifiers.us_only),
+            row.fast_multiplier.filter(|_| modifiers.fast),
+        ];
+        let mut total = input_price.cost(input_tokens) + output_price.cost(max_tokens);
+        for m in multipliers.into_iter().flatten() {
+            // Round up: a reservation must never be short.
+            let (n, d) = m.ratio();
+            total = Usd::from_picodollars((total.picodollars() * n).div_ceil(d));
+        }
+        let search =
+            row.web_search_per_1000.picodollars_per_token() * 1000 * u128::from(web_searches);
+        Ok(total + Usd::from_picodollars(search))
+    }
+}
+
+/// Web searches: `$X per 1,000` = X·10⁹ pico-dollars per search.
+fn web_search_cost(row: &PriceRow, usage: &Usage) -> Usd {
+    let searches = usage
+        .server_tool_use
+        .as_ref()
+        .map_or(0, |s| s.web_search_requests);
+    Usd::from_picodollars(
+        row.web_search_per_1000.picodollars_per_token() * 1000 * u128::from(searches),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use claude_tower_core::{CacheCreation, ServerToolUsage};
+
+    fn usage(input: u64, output: u64) -> Usage {
+        Usage {
+            input_tokens: input,
+            output_tokens: output,
+            ..Usage::default()
+        }
+    }
+
+    #[test]
+    fn builtin_table_parses_with_sources_and_dates() {
+        let table = PriceTable::builtin();
+        assert!(table.rows().count() >= 20);
+        for row in table.rows() {
+            assert!(!row.source.is_empty(), "{}", row.model);
+            assert_eq!(row.as_of.len(), 10, "{}", row.model);
+        }
+        assert_eq!(
+            table.row("claude-opus-4-6-20260205").unwrap().model,
+            "claude-opus-4-6"
+        );
+        assert_eq!(
+            table.row("claude-opus-4-8-20270101").unwrap().model,
+            "claude-opus-4-8"
+        );
+        assert!(table.row("gpt-4").is_none());
+    }
+
+    #[test]
+    fn cache_writes_use_the_ttl_split_and_reads_their_own_ratio() {
+        let table = PriceTable::builtin();
+        let mut u = usage(0, 0);
+        u.cache_creation_input_tokens = Some(3_000_000);
+        u.cache_creation = Some(CacheCreation {
+            ephemeral_5m_input_tokens: 1_000_000,
+            ephemeral_1h_input_tokens: 1_000_000,
+        });
+        u.cache_read_input_tokens = Some(1_000_000);
+        let cost = table
+            .cost("claude-sonnet-5-5", &u, Modifiers::default())
+            .unwrap();
+        // 1M at 5m + 1M unsplit (priced at 5m) = 2 × $2.50; 1M at 1h = $4; read 0.05× = $0.10.
+        assert_eq!(cost.cache_write_5m.to_string(), "$5.00");
+        assert_eq!(cost.cache_write_1h.to_string(), "$4.00");
+        assert_eq!(cost.cache_read.to_string(), "$0.10");
+        let fable = table
+            .cost("claude-fable-5-1", &u, Modifiers::default())
+            .unwrap();
+        assert_eq!(fable.cache_read.to_string(), "$0.25", "0.025× input");
+    }
+
+    #[test]
+    fn modifiers_and_tiers() {
+        let table = PriceTable::builtin();
+        let u = usage(1_000_000, 1_000_000);
+        let base = table
+            .cost("claude-opus-4-6", &u, Modifiers::default())
+            .unwrap();
+        assert_eq!(base.total.to_string(), "$30.00");
+        let us = table
+            .cost(
+                "claude-opus-4-6",
+                &u,
+                Modifiers {
+                    us_only: true,
+                    ..Modifiers::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(us.total.to_string(), "$33.00");
+        let batch = table
+            .cost(
+                "claude-opus-4-6",
+                &u,
+                Modifiers {
+                    batch: true,
+                    ..Modifiers::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(batch.total.to_string(), "$15.00");
+        let fast = table
+            .cost(
+                "claude-opus-4-6",
+                &u,
+                Modifiers {
+                    fast: true,
+                    ..Modifiers::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(fast.total.to_string(), "$180.00");
+        // US-only does not apply to Opus 4.5.
+        let old = table
+            .cost(
+                "claude-opus-4-5",
+                &u,
+                Modifiers {
+                    us_only: true,
+                    ..Modifiers::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(old.total.to_string(), "$30.00");
+        // Long context: the whole request at the tier price once the prompt exceeds 200K.
+        let long = table
+            .cost(
+                "claude-sonnet-4-5",
+                &usage(250_000, 1_000),
+                Modifiers::default(),
+            )
+            .unwrap();
+        assert!(long.above_tier);
+        assert_eq!(long.total.to_string(), "$1.5225");
+        let mut searches = usage(0, 0);
+        searches.server_tool_use = Some(ServerToolUsage {
+            web_search_requests: 3,
+            ..ServerToolUsage::default()
+        });
+        assert_eq!(
+            table
+                .cost("claude-haiku-4-5", &searches, Modifiers::default())
+                .unwrap()
+                .total
+                .to_string(),
+            "$0.03"
+        );
+    }
+
+    #[test]
+    fn unknown_models_error_or_fall_back() {
+        let table = PriceTable::builtin();
+        let error = table
+            .cost("claude-unknown-9", &usage(1, 1), Modifiers::default())
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Config);
+        let fallback = table.row("claude-opus-4-8").unwrap().clone();
+        let table = table.on_unknown_model(UnknownModel::Fallback(Box::new(fallback)));
+        let cost = table
+            .cost(
+                "claude-unknown-9",
+                &usage(1_000_000, 0),
+                Modifiers::default(),
+            )
+            .unwrap();
+        assert_eq!(cost.priced_as.as_deref(), Some("claude-opus-4-8"));
+        assert_eq!(cost.total.to_string(), "$5.00");
+    }
+
+    #[test]
+    fn worst_case_covers_any_split_of_the_input() {
+        let table = PriceTable::builtin();
+        let worst = table
+            .worst_case(
+                "claude-haiku-4-5",
+                1_000_000,
+                1_000_000,
+                0,
+                Modifiers::default(),
+            )
+            .unwrap();
+        // 1M tokens at the 1h write price ($2) + 1M output ($5).
+        assert_eq!(worst.to_string(), "$7.00");
+    }
+}
