@@ -4,6 +4,9 @@
 use std::time::Duration;
 
 use claude_tower_benches::{Bare, small_request};
+use claude_tower_core::{Message, MessagesRequest};
+use claude_tower_cost::CostLayer;
+use claude_tower_response_cache::{CachePolicy, ResponseCacheLayer};
 use claude_tower_retry::{RetryLayer, TimeoutLayer};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tower::{Layer, ServiceExt};
@@ -47,7 +50,55 @@ fn layers(c: &mut Criterion) {
         b.to_async(&runtime)
             .iter(|| both.clone().oneshot(small_request()));
     });
+    let cost = CostLayer::new().layer(Bare::default());
+    group.bench_function(BenchmarkId::new("cost", "1-message"), |b| {
+        b.to_async(&runtime)
+            .iter(|| cost.clone().oneshot(small_request()));
+    });
+
+    // Response cache: a 2 KB reply. Hit path (warmed once), and the miss path (a policy that
+    // looks up but never stores, so every call is a miss through the single-flight table).
+    let hit = ResponseCacheLayer::in_memory(1 << 26).layer(Bare::with_reply_bytes(2048));
+    runtime
+        .block_on(hit.clone().oneshot(deterministic_request()))
+        .expect("warm");
+    group.bench_function(BenchmarkId::new("bare", "2KB-reply"), |b| {
+        let bare = Bare::with_reply_bytes(2048);
+        b.to_async(&runtime)
+            .iter(|| bare.clone().oneshot(deterministic_request()));
+    });
+    group.bench_function(BenchmarkId::new("response-cache-hit", "2KB-reply"), |b| {
+        b.to_async(&runtime)
+            .iter(|| hit.clone().oneshot(deterministic_request()));
+    });
+    let miss = ResponseCacheLayer::in_memory(1 << 26)
+        .policy(NeverStore)
+        .layer(Bare::with_reply_bytes(2048));
+    group.bench_function(BenchmarkId::new("response-cache-miss", "2KB-reply"), |b| {
+        b.to_async(&runtime)
+            .iter(|| miss.clone().oneshot(deterministic_request()));
+    });
     group.finish();
+}
+
+/// Looks every request up but never stores a reply: every call is a miss.
+#[derive(Debug)]
+struct NeverStore;
+
+impl CachePolicy for NeverStore {
+    fn cacheable_request(&self, _request: &http::Request<MessagesRequest>) -> bool {
+        true
+    }
+    fn cacheable_response(&self, _message: &Message) -> bool {
+        false
+    }
+}
+
+fn deterministic_request() -> http::Request<MessagesRequest> {
+    MessagesRequest::new("claude-haiku-4-5", 1024)
+        .user("Hello, Claude")
+        .temperature(0.0)
+        .into_http()
 }
 
 criterion_group!(benches, layers);

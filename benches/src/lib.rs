@@ -16,8 +16,20 @@ pub struct Bare {
 
 impl Default for Bare {
     fn default() -> Self {
+        Self::with_text("ok")
+    }
+}
+
+impl Bare {
+    /// A bare service whose reply has `len` bytes of text (e.g. 2 KB for the cache benches).
+    #[must_use]
+    pub fn with_reply_bytes(len: usize) -> Self {
+        Self::with_text(&"lorem ipsum ".repeat(len / 12 + 1)[..len])
+    }
+
+    fn with_text(text: &str) -> Self {
         let mut message = Message::new("msg_bench", "claude-haiku-4-5");
-        message.content.push(ContentBlock::text("ok"));
+        message.content.push(ContentBlock::text(text));
         message.stop_reason = Some(StopReason::EndTurn);
         message.usage.input_tokens = 10;
         message.usage.output_tokens = 1;

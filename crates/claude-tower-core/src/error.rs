@@ -267,6 +267,35 @@ impl Error {
         self
     }
 
+    /// A copy of this error for another waiter (e.g. callers coalesced onto one upstream
+    /// request). Everything is copied except the source, whose text is kept in the message.
+    #[must_use]
+    pub fn duplicate(&self) -> Self {
+        let inner = &self.inner;
+        let message = match &inner.source {
+            Some(source) if !inner.message.contains(&source.to_string()) => {
+                format!("{}: {source}", inner.message)
+            }
+            _ => inner.message.clone(),
+        };
+        Self {
+            inner: Box::new(Inner {
+                kind: inner.kind,
+                message,
+                status: inner.status,
+                error_type: inner.error_type.clone(),
+                request_id: inner.request_id.clone(),
+                retry_after: inner.retry_after,
+                should_retry: inner.should_retry,
+                details: inner.details.clone(),
+                body: inner.body.clone(),
+                headers: inner.headers.clone(),
+                partial: inner.partial.clone(),
+                source: None,
+            }),
+        }
+    }
+
     /// What kind of failure this is.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {

@@ -1,0 +1,63 @@
+//! Building blocks on the hot paths, measured alone (to see where a layer's time goes).
+
+use claude_tower_core::MessagesRequest;
+use claude_tower_response_cache::{CachedResponse, MemoryResponseStore, ResponseStore, cache_key};
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::sync::Arc;
+
+fn parts(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("parts");
+    let request = MessagesRequest::new("claude-haiku-4-5", 1024)
+        .user("Hello, Claude")
+        .temperature(0.0)
+        .into_http();
+    group.bench_function("request-build", |b| {
+        b.iter(|| {
+            MessagesRequest::new("claude-haiku-4-5", 1024)
+                .user("Hello, Claude")
+                .temperature(0.0)
+                .into_http()
+        });
+    });
+    group.bench_function("cache-key", |b| {
+        b.iter(|| cache_key(&request, false).expect("key"))
+    });
+    group.bench_function("request-to-json", |b| {
+        b.iter(|| serde_json::to_vec(request.body()).expect("json"))
+    });
+    let bytes = serde_json::to_vec(request.body()).expect("json");
+    group.bench_function("xxh3-128", |b| {
+        b.iter(|| xxhash_rust::xxh3::xxh3_128(&bytes))
+    });
+    group.bench_function("cache-markers", |b| {
+        b.iter(|| request.body().cache_markers())
+    });
+    group.bench_function("cache-key-string", |b| {
+        b.iter(|| cache_key(&request, false).expect("key").to_string())
+    });
+    let store = MemoryResponseStore::new(1 << 26);
+    let mut message = claude_tower_core::Message::new("m", "claude-haiku-4-5");
+    message
+        .content
+        .push(claude_tower_core::ContentBlock::text("x".repeat(2048)));
+    let key = cache_key(&request, false).expect("key");
+    runtime
+        .block_on(store.put(
+            &key,
+            Arc::new(CachedResponse::from_message(message.clone())),
+            std::time::Duration::from_secs(600),
+        ))
+        .expect("put");
+    group.bench_function("moka-get", |b| {
+        b.to_async(&runtime).iter(|| store.get(&key))
+    });
+    group.bench_function("message-clone-2KB", |b| b.iter(|| message.clone()));
+    group.finish();
+}
+
+criterion_group!(benches, parts);
+criterion_main!(benches);

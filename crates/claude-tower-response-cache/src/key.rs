@@ -1,0 +1,198 @@
+//! Cache keys: a canonical hash of everything that can change the answer.
+
+use std::fmt;
+
+use claude_tower_core::ext::Attribution;
+use claude_tower_core::{Error, MessagesRequest};
+use serde_json::Value;
+use xxhash_rust::xxh3::xxh3_128;
+
+/// Top-level request fields left out of the key because they never change the answer:
+/// `stream` (a streamed entry serves a non-stream request and vice versa), `metadata`
+/// (unless per-user partitioning is on), `service_tier`, `inference_geo`, and the top-level
+/// `cache_control`. Every other field is in the key, unknown (beta) fields included.
+pub const IGNORED_FIELDS: &[&str] = &[
+    "stream",
+    "metadata",
+    "service_tier",
+    "inference_geo",
+    "cache_control",
+];
+
+/// Headers in the key: the API version and the betas (split, trimmed, sorted, deduplicated).
+pub const KEYED_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta"];
+
+/// A 128-bit cache key. `Display` gives `claude-tower:rc:v1:<32 hex digits>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheKey(u128);
+
+impl CacheKey {
+    /// The 128-bit hash.
+    #[must_use]
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+}
+
+impl fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "claude-tower:rc:v1:{:032x}", self.0)
+    }
+}
+
+/// The key of a request: model, system, messages, tools, `tool_choice`, thinking, sampling
+/// parameters, stop sequences, `max_tokens`, `output_config`, unknown fields, the
+/// `anthropic-version` and `anthropic-beta` headers, and (when `partition` is given) the
+/// user. `cache_control` markers anywhere are ignored (they change cost, not the answer), and
+/// unknown fields are hashed in sorted order, so equal requests get equal keys whatever their
+/// field order.
+///
+/// # Errors
+/// Only if the request cannot be serialized (a non-finite float).
+pub fn cache_key(
+    request: &http::Request<MessagesRequest>,
+    partition_by_user: bool,
+) -> Result<CacheKey, Error> {
+    let body = request.body();
+    // Markers are removed on a copy only when there are any (the common case has none).
+    let stripped;
+    let body = if body.cache_markers().is_empty() {
+        body
+    } else {
+        stripped = without_cache_control(body);
+        &stripped
+    };
+    let view = KeyView {
+        model: &body.model,
+        max_tokens: body.max_tokens,
+        messages: &body.messages,
+        system: body.system.as_deref(),
+        tools: body.tools.as_deref().map(Vec::as_slice),
+        tool_choice: body.tool_choice.as_ref(),
+        temperature: body.temperature,
+        top_p: body.top_p,
+        top_k: body.top_k,
+        stop_sequences: body.stop_sequences.as_deref(),
+        thinking: body.thinking.as_ref(),
+        output_config: body.output_config.as_ref(),
+        container: body.container.as_ref(),
+        extra: &body.extra,
+    };
+    // Everything goes into one buffer, hashed once (one-shot XXH3 is much faster than the
+    // streaming state for small inputs).
+    let mut bytes = Vec::with_capacity(256);
+    bytes.extend_from_slice(b"claude-tower response cache v1\0");
+    serde_json::to_writer(&mut bytes, &view)
+        .map_err(|e| Error::invalid_request(format!("cannot serialize request: {e}")))?;
+    static NAMES: [http::HeaderName; 2] = [
+        http::HeaderName::from_static("anthropic-version"),
+        http::HeaderName::from_static("anthropic-beta"),
+    ];
+    for name in &NAMES {
+        let mut values: Vec<&str> = request
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        bytes.extend_from_slice(b"\0header\0");
+        bytes.extend_from_slice(name.as_str().as_bytes());
+        for value in values {
+            bytes.push(b'=');
+            bytes.extend_from_slice(value.as_bytes());
+        }
+    }
+    if partition_by_user {
+        let user = Attribution::of(request).user.unwrap_or_default();
+        bytes.extend_from_slice(b"\0user\0");
+        bytes.extend_from_slice(user.as_bytes());
+    }
+    Ok(CacheKey(xxh3_128(&bytes)))
+}
+
+/// The fields of the request that are in the key, in a fixed order. `extra` is a
+/// `serde_json::Map`, which serializes its keys sorted (this workspace does not enable
+/// serde_json's `preserve_order`; a test checks it), so equal requests hash equally whatever
+/// the order of their unknown fields.
+#[derive(serde::Serialize)]
+struct KeyView<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    messages: &'a [claude_tower_core::MessageParam],
+    system: Option<&'a claude_tower_core::System>,
+    tools: Option<&'a [claude_tower_core::Tool]>,
+    tool_choice: Option<&'a claude_tower_core::ToolChoice>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    top_k: Option<u32>,
+    stop_sequences: Option<&'a [String]>,
+    thinking: Option<&'a claude_tower_core::ThinkingConfig>,
+    output_config: Option<&'a claude_tower_core::OutputConfig>,
+    container: Option<&'a Value>,
+    extra: &'a serde_json::Map<String, Value>,
+}
+
+/// A copy of the request with every `cache_control` removed (top level, tools, system,
+/// message blocks, nested tool-result blocks, unknown blocks).
+fn without_cache_control(body: &MessagesRequest) -> MessagesRequest {
+    let mut copy = body.clone();
+    copy.cache_control = None;
+    if let Some(tools) = &mut copy.tools {
+        for tool in std::sync::Arc::make_mut(tools) {
+            tool.cache_control = None;
+        }
+    }
+    if let Some(system) = &mut copy.system
+        && let claude_tower_core::System::Blocks(blocks) = std::sync::Arc::make_mut(system)
+    {
+        blocks.iter_mut().for_each(strip_block);
+    }
+    for message in copy.messages_mut() {
+        if let claude_tower_core::MessageContent::Blocks(blocks) = &mut message.content {
+            blocks.iter_mut().for_each(strip_block);
+        }
+    }
+    copy
+}
+
+fn strip_block(block: &mut claude_tower_core::ContentBlock) {
+    if let Some(slot) = block.cache_control_mut() {
+        *slot = None;
+    }
+    match block {
+        claude_tower_core::ContentBlock::ToolResult(result) => {
+            if let Some(claude_tower_core::ToolResultContent::Blocks(inner)) = &mut result.content {
+                inner.iter_mut().for_each(strip_block);
+            }
+        }
+        claude_tower_core::ContentBlock::Unknown(value) => strip_cache_control(value),
+        _ => {}
+    }
+}
+
+fn strip_cache_control(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("cache_control");
+            map.values_mut().for_each(strip_cache_control);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_cache_control),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn serde_json_maps_serialize_sorted() {
+        // The key relies on it; enabling serde_json's `preserve_order` anywhere would break it.
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"b": 1, "a": 2}"#).unwrap();
+        assert_eq!(serde_json::to_string(&map).unwrap(), r#"{"a":2,"b":1}"#);
+    }
+}

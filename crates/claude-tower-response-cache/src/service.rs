@@ -1,0 +1,425 @@
+//! [`ResponseCacheLayer`] and [`ResponseCache`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use claude_tower_core::ext::CacheStatus;
+use claude_tower_core::{
+    Error, EventStream, MessageAccumulator, MessagesBody, MessagesRequest, StreamEvent,
+};
+use futures_core::Stream;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::flight::{self, Flights, LeaderGuard, Outcome, Role};
+use crate::key::{CacheKey, cache_key};
+use crate::policy::{CacheMode, CachePolicy, DeterministicPolicy};
+use crate::store::{CachedResponse, ResponseStore};
+
+struct Shared {
+    store: Arc<dyn ResponseStore>,
+    policy: Arc<dyn CachePolicy>,
+    ttl: Duration,
+    partition_by_user: bool,
+    serve_stale_on_error: bool,
+    flights: Arc<Flights>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseCacheLayer")
+            .field("store", &self.store)
+            .field("policy", &self.policy)
+            .field("ttl", &self.ttl)
+            .field("partition_by_user", &self.partition_by_user)
+            .field("serve_stale_on_error", &self.serve_stale_on_error)
+            .field("in_flight", &self.flights.len())
+            .finish()
+    }
+}
+
+/// An exact-match response cache; see the [crate docs](crate).
+///
+/// Defaults: [`DeterministicPolicy`] (cache `temperature == 0` or opted-in requests), TTL
+/// 10 minutes, no per-user partitioning, no stale serving. The store and the single-flight
+/// table are shared by every service the layer builds.
+#[derive(Clone)]
+pub struct ResponseCacheLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ResponseCacheLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.shared.fmt(f)
+    }
+}
+
+/// Default entry lifetime.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
+
+impl ResponseCacheLayer {
+    /// A cache in `store`.
+    #[must_use]
+    pub fn new(store: impl ResponseStore) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store: Arc::new(store),
+                policy: Arc::new(DeterministicPolicy::default()),
+                ttl: DEFAULT_TTL,
+                partition_by_user: false,
+                serve_stale_on_error: false,
+                flights: Arc::new(Flights::default()),
+            }),
+        }
+    }
+
+    /// An in-memory (moka) cache bounded to about `max_bytes`.
+    #[cfg(feature = "moka")]
+    #[must_use]
+    pub fn in_memory(max_bytes: u64) -> Self {
+        Self::new(crate::store::MemoryResponseStore::new(max_bytes))
+    }
+
+    fn edit(self, f: impl FnOnce(&mut Shared)) -> Self {
+        let old = &self.shared;
+        let mut shared = Shared {
+            store: Arc::clone(&old.store),
+            policy: Arc::clone(&old.policy),
+            ttl: old.ttl,
+            partition_by_user: old.partition_by_user,
+            serve_stale_on_error: old.serve_stale_on_error,
+            flights: Arc::clone(&old.flights),
+        };
+        f(&mut shared);
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Entry lifetime (default 10 minutes).
+    #[must_use]
+    pub fn ttl(self, ttl: Duration) -> Self {
+        self.edit(|s| s.ttl = ttl)
+    }
+
+    /// What may be cached.
+    #[must_use]
+    pub fn policy(self, policy: impl CachePolicy) -> Self {
+        self.edit(|s| s.policy = Arc::new(policy))
+    }
+
+    /// Separate entries per user (the `Attribution` user, else `metadata.user_id`).
+    #[must_use]
+    pub fn partition_by_user(self, yes: bool) -> Self {
+        self.edit(|s| s.partition_by_user = yes)
+    }
+
+    /// When upstream fails, answer from an expired entry if the store still has one
+    /// ([`CacheStatus::Stale`]).
+    #[must_use]
+    pub fn serve_stale_on_error(self, yes: bool) -> Self {
+        self.edit(|s| s.serve_stale_on_error = yes)
+    }
+}
+
+impl<S> Layer<S> for ResponseCacheLayer {
+    type Service = ResponseCache<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ResponseCache {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service of a [`ResponseCacheLayer`].
+///
+/// # Clone
+///
+/// The call future owns the inner service (clone-and-swap), so `S: Clone`.
+#[derive(Clone)]
+pub struct ResponseCache<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for ResponseCache<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseCache")
+            .field("inner", &self.inner)
+            .field("layer", &self.shared)
+            .finish()
+    }
+}
+
+/// Response future of [`ResponseCache`]: store I/O and single-flight waits make it
+/// multi-step, so it boxes an async block behind this opaque type.
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<http::Response<MessagesBody>, Error>> + Send>>,
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<http::Response<MessagesBody>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl<S> Service<http::Request<MessagesRequest>> for ResponseCache<S>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = http::Response<MessagesBody>;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        ResponseFuture {
+            inner: Box::pin(call(shared, inner, request)),
+        }
+    }
+}
+
+/// A response built from an entry.
+fn replay(
+    entry: &CachedResponse,
+    stream: bool,
+    status: CacheStatus,
+) -> http::Response<MessagesBody> {
+    let body = if stream {
+        let events = entry
+            .events
+            .clone()
+            .unwrap_or_else(|| entry.message.to_events(64));
+        MessagesBody::Stream(EventStream::from_events(events))
+    } else {
+        MessagesBody::from(entry.message.clone())
+    };
+    let mut response = http::Response::new(body);
+    response.extensions_mut().insert(status);
+    response
+}
+
+fn with_status(
+    mut response: http::Response<MessagesBody>,
+    status: CacheStatus,
+) -> http::Response<MessagesBody> {
+    response.extensions_mut().insert(status);
+    response
+}
+
+async fn call<S>(
+    shared: Arc<Shared>,
+    mut inner: S,
+    request: http::Request<MessagesRequest>,
+) -> Result<http::Response<MessagesBody>, Error>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        >,
+    S::Future: Send,
+{
+    let mode = request.extensions().get::<CacheMode>().copied();
+    if mode == Some(CacheMode::Bypass) || !shared.policy.cacheable_request(&request) {
+        return inner
+            .call(request)
+            .await
+            .map(|r| with_status(r, CacheStatus::Bypass));
+    }
+    let key = cache_key(&request, shared.partition_by_user)?;
+    let stream = request.body().is_stream();
+    let mut stale = None;
+    if mode != Some(CacheMode::Refresh) {
+        match shared.store.get(&key).await {
+            Ok(Some(found)) if found.fresh => {
+                return Ok(replay(&found.response, stream, CacheStatus::Hit));
+            }
+            Ok(Some(found)) => stale = Some(found.response),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(target: "claude_tower::response_cache", %error, "cache read failed; treating as a miss")
+            }
+        }
+    }
+    let mut request = Some(request);
+    loop {
+        match shared.flights.join(key) {
+            Role::Follower(receiver) => match &*flight::wait(receiver).await {
+                Outcome::Done(entry) => return Ok(replay(entry, stream, CacheStatus::Hit)),
+                Outcome::Failed(error) => return Err(error.duplicate()),
+                Outcome::Abandoned => {}
+            },
+            Role::Leader(guard) => {
+                let request = request.take().expect("a request leads at most one flight");
+                return lead(shared, inner, request, key, guard, stale).await;
+            }
+        }
+    }
+}
+
+async fn lead<S>(
+    shared: Arc<Shared>,
+    mut inner: S,
+    request: http::Request<MessagesRequest>,
+    key: CacheKey,
+    guard: LeaderGuard,
+    stale: Option<Arc<CachedResponse>>,
+) -> Result<http::Response<MessagesBody>, Error>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        >,
+{
+    let stream = request.body().is_stream();
+    let response = match inner.call(request).await {
+        Ok(response) => response,
+        Err(error) => {
+            guard.finish(Outcome::Failed(error.duplicate()));
+            return match stale {
+                Some(entry) if shared.serve_stale_on_error => {
+                    tracing::warn!(target: "claude_tower::response_cache", %error, "upstream failed; serving a stale entry");
+                    Ok(replay(&entry, stream, CacheStatus::Stale))
+                }
+                _ => Err(error),
+            };
+        }
+    };
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        MessagesBody::Message(message) => {
+            let storable = shared.policy.cacheable_response(&message);
+            if storable || guard.has_followers() {
+                let entry = Arc::new(CachedResponse::from_message((*message).clone()));
+                if storable
+                    && let Err(error) = shared.store.put(&key, Arc::clone(&entry), shared.ttl).await
+                {
+                    tracing::warn!(target: "claude_tower::response_cache", %error, "cache write failed");
+                }
+                guard.finish(Outcome::Done(entry));
+            } else {
+                // Nobody waits and nothing is stored: skip the copy.
+                guard.finish(Outcome::Abandoned);
+            }
+            MessagesBody::Message(message)
+        }
+        MessagesBody::Stream(events) => MessagesBody::Stream(EventStream::new(Recording {
+            inner: events,
+            recorded: Vec::new(),
+            accumulator: MessageAccumulator::new(),
+            finish: Some(Finish { shared, key, guard }),
+            storing: None,
+        })),
+    };
+    Ok(with_status(
+        http::Response::from_parts(parts, body),
+        CacheStatus::Miss,
+    ))
+}
+
+struct Finish {
+    shared: Arc<Shared>,
+    key: CacheKey,
+    guard: LeaderGuard,
+}
+
+/// Passes a missed stream through while recording it; at its clean end stores the entry
+/// (before reporting the end, so a following request hits) and hands it to the followers.
+struct Recording {
+    inner: EventStream,
+    recorded: Vec<StreamEvent>,
+    accumulator: MessageAccumulator,
+    finish: Option<Finish>,
+    storing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl Stream for Recording {
+    type Item = Result<StreamEvent, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(storing) = this.storing.as_mut() {
+                if storing.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.storing = None;
+                return Poll::Ready(None);
+            }
+            let item = match Pin::new(&mut this.inner).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(item) => item,
+            };
+            match &item {
+                Some(Ok(event)) => {
+                    if this.finish.is_some() {
+                        if this.accumulator.push(event).is_err() {
+                            // Not a reply we can replay faithfully: stop recording.
+                            this.finish = None;
+                        } else {
+                            this.recorded.push(event.clone());
+                        }
+                    }
+                }
+                // A broken stream is never stored; followers try again themselves.
+                Some(Err(_)) => this.finish = None,
+                None => {
+                    if let Some(finish) = this.finish.take()
+                        && this.accumulator.is_complete()
+                    {
+                        let message = std::mem::take(&mut this.accumulator).finish();
+                        if let Ok(message) = message {
+                            let storable = finish.shared.policy.cacheable_response(&message);
+                            let entry = Arc::new(CachedResponse::from_stream(
+                                message,
+                                std::mem::take(&mut this.recorded),
+                            ));
+                            let Finish { shared, key, guard } = finish;
+                            guard.finish(Outcome::Done(Arc::clone(&entry)));
+                            if storable {
+                                this.storing = Some(Box::pin(async move {
+                                    if let Err(error) =
+                                        shared.store.put(&key, entry, shared.ttl).await
+                                    {
+                                        tracing::warn!(target: "claude_tower::response_cache", %error, "cache write failed");
+                                    }
+                                }));
+                                continue;
+                            }
+                        }
+                    }
+                }
+            }
+            return Poll::Ready(item);
+        }
+    }
+}
