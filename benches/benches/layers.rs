@@ -6,6 +6,7 @@ use std::time::Duration;
 use claude_tower_benches::{Bare, small_request};
 use claude_tower_core::{Message, MessagesRequest};
 use claude_tower_cost::CostLayer;
+use claude_tower_ratelimit::{Limits, RateLimitLayer};
 use claude_tower_response_cache::{CachePolicy, ResponseCacheLayer};
 use claude_tower_retry::{RetryLayer, TimeoutLayer};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -50,6 +51,18 @@ fn layers(c: &mut Criterion) {
         b.to_async(&runtime)
             .iter(|| both.clone().oneshot(small_request()));
     });
+    let ratelimit = RateLimitLayer::new()
+        .pool(
+            "haiku",
+            Limits::new(u64::MAX / 4, u64::MAX / 4, u64::MAX / 4),
+        )
+        .adaptive(false)
+        .layer(Bare::default());
+    group.bench_function(BenchmarkId::new("ratelimit", "1-message"), |b| {
+        b.to_async(&runtime)
+            .iter(|| ratelimit.clone().oneshot(small_request()));
+    });
+
     let cost = CostLayer::new().layer(Bare::default());
     group.bench_function(BenchmarkId::new("cost", "1-message"), |b| {
         b.to_async(&runtime)

@@ -63,6 +63,7 @@ pub mod estimate;
 pub mod ext;
 pub mod headers;
 pub(crate) mod macros;
+pub mod ratelimit;
 mod request;
 mod response;
 mod stream;

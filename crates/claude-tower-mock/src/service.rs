@@ -1,6 +1,6 @@
 //! [`MockClaude`]: the in-process mock `Service`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::reply::reply;
 use crate::script::{Attempt, Outcome};
 use claude_tower_core::clock::rfc3339;
+use claude_tower_core::ratelimit::TokenBucket;
 
 /// A request the mock received.
 #[derive(Debug, Clone)]
@@ -32,7 +33,11 @@ pub struct RecordedRequest {
     pub body: MessagesRequest,
 }
 
-/// Limits the mock reports in its `anthropic-ratelimit-*` headers.
+/// Limits of the mock, per model class (`opus`, `sonnet`, `haiku`, … by the model id): always
+/// reported in the `anthropic-ratelimit-*` headers, and enforced (429 with `retry-after`)
+/// when set with [`MockClaude::with_rate_limits`]. Buckets refill continuously on tokio's
+/// clock, like the API's; ITPM counts `input_tokens + cache_creation_input_tokens` (cache
+/// reads are exempt); OTPM is charged the real output after each reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MockLimits {
@@ -54,15 +59,49 @@ impl Default for MockLimits {
     }
 }
 
+impl MockLimits {
+    /// Limits per minute.
+    #[must_use]
+    pub fn new(
+        requests_per_minute: u64,
+        input_tokens_per_minute: u64,
+        output_tokens_per_minute: u64,
+    ) -> Self {
+        Self {
+            requests_per_minute,
+            input_tokens_per_minute,
+            output_tokens_per_minute,
+        }
+    }
+}
+
+/// The buckets of one model class.
+#[derive(Debug, Clone, Copy)]
+struct Buckets {
+    requests: TokenBucket,
+    input: TokenBucket,
+    output: TokenBucket,
+}
+
+/// The mock's model classes: the family name in the id, else the id.
+pub(crate) fn model_class(model: &str) -> &str {
+    ["opus", "sonnet", "haiku", "fable", "mythos"]
+        .into_iter()
+        .find(|c| model.contains(c))
+        .unwrap_or(model)
+}
+
 #[derive(Debug)]
 struct State {
     script: VecDeque<Attempt>,
     requests: Vec<RecordedRequest>,
     seq: u64,
     limits: MockLimits,
+    enforce: bool,
+    buckets: HashMap<String, Buckets>,
+    epoch: Instant,
+    rate_limited: usize,
     chunk_chars: usize,
-    /// (time, input tokens, output tokens) of recent requests, for the rate-limit headers.
-    window: VecDeque<(Instant, u64, u64)>,
 }
 
 /// A deterministic, scriptable mock of the Messages API as an in-process
@@ -164,8 +203,11 @@ impl MockClaude {
                 requests: Vec::new(),
                 seq: 0,
                 limits: MockLimits::default(),
+                enforce: false,
+                buckets: HashMap::new(),
+                epoch: Instant::now(),
+                rate_limited: 0,
                 chunk_chars: 8,
-                window: VecDeque::new(),
             })),
         }
     }
@@ -177,11 +219,33 @@ impl MockClaude {
         self
     }
 
-    /// Sets the limits reported in the rate-limit headers.
+    /// Sets the limits reported in the rate-limit headers (not enforced).
     #[must_use]
     pub fn with_limits(self, limits: MockLimits) -> Self {
-        self.lock().limits = limits;
+        let mut state = self.lock();
+        state.limits = limits;
+        state.buckets.clear();
+        drop(state);
         self
+    }
+
+    /// Sets and **enforces** the limits: a request over any of them gets a 429
+    /// `rate_limit_error` with `retry-after` (it is still recorded).
+    #[must_use]
+    pub fn with_rate_limits(self, limits: MockLimits) -> Self {
+        let mut state = self.lock();
+        state.limits = limits;
+        state.enforce = true;
+        state.buckets.clear();
+        drop(state);
+        self
+    }
+
+    /// How many requests the mock answered with a rate-limit 429 of its own (scripted 429s not
+    /// included).
+    #[must_use]
+    pub fn rate_limited_count(&self) -> usize {
+        self.lock().rate_limited
     }
 
     /// Sets how many characters each streamed text delta carries (default 8).
@@ -236,13 +300,17 @@ impl MockClaude {
             headers: headers.clone(),
             body: body.clone(),
         });
-        let attempt = state.script.pop_front().unwrap_or_else(Attempt::ok);
         let request_id = format!("req_mock_{seq:020}");
+        if let Some(plan) = admit(&mut state, body, &request_id) {
+            return plan;
+        }
+        let attempt = state.script.pop_front().unwrap_or_else(Attempt::ok);
         let message = match &attempt.outcome {
             Outcome::Message(message) => (**message).clone(),
             _ => reply(body, seq),
         };
-        let mut response_headers = rate_limit_headers(&mut state, &message);
+        charge_output(&mut state, body, message.usage.output_tokens);
+        let mut response_headers = rate_limit_headers(&mut state, &body.model);
         insert(&mut response_headers, "request-id", &request_id);
         let chunk_chars = state.chunk_chars;
         drop(state);
@@ -327,48 +395,110 @@ fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
     }
 }
 
-fn rate_limit_headers(state: &mut State, message: &Message) -> HeaderMap {
-    let now = Instant::now();
-    while state
-        .window
-        .front()
-        .is_some_and(|(t, _, _)| now.duration_since(*t) >= Duration::from_secs(60))
-    {
-        state.window.pop_front();
-    }
-    state
-        .window
-        .push_back((now, message.usage.input_tokens, message.usage.output_tokens));
-    let requests = state.window.len() as u64;
-    let input: u64 = state.window.iter().map(|(_, i, _)| i).sum();
-    let output: u64 = state.window.iter().map(|(_, _, o)| o).sum();
-    let reset = rfc3339(SystemTime::now() + Duration::from_secs(60));
+fn buckets<'a>(state: &'a mut State, model: &str) -> (&'a mut Buckets, Duration) {
+    let now = state.epoch.elapsed();
     let limits = state.limits;
+    let buckets = state
+        .buckets
+        .entry(model_class(model).to_owned())
+        .or_insert_with(|| Buckets {
+            requests: TokenBucket::full(limits.requests_per_minute, now),
+            input: TokenBucket::full(limits.input_tokens_per_minute, now),
+            output: TokenBucket::full(limits.output_tokens_per_minute, now),
+        });
+    (buckets, now)
+}
+
+/// Enforces the limits: `Some(429 plan)` when the request does not fit (nothing is charged).
+fn admit(state: &mut State, body: &MessagesRequest, request_id: &str) -> Option<Plan> {
+    if !state.enforce {
+        let (buckets, now) = buckets(state, &body.model);
+        buckets.requests.take(1.0, now);
+        buckets.input.take(body.estimate_input_tokens() as f64, now);
+        return None;
+    }
+    let input = body.estimate_input_tokens();
+    let (b, now) = buckets(state, &body.model);
+    let waits = [
+        ("requests", b.requests.wait_for(1, now)),
+        ("input tokens", b.input.wait_for(input, now)),
+        ("output tokens", b.output.wait_for(1, now)),
+    ];
+    let worst = waits
+        .iter()
+        .filter_map(|(name, wait)| match wait {
+            Ok(wait) if wait.is_zero() => None,
+            Ok(wait) => Some((*name, *wait)),
+            Err(_) => Some((*name, Duration::from_secs(60))),
+        })
+        .max_by_key(|(_, wait)| *wait);
+    if let Some((name, wait)) = worst {
+        state.rate_limited += 1;
+        let mut headers = rate_limit_headers(state, &body.model);
+        insert(&mut headers, "request-id", request_id);
+        insert(&mut headers, "content-type", "application/json");
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        insert(&mut headers, "retry-after", &secs.max(1).to_string());
+        let envelope = serde_json::json!({
+            "type": "error",
+            "error": {"type": "rate_limit_error", "message": format!("This request would exceed the rate limit for {name} per minute.")},
+            "request_id": request_id,
+        });
+        return Some(Plan {
+            first_byte_delay: Duration::ZERO,
+            event_delay: Duration::ZERO,
+            kind: PlanKind::Error {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                headers,
+                body: Bytes::from(envelope.to_string()),
+            },
+        });
+    }
+    b.requests.take(1.0, now);
+    b.input.take(input as f64, now);
+    None
+}
+
+fn charge_output(state: &mut State, body: &MessagesRequest, output: u64) {
+    let (b, now) = buckets(state, &body.model);
+    b.output.take(output as f64, now);
+}
+
+fn rate_limit_headers(state: &mut State, model: &str) -> HeaderMap {
+    let (b, now) = buckets(state, model);
+    let b = *b;
     let mut headers = HeaderMap::new();
-    for (name, limit, used) in [
-        ("requests", limits.requests_per_minute, requests),
-        ("input-tokens", limits.input_tokens_per_minute, input),
-        ("output-tokens", limits.output_tokens_per_minute, output),
+    let wall = SystemTime::now();
+    let total = TokenBucket::full(b.input.capacity() + b.output.capacity(), now);
+    for (name, bucket, remaining) in [
+        ("requests", b.requests, b.requests.available(now)),
+        ("input-tokens", b.input, b.input.available(now)),
+        ("output-tokens", b.output, b.output.available(now)),
         (
             "tokens",
-            limits.input_tokens_per_minute + limits.output_tokens_per_minute,
-            input + output,
+            total,
+            b.input.available(now) + b.output.available(now),
         ),
     ] {
         insert(
             &mut headers,
             &format!("anthropic-ratelimit-{name}-limit"),
-            &limit.to_string(),
+            &bucket.capacity().to_string(),
         );
         insert(
             &mut headers,
             &format!("anthropic-ratelimit-{name}-remaining"),
-            &limit.saturating_sub(used).to_string(),
+            &(remaining.max(0.0).floor() as u64).to_string(),
         );
+        let reset = if name == "tokens" {
+            b.input.until_full(now).max(b.output.until_full(now))
+        } else {
+            bucket.until_full(now)
+        };
         insert(
             &mut headers,
             &format!("anthropic-ratelimit-{name}-reset"),
-            &reset,
+            &rfc3339(wall + reset),
         );
     }
     headers

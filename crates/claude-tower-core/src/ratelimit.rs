@@ -1,0 +1,341 @@
+//! Rate-limit primitives shared by the rate limiter and the mock: a continuously refilling
+//! [`TokenBucket`] (the API's model, API-NOTES §4.1) and the `anthropic-ratelimit-*` headers
+//! ([`RateLimitHeaders`], §4.2).
+
+use std::time::{Duration, SystemTime};
+
+use http::HeaderMap;
+
+/// A token bucket that refills continuously at `capacity` per minute, as the API's limits do
+/// ("capacity is continuously replenished up to your maximum limit").
+///
+/// Reservations may put the bucket into **debt**: a reservation that does not fit now is
+/// granted a wait ([`TokenBucket::reserve`]) and later reservations queue behind it, which makes
+/// admission first-come first-served without a queue. Time is passed in, so the same code
+/// runs on tokio's (pausable) clock or on a shared store's clock.
+///
+/// ```
+/// use std::time::Duration;
+/// use claude_tower_core::ratelimit::TokenBucket;
+///
+/// let mut bucket = TokenBucket::full(60, Duration::ZERO); // 60 per minute = 1 per second
+/// assert_eq!(bucket.reserve(60, Duration::ZERO, Duration::MAX), Ok(Duration::ZERO));
+/// // Empty now: the next one waits one second.
+/// assert_eq!(bucket.reserve(1, Duration::ZERO, Duration::MAX), Ok(Duration::from_secs(1)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenBucket {
+    capacity: f64,
+    tokens: f64,
+    /// The time `tokens` was computed at (an offset on the caller's clock).
+    at: Duration,
+}
+
+/// Why a reservation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The amount is larger than the bucket: it can never fit.
+    TooLarge,
+    /// It would fit only after `wait`, which is longer than allowed.
+    WouldWait(Duration),
+}
+
+impl TokenBucket {
+    /// A full bucket of `per_minute` tokens at time `now`.
+    #[must_use]
+    pub fn full(per_minute: u64, now: Duration) -> Self {
+        let capacity = per_minute as f64;
+        Self {
+            capacity,
+            tokens: capacity,
+            at: now,
+        }
+    }
+
+    /// The capacity (the per-minute limit).
+    #[must_use]
+    pub fn capacity(&self) -> u64 {
+        self.capacity as u64
+    }
+
+    fn rate_per_sec(&self) -> f64 {
+        self.capacity / 60.0
+    }
+
+    fn refill(&mut self, now: Duration) {
+        if now > self.at {
+            let elapsed = (now - self.at).as_secs_f64();
+            self.tokens = (self.tokens + elapsed * self.rate_per_sec()).min(self.capacity);
+            self.at = now;
+        }
+    }
+
+    /// Tokens available at `now` (negative while in debt).
+    #[must_use]
+    pub fn available(&self, now: Duration) -> f64 {
+        let mut copy = *self;
+        copy.refill(now);
+        copy.tokens
+    }
+
+    /// How long until `amount` tokens are available, without reserving.
+    ///
+    /// # Errors
+    /// [`Refusal::TooLarge`] when `amount` exceeds the capacity.
+    pub fn wait_for(&self, amount: u64, now: Duration) -> Result<Duration, Refusal> {
+        if amount as f64 > self.capacity {
+            return Err(Refusal::TooLarge);
+        }
+        let missing = amount as f64 - self.available(now);
+        if missing <= 0.0 {
+            return Ok(Duration::ZERO);
+        }
+        let rate = self.rate_per_sec();
+        if rate <= 0.0 {
+            return Err(Refusal::TooLarge);
+        }
+        Ok(Duration::from_secs_f64(missing / rate))
+    }
+
+    /// Reserves `amount` tokens: returns how long the caller must wait before using them
+    /// (zero when available now), or refuses without reserving when the amount can never fit
+    /// or the wait would exceed `max_wait`.
+    ///
+    /// # Errors
+    /// [`Refusal`] as above.
+    pub fn reserve(
+        &mut self,
+        amount: u64,
+        now: Duration,
+        max_wait: Duration,
+    ) -> Result<Duration, Refusal> {
+        let wait = self.wait_for(amount, now)?;
+        if wait > max_wait {
+            return Err(Refusal::WouldWait(wait));
+        }
+        self.take(amount as f64, now);
+        Ok(wait)
+    }
+
+    /// Removes tokens unconditionally (may go into debt); a negative amount gives tokens back
+    /// (never above capacity).
+    pub fn take(&mut self, amount: f64, now: Duration) {
+        self.refill(now);
+        self.tokens = (self.tokens - amount).min(self.capacity);
+    }
+
+    /// Lowers the tokens to at most `remaining` (a server's view, which also counts other
+    /// clients); never raises them.
+    pub fn correct(&mut self, remaining: u64, now: Duration) {
+        self.refill(now);
+        self.tokens = self.tokens.min(remaining as f64);
+    }
+
+    /// Changes the capacity (e.g. to a server's `*-limit`), keeping the tokens within it.
+    pub fn set_capacity(&mut self, per_minute: u64, now: Duration) {
+        self.refill(now);
+        self.capacity = per_minute as f64;
+        self.tokens = self.tokens.min(self.capacity);
+    }
+
+    /// Time until the bucket is full again.
+    #[must_use]
+    pub fn until_full(&self, now: Duration) -> Duration {
+        let missing = self.capacity - self.available(now);
+        let rate = self.rate_per_sec();
+        if missing <= 0.0 || rate <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(missing / rate)
+        }
+    }
+}
+
+/// One family of rate-limit headers (`requests`, `input-tokens`, `output-tokens`, `tokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LimitState {
+    /// `*-limit`
+    pub limit: Option<u64>,
+    /// `*-remaining`
+    pub remaining: Option<u64>,
+    /// `*-reset`, as time from the response until the bucket is full again.
+    pub reset_in: Option<Duration>,
+}
+
+/// The `anthropic-ratelimit-*` headers of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RateLimitHeaders {
+    /// `anthropic-ratelimit-requests-*`
+    pub requests: LimitState,
+    /// `anthropic-ratelimit-input-tokens-*`
+    pub input_tokens: LimitState,
+    /// `anthropic-ratelimit-output-tokens-*`
+    pub output_tokens: LimitState,
+    /// `anthropic-ratelimit-tokens-*` (the most restrictive token limit in effect)
+    pub tokens: LimitState,
+}
+
+impl RateLimitHeaders {
+    /// Parses the headers; resets (RFC 3339) are made relative to `now`.
+    #[must_use]
+    pub fn parse(headers: &HeaderMap, now: SystemTime) -> Self {
+        let family = |name: &str| {
+            let get = |suffix: &str| {
+                headers
+                    .get(format!("anthropic-ratelimit-{name}-{suffix}").as_str())
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::trim)
+            };
+            LimitState {
+                limit: get("limit").and_then(|v| v.parse().ok()),
+                remaining: get("remaining").and_then(|v| v.parse().ok()),
+                reset_in: get("reset")
+                    .and_then(parse_rfc3339)
+                    .map(|t| t.duration_since(now).unwrap_or(Duration::ZERO)),
+            }
+        };
+        Self {
+            requests: family("requests"),
+            input_tokens: family("input-tokens"),
+            output_tokens: family("output-tokens"),
+            tokens: family("tokens"),
+        }
+    }
+
+    /// Whether any family was present.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
+#[must_use]
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 20
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || !matches!(bytes[10], b'T' | b't' | b' ')
+    {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &text[19..];
+    let mut nanos = 0u32;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
+        rest = &frac[digits.len()..];
+        let padded = format!("{digits:0<9}");
+        nanos = padded[..9].parse().ok()?;
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            sign * (rest.get(1..3)?.parse::<i64>().ok()? * 3600
+                + rest.get(4..6)?.parse::<i64>().ok()? * 60)
+        }
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    let secs = u64::try_from(secs).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// Howard Hinnant's civil-to-days algorithm.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_debt_and_refusals() {
+        let mut bucket = TokenBucket::full(600, Duration::ZERO); // 10/s
+        assert_eq!(
+            bucket.reserve(600, Duration::ZERO, Duration::MAX),
+            Ok(Duration::ZERO)
+        );
+        assert_eq!(
+            bucket.reserve(10, Duration::ZERO, Duration::MAX),
+            Ok(Duration::from_secs(1))
+        );
+        // Queued behind the first waiter.
+        assert_eq!(
+            bucket.reserve(10, Duration::ZERO, Duration::MAX),
+            Ok(Duration::from_secs(2))
+        );
+        assert_eq!(
+            bucket.reserve(10, Duration::ZERO, Duration::from_secs(2)),
+            Err(Refusal::WouldWait(Duration::from_secs(3)))
+        );
+        assert_eq!(
+            bucket.reserve(601, Duration::ZERO, Duration::MAX),
+            Err(Refusal::TooLarge)
+        );
+        // After 2 s the debt is paid.
+        assert!((bucket.available(Duration::from_secs(2))).abs() < 1e-9);
+        bucket.take(-1000.0, Duration::from_secs(2));
+        assert!(
+            (bucket.available(Duration::from_secs(2)) - 600.0).abs() < 1e-9,
+            "refunds stop at capacity"
+        );
+    }
+
+    #[test]
+    fn correction_only_lowers() {
+        let mut bucket = TokenBucket::full(1000, Duration::ZERO);
+        bucket.correct(400, Duration::ZERO);
+        assert!((bucket.available(Duration::ZERO) - 400.0).abs() < 1e-9);
+        bucket.correct(900, Duration::ZERO);
+        assert!((bucket.available(Duration::ZERO) - 400.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn headers_parse_with_rfc3339_resets() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "anthropic-ratelimit-input-tokens-limit",
+            "30000".parse().unwrap(),
+        );
+        headers.insert(
+            "anthropic-ratelimit-input-tokens-remaining",
+            "29000".parse().unwrap(),
+        );
+        headers.insert(
+            "anthropic-ratelimit-input-tokens-reset",
+            "2025-08-01T12:00:05Z".parse().unwrap(),
+        );
+        let now = parse_rfc3339("2025-08-01T12:00:00Z").unwrap();
+        let parsed = RateLimitHeaders::parse(&headers, now);
+        assert_eq!(parsed.input_tokens.limit, Some(30_000));
+        assert_eq!(parsed.input_tokens.remaining, Some(29_000));
+        assert_eq!(parsed.input_tokens.reset_in, Some(Duration::from_secs(5)));
+        assert!(parsed.requests.limit.is_none());
+        assert_eq!(
+            parse_rfc3339("2025-08-01T14:00:00.5+02:00"),
+            Some(SystemTime::UNIX_EPOCH + Duration::new(1_754_049_600, 500_000_000))
+        );
+        assert_eq!(
+            crate::clock::rfc3339(parse_rfc3339("2024-02-29T23:59:59Z").unwrap()),
+            "2024-02-29T23:59:59Z"
+        );
+    }
+}

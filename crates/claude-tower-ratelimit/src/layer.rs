@@ -1,0 +1,900 @@
+//! [`RateLimitLayer`] and [`RateLimit`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use claude_tower_core::ext::Attribution;
+use claude_tower_core::ratelimit::{RateLimitHeaders, Refusal};
+use claude_tower_core::{
+    Error, ErrorKind, EventStream, MessagesBody, MessagesRequest, StreamEvent, Usage,
+};
+use futures_core::Stream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::PollSemaphore;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::store::{Admission, BucketSpec, MemoryRateLimitStore, RateLimitStore};
+
+/// Per-minute limits of a pool (or of each key). `None` = not limited on that dimension.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Requests per minute.
+    pub requests_per_minute: Option<u64>,
+    /// Input tokens per minute (uncached input + cache writes; reads only for models that
+    /// count them).
+    pub input_tokens_per_minute: Option<u64>,
+    /// Output tokens per minute.
+    pub output_tokens_per_minute: Option<u64>,
+}
+
+impl Limits {
+    /// RPM, ITPM and OTPM, e.g. a tier's row for a model class.
+    #[must_use]
+    pub fn new(
+        requests_per_minute: u64,
+        input_tokens_per_minute: u64,
+        output_tokens_per_minute: u64,
+    ) -> Self {
+        Self {
+            requests_per_minute: Some(requests_per_minute),
+            input_tokens_per_minute: Some(input_tokens_per_minute),
+            output_tokens_per_minute: Some(output_tokens_per_minute),
+        }
+    }
+
+    /// No limits yet: learn them from the first response's `anthropic-ratelimit-*-limit`
+    /// headers (with adaptive mode on, the default).
+    #[must_use]
+    pub fn learn() -> Self {
+        Self::default()
+    }
+
+    /// Sets requests per minute.
+    #[must_use]
+    pub fn with_requests_per_minute(mut self, n: u64) -> Self {
+        self.requests_per_minute = Some(n);
+        self
+    }
+
+    /// Sets input tokens per minute.
+    #[must_use]
+    pub fn with_input_tokens_per_minute(mut self, n: u64) -> Self {
+        self.input_tokens_per_minute = Some(n);
+        self
+    }
+
+    /// Sets output tokens per minute.
+    #[must_use]
+    pub fn with_output_tokens_per_minute(mut self, n: u64) -> Self {
+        self.output_tokens_per_minute = Some(n);
+        self
+    }
+
+    fn min(self, other: Self) -> Self {
+        let pick = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Self {
+            requests_per_minute: pick(self.requests_per_minute, other.requests_per_minute),
+            input_tokens_per_minute: pick(
+                self.input_tokens_per_minute,
+                other.input_tokens_per_minute,
+            ),
+            output_tokens_per_minute: pick(
+                self.output_tokens_per_minute,
+                other.output_tokens_per_minute,
+            ),
+        }
+    }
+}
+
+/// How many output tokens to reserve before sending (reconciled with the real output after).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutputReservation {
+    /// The request's `max_tokens` (the default; never under-reserves).
+    MaxTokens,
+    /// A percentage of `max_tokens` (1–100).
+    Percent(u8),
+    /// A fixed number, capped at `max_tokens`.
+    Fixed(u64),
+}
+
+type ClassFn = Arc<dyn Fn(&str) -> String + Send + Sync>;
+type CountsReadsFn = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+struct Shared {
+    store: Arc<dyn RateLimitStore>,
+    classify: ClassFn,
+    pools: HashMap<String, Limits>,
+    default_limits: Limits,
+    per_key: Option<Limits>,
+    learned: Mutex<HashMap<String, Limits>>,
+    output: OutputReservation,
+    counts_reads: CountsReadsFn,
+    max_wait: Duration,
+    adaptive: bool,
+    fail_open: bool,
+    prefix: String,
+    concurrency: Option<Arc<Semaphore>>,
+    /// Per pool: the limits the specs were built for, the pool's bucket specs and pause key.
+    specs: Mutex<HashMap<String, Arc<PoolSpecs>>>,
+}
+
+#[derive(Debug)]
+struct PoolSpecs {
+    limits: Limits,
+    buckets: Vec<(Dimension, BucketSpec)>,
+    pause_key: Arc<str>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitLayer")
+            .field("store", &self.store)
+            .field("pools", &self.pools)
+            .field("default_limits", &self.default_limits)
+            .field("per_key", &self.per_key)
+            .field("output", &self.output)
+            .field("max_wait", &self.max_wait)
+            .field("adaptive", &self.adaptive)
+            .field("fail_open", &self.fail_open)
+            .field(
+                "max_concurrent",
+                &self.concurrency.as_ref().map(|s| s.available_permits()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default model classes: `opus`, `sonnet`, `haiku`, `fable`, `mythos` by the model id
+/// (the API pools limits per class across versions), else the id itself.
+#[must_use]
+pub fn default_model_class(model: &str) -> String {
+    ["opus", "sonnet", "haiku", "fable", "mythos"]
+        .into_iter()
+        .find(|class| model.contains(class))
+        .unwrap_or(model)
+        .to_owned()
+}
+
+/// Models whose cache reads count toward ITPM (API-NOTES §4.1: Haiku 3.5, Haiku 3 and older
+/// 3.x): every `claude-3-*` id.
+#[must_use]
+pub fn default_counts_cache_reads(model: &str) -> bool {
+    model.starts_with("claude-3-")
+}
+
+/// Default longest wait for capacity before failing with `RateLimited`.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Client-side rate limiting; see the [crate docs](crate).
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for RateLimitLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.shared.fmt(f)
+    }
+}
+
+impl Default for RateLimitLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RateLimitLayer {
+    /// In-memory buckets, limits learned from the response headers until configured.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_store(MemoryRateLimitStore::new())
+    }
+
+    /// Buckets in `store` (e.g. Redis, shared by replicas).
+    #[must_use]
+    pub fn with_store(store: impl RateLimitStore) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store: Arc::new(store),
+                classify: Arc::new(default_model_class),
+                pools: HashMap::new(),
+                default_limits: Limits::learn(),
+                per_key: None,
+                learned: Mutex::new(HashMap::new()),
+                output: OutputReservation::MaxTokens,
+                counts_reads: Arc::new(default_counts_cache_reads),
+                max_wait: DEFAULT_MAX_WAIT,
+                adaptive: true,
+                fail_open: false,
+                prefix: "claude-tower:rl".to_owned(),
+                concurrency: None,
+                specs: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn edit(self, f: impl FnOnce(&mut Shared)) -> Self {
+        let old = &self.shared;
+        let mut shared = Shared {
+            store: Arc::clone(&old.store),
+            classify: Arc::clone(&old.classify),
+            pools: old.pools.clone(),
+            default_limits: old.default_limits,
+            per_key: old.per_key,
+            learned: Mutex::new(
+                old.learned
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone(),
+            ),
+            output: old.output,
+            counts_reads: Arc::clone(&old.counts_reads),
+            max_wait: old.max_wait,
+            adaptive: old.adaptive,
+            fail_open: old.fail_open,
+            prefix: old.prefix.clone(),
+            concurrency: old.concurrency.clone(),
+            specs: Mutex::new(HashMap::new()),
+        };
+        f(&mut shared);
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Limits of one model class (pool), e.g. `"sonnet"`.
+    #[must_use]
+    pub fn pool(self, class: impl Into<String>, limits: Limits) -> Self {
+        let class = class.into();
+        self.edit(|s| {
+            s.pools.insert(class, limits);
+        })
+    }
+
+    /// Limits of every pool not configured with [`pool`](Self::pool).
+    #[must_use]
+    pub fn default_limits(self, limits: Limits) -> Self {
+        self.edit(|s| s.default_limits = limits)
+    }
+
+    /// Also limit each key (the `Attribution` tenant, else its user, else `metadata.user_id`)
+    /// within each pool.
+    #[must_use]
+    pub fn per_key(self, limits: Limits) -> Self {
+        self.edit(|s| s.per_key = Some(limits))
+    }
+
+    /// Maps a model id to its pool (default: [`default_model_class`]).
+    #[must_use]
+    pub fn model_class(self, classify: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
+        self.edit(|s| s.classify = Arc::new(classify))
+    }
+
+    /// Which models count cache reads toward ITPM (default: [`default_counts_cache_reads`]).
+    #[must_use]
+    pub fn counts_cache_reads(self, counts: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.edit(|s| s.counts_reads = Arc::new(counts))
+    }
+
+    /// The output reservation (default: `max_tokens`).
+    #[must_use]
+    pub fn output_reservation(self, output: OutputReservation) -> Self {
+        self.edit(|s| s.output = output)
+    }
+
+    /// Longest wait for capacity (default 30 s); longer → `RateLimited` at once.
+    #[must_use]
+    pub fn max_wait(self, max_wait: Duration) -> Self {
+        self.edit(|s| s.max_wait = max_wait)
+    }
+
+    /// Whether to correct the buckets from the `anthropic-ratelimit-*` headers (default on).
+    #[must_use]
+    pub fn adaptive(self, adaptive: bool) -> Self {
+        self.edit(|s| s.adaptive = adaptive)
+    }
+
+    /// When the store fails: refuse (`false`, default) or let requests through (`true`); both
+    /// log a `tracing` warning.
+    #[must_use]
+    pub fn fail_open(self, fail_open: bool) -> Self {
+        self.edit(|s| s.fail_open = fail_open)
+    }
+
+    /// At most `n` requests in flight (taken in `poll_ready`; shared by every service of this
+    /// layer).
+    #[must_use]
+    pub fn max_concurrent(self, n: usize) -> Self {
+        self.edit(|s| s.concurrency = Some(Arc::new(Semaphore::new(n))))
+    }
+
+    /// Prefix of the store keys (default `claude-tower:rl`).
+    #[must_use]
+    pub fn key_prefix(self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        self.edit(|s| s.prefix = prefix)
+    }
+
+    /// The bucket a dimension of a pool uses (for inspecting a store).
+    #[must_use]
+    pub fn bucket(&self, class: &str, dimension: Dimension) -> Option<BucketSpec> {
+        let limits = self.shared.limits(class);
+        self.shared.spec(class, None, dimension, &limits)
+    }
+}
+
+/// A rate-limit dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Dimension {
+    /// Requests per minute.
+    Requests,
+    /// Input tokens per minute.
+    InputTokens,
+    /// Output tokens per minute.
+    OutputTokens,
+}
+
+impl Dimension {
+    const ALL: [Self; 3] = [Self::Requests, Self::InputTokens, Self::OutputTokens];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Requests => "requests",
+            Self::InputTokens => "input tokens",
+            Self::OutputTokens => "output tokens",
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::Requests => "requests",
+            Self::InputTokens => "input",
+            Self::OutputTokens => "output",
+        }
+    }
+
+    fn of(self, limits: &Limits) -> Option<u64> {
+        match self {
+            Self::Requests => limits.requests_per_minute,
+            Self::InputTokens => limits.input_tokens_per_minute,
+            Self::OutputTokens => limits.output_tokens_per_minute,
+        }
+    }
+}
+
+impl Shared {
+    fn limits(&self, class: &str) -> Limits {
+        let configured = self
+            .pools
+            .get(class)
+            .copied()
+            .unwrap_or(self.default_limits);
+        match self
+            .learned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(class)
+        {
+            Some(learned) => configured.min(*learned),
+            None => configured,
+        }
+    }
+
+    fn spec(
+        &self,
+        class: &str,
+        key: Option<&str>,
+        dimension: Dimension,
+        limits: &Limits,
+    ) -> Option<BucketSpec> {
+        let per_minute = dimension.of(limits)?;
+        let key = match key {
+            Some(key) => format!("{}:{class}:key:{key}:{}", self.prefix, dimension.suffix()),
+            None => format!("{}:{class}:{}", self.prefix, dimension.suffix()),
+        };
+        Some(BucketSpec {
+            key: key.into(),
+            per_minute,
+        })
+    }
+
+    /// The pool's bucket specs, built once per pool (and again when its limits change).
+    fn pool_specs(&self, class: &str) -> Arc<PoolSpecs> {
+        let limits = self.limits(class);
+        let mut specs = self.specs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = specs.get(class)
+            && existing.limits == limits
+        {
+            return Arc::clone(existing);
+        }
+        let built = Arc::new(PoolSpecs {
+            limits,
+            buckets: Dimension::ALL
+                .into_iter()
+                .filter_map(|d| self.spec(class, None, d, &limits).map(|spec| (d, spec)))
+                .collect(),
+            pause_key: format!("{}:{class}:pause", self.prefix).into(),
+        });
+        specs.insert(class.to_owned(), Arc::clone(&built));
+        built
+    }
+
+    fn output_reservation(&self, max_tokens: u64) -> u64 {
+        match self.output {
+            OutputReservation::MaxTokens => max_tokens,
+            OutputReservation::Percent(p) => {
+                (max_tokens * u64::from(p.clamp(1, 100))).div_ceil(100)
+            }
+            OutputReservation::Fixed(n) => n.min(max_tokens),
+        }
+    }
+
+    /// Learns limits from headers and lowers the pool buckets to the server's remaining.
+    async fn adapt(&self, class: &str, headers: &http::HeaderMap) {
+        if !self.adaptive {
+            return;
+        }
+        let parsed = RateLimitHeaders::parse(headers, SystemTime::now());
+        if parsed.is_empty() {
+            return;
+        }
+        let learned = Limits {
+            requests_per_minute: parsed.requests.limit,
+            input_tokens_per_minute: parsed.input_tokens.limit,
+            output_tokens_per_minute: parsed.output_tokens.limit,
+        };
+        self.learned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(class.to_owned(), learned);
+        let limits = self.limits(class);
+        for (dimension, remaining) in [
+            (Dimension::Requests, parsed.requests.remaining),
+            (Dimension::InputTokens, parsed.input_tokens.remaining),
+            (Dimension::OutputTokens, parsed.output_tokens.remaining),
+        ] {
+            if let (Some(spec), Some(remaining)) =
+                (self.spec(class, None, dimension, &limits), remaining)
+                && let Err(error) = self.store.correct(&spec, remaining).await
+            {
+                tracing::warn!(target: "claude_tower::ratelimit", %error, "could not correct a bucket");
+            }
+        }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit {
+            inner,
+            semaphore: self.shared.concurrency.clone().map(PollSemaphore::new),
+            permit: None,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service of a [`RateLimitLayer`].
+///
+/// # Clone
+///
+/// The call future owns the inner service (clone-and-swap), so `S: Clone`. A clone never
+/// copies a concurrency permit taken by `poll_ready`.
+pub struct RateLimit<S> {
+    inner: S,
+    semaphore: Option<PollSemaphore>,
+    permit: Option<OwnedSemaphorePermit>,
+    shared: Arc<Shared>,
+}
+
+impl<S: Clone> Clone for RateLimit<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            semaphore: self.semaphore.clone(),
+            permit: None,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for RateLimit<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("inner", &self.inner)
+            .field("has_permit", &self.permit.is_some())
+            .field("layer", &self.shared)
+            .finish()
+    }
+}
+
+/// Response future of [`RateLimit`]: waits for capacity and talks to the store, so it boxes
+/// an async block behind this opaque type (one allocation per request).
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<http::Response<MessagesBody>, Error>> + Send>>,
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<http::Response<MessagesBody>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl<S> Service<http::Request<MessagesRequest>> for RateLimit<S>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = http::Response<MessagesBody>;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if let Some(semaphore) = &mut self.semaphore
+            && self.permit.is_none()
+        {
+            match semaphore.poll_acquire(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(permit) => self.permit = permit,
+            }
+        }
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
+        let permit = if self.semaphore.is_some() {
+            Some(
+                self.permit
+                    .take()
+                    .expect("poll_ready must be called (and return Ready) before call"),
+            )
+        } else {
+            None
+        };
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        ResponseFuture {
+            inner: Box::pin(admit_and_call(shared, inner, request, permit)),
+        }
+    }
+}
+
+/// What was reserved, to reconcile later.
+struct Reservation {
+    shared: Arc<Shared>,
+    buckets: Vec<BucketSpec>,
+    dimensions: Vec<Dimension>,
+    amounts: Vec<u64>,
+    counts_reads: bool,
+    done: bool,
+}
+
+impl Reservation {
+    /// Deltas that turn the reservation into the real charge.
+    fn deltas(&self, usage: Option<&Usage>) -> Vec<f64> {
+        self.dimensions
+            .iter()
+            .zip(&self.amounts)
+            .map(|(dimension, reserved)| {
+                let actual = match (dimension, usage) {
+                    (Dimension::Requests, _) => return 0.0,
+                    (_, None) => 0,
+                    (Dimension::InputTokens, Some(u)) => {
+                        u.input_tokens
+                            + u.cache_write_tokens()
+                            + if self.counts_reads {
+                                u.cache_read_tokens()
+                            } else {
+                                0
+                            }
+                    }
+                    (Dimension::OutputTokens, Some(u)) => u.output_tokens,
+                };
+                *reserved as f64 - actual as f64
+            })
+            .collect()
+    }
+
+    async fn settle(mut self, usage: Option<&Usage>) {
+        self.done = true;
+        let deltas = self.deltas(usage);
+        if let Err(error) = self.shared.store.adjust(&self.buckets, &deltas).await {
+            tracing::warn!(target: "claude_tower::ratelimit", %error, "could not reconcile a reservation");
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Cancelled before a response: give the tokens back.
+        let deltas = self.deltas(None);
+        let (shared, buckets) = (Arc::clone(&self.shared), std::mem::take(&mut self.buckets));
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = shared.store.adjust(&buckets, &deltas).await;
+            });
+        }
+    }
+}
+
+fn refusal_error(
+    class: &str,
+    dimension: Option<Dimension>,
+    limits: &Limits,
+    amount: Option<u64>,
+    refusal: Refusal,
+    max_wait: Duration,
+) -> Error {
+    let what = dimension.map_or_else(
+        || "the pool is paused after a 429".to_owned(),
+        |d| {
+            format!(
+                "{} per minute (limit {})",
+                d.name(),
+                d.of(limits).unwrap_or(0)
+            )
+        },
+    );
+    let requested = amount.map_or(String::new(), |a| format!(", requested {a}"));
+    match refusal {
+        Refusal::TooLarge => Error::new(
+            ErrorKind::RateLimited,
+            format!("rate limit for pool {class}: {what}{requested}: a request this large can never fit (nothing was sent)"),
+        ),
+        Refusal::WouldWait(wait) => Error::new(
+            ErrorKind::RateLimited,
+            format!(
+                "rate limit for pool {class}: {what}{requested}: it would fit in {:.1}s, longer than max_wait {:.1}s (nothing was sent)",
+                wait.as_secs_f64(),
+                max_wait.as_secs_f64()
+            ),
+        )
+        .with_retry_after(wait),
+        _ => Error::new(ErrorKind::RateLimited, format!("rate limit for pool {class}: {what}")),
+    }
+}
+
+async fn admit_and_call<S>(
+    shared: Arc<Shared>,
+    mut inner: S,
+    request: http::Request<MessagesRequest>,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Result<http::Response<MessagesBody>, Error>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        >,
+{
+    let model = request.body().model.clone();
+    let class = (shared.classify)(&model);
+    let pool = shared.pool_specs(&class);
+    let limits = pool.limits;
+    let key = if shared.per_key.is_some() {
+        let attribution = Attribution::of(&request);
+        attribution.tenant.or(attribution.user)
+    } else {
+        None
+    };
+    let input = request.body().estimate_input_tokens();
+    let output = shared.output_reservation(u64::from(request.body().max_tokens));
+    let amount_of = |dimension: Dimension| match dimension {
+        Dimension::Requests => 1,
+        Dimension::InputTokens => input,
+        Dimension::OutputTokens => output,
+    };
+    let mut buckets = Vec::with_capacity(6);
+    let mut dimensions = Vec::with_capacity(6);
+    let mut amounts = Vec::with_capacity(6);
+    for (dimension, spec) in &pool.buckets {
+        buckets.push(spec.clone());
+        dimensions.push(*dimension);
+        amounts.push(amount_of(*dimension));
+    }
+    if let (Some(per_key), Some(key)) = (&shared.per_key, &key) {
+        for dimension in Dimension::ALL {
+            if let Some(spec) = shared.spec(&class, Some(key), dimension, per_key) {
+                buckets.push(spec);
+                dimensions.push(dimension);
+                amounts.push(amount_of(dimension));
+            }
+        }
+    }
+    let pause_key = &pool.pause_key;
+    let reservation = match shared
+        .store
+        .acquire(&buckets, &amounts, pause_key, shared.max_wait)
+        .await
+    {
+        Ok(Admission::Granted { wait }) => {
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            Some(Reservation {
+                shared: Arc::clone(&shared),
+                buckets,
+                dimensions,
+                amounts,
+                counts_reads: (shared.counts_reads)(&model),
+                done: false,
+            })
+        }
+        Ok(Admission::Refused { bucket, refusal }) => {
+            let dimension = bucket.map(|i| dimensions[i]);
+            let amount = bucket.map(|i| amounts[i]);
+            let bucket_limits = match bucket {
+                Some(i) if buckets[i].key.contains(":key:") => shared.per_key.unwrap_or(limits),
+                _ => limits,
+            };
+            return Err(refusal_error(
+                &class,
+                dimension,
+                &bucket_limits,
+                amount,
+                refusal,
+                shared.max_wait,
+            ));
+        }
+        Err(error) if shared.fail_open => {
+            tracing::warn!(target: "claude_tower::ratelimit", %error, "rate-limit store failed; letting the request through (fail open)");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(target: "claude_tower::ratelimit", %error, "rate-limit store failed; refusing the request (fail closed)");
+            return Err(error);
+        }
+    };
+    let result = inner.call(request).await;
+    match result {
+        Err(error) => {
+            if error.status() == Some(http::StatusCode::TOO_MANY_REQUESTS) && !error.is_spend_cap()
+            {
+                let pause = error.retry_after().unwrap_or(Duration::from_secs(1));
+                tracing::debug!(target: "claude_tower::ratelimit", class, ?pause, "429 from upstream: pausing the pool");
+                if let Err(store_error) = shared.store.pause(pause_key, pause).await {
+                    tracing::warn!(target: "claude_tower::ratelimit", %store_error, "could not pause the pool");
+                }
+            }
+            if let Some(headers) = error.headers() {
+                shared.adapt(&class, headers).await;
+            }
+            if let Some(reservation) = reservation {
+                reservation.settle(None).await;
+            }
+            Err(error)
+        }
+        Ok(response) => {
+            shared.adapt(&class, response.headers()).await;
+            let (parts, body) = response.into_parts();
+            let body = match body {
+                MessagesBody::Message(message) => {
+                    if let Some(reservation) = reservation {
+                        reservation.settle(Some(&message.usage)).await;
+                    }
+                    drop(permit);
+                    MessagesBody::Message(message)
+                }
+                MessagesBody::Stream(stream) => {
+                    MessagesBody::Stream(EventStream::new(Reconciling {
+                        inner: stream,
+                        reservation,
+                        usage: None,
+                        permit,
+                        settling: None,
+                    }))
+                }
+            };
+            Ok(http::Response::from_parts(parts, body))
+        }
+    }
+}
+
+/// Reconciles the reservation when a stream ends, fails or is dropped (and holds the
+/// concurrency permit until then).
+struct Reconciling {
+    inner: EventStream,
+    reservation: Option<Reservation>,
+    usage: Option<Usage>,
+    permit: Option<OwnedSemaphorePermit>,
+    settling: Option<(
+        Pin<Box<dyn Future<Output = ()> + Send>>,
+        Option<Result<StreamEvent, Error>>,
+    )>,
+}
+
+impl Stream for Reconciling {
+    type Item = Result<StreamEvent, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some((future, last)) = this.settling.as_mut() {
+                if future.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let last = last.take();
+                this.settling = None;
+                this.permit = None;
+                return Poll::Ready(last);
+            }
+            let item = match Pin::new(&mut this.inner).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(item) => item,
+            };
+            match &item {
+                Some(Ok(StreamEvent::MessageStart(start))) => {
+                    this.usage = Some(start.message.usage.clone())
+                }
+                Some(Ok(StreamEvent::MessageDelta(delta))) => {
+                    if let Some(usage) = &mut this.usage {
+                        usage.apply_delta(&delta.usage);
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => {
+                    if let Some(reservation) = this.reservation.take() {
+                        let usage = this.usage.clone();
+                        this.settling = Some((
+                            Box::pin(async move { reservation.settle(usage.as_ref()).await }),
+                            item,
+                        ));
+                        continue;
+                    }
+                    this.permit = None;
+                }
+            }
+            return Poll::Ready(item);
+        }
+    }
+}
+
+impl Drop for Reconciling {
+    fn drop(&mut self) {
+        if let Some(mut reservation) = self.reservation.take() {
+            reservation.done = true;
+            let deltas = reservation.deltas(self.usage.as_ref());
+            let (shared, buckets) = (
+                Arc::clone(&reservation.shared),
+                std::mem::take(&mut reservation.buckets),
+            );
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = shared.store.adjust(&buckets, &deltas).await;
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The rate limiter against the mock with enforced limits: a paused-clock simulation at 3×
+//! the limits, three replicas sharing Redis, refusals, pauses, header correction, per-key
+//! limits and the concurrency limit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use claude_tower_core::ext::Attribution;
+use claude_tower_core::{ErrorKind, MessagesRequest};
+use claude_tower_mock::{Attempt, MockClaude, MockLimits, RedisServer};
+use claude_tower_ratelimit::{
+    Dimension, Limits, RateLimitLayer, RateLimitStore, RedisRateLimitStore,
+};
+use tokio::time::Instant;
+use tower::{ServiceBuilder, ServiceExt};
+
+const MODEL: &str = "claude-sonnet-4-6";
+
+/// A request of `chars` characters of prose and `max_tokens`.
+fn sized(chars: usize, max_tokens: u32) -> MessagesRequest {
+    let text: String = "the quick brown fox jumps over the lazy dog "
+        .chars()
+        .cycle()
+        .take(chars)
+        .collect();
+    MessagesRequest::new(MODEL, max_tokens).user(text)
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: AtomicUsize,
+    refused: AtomicUsize,
+    input: AtomicU64,
+    output: AtomicU64,
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_times_the_load_for_five_minutes_gets_no_429_and_full_goodput() {
+    let (rpm, itpm, otpm) = (60, 20_000, 6_000);
+    let mock = MockClaude::new().with_rate_limits(MockLimits::new(rpm, itpm, otpm));
+    let service = ServiceBuilder::new()
+        .layer(
+            RateLimitLayer::new()
+                .pool("sonnet", Limits::new(rpm, itpm, otpm))
+                .max_wait(Duration::from_secs(20)),
+        )
+        .service(mock.clone());
+    // ~460 input tokens per request on average; the limit admits ~43 a minute: offer 3×.
+    let minutes = 5;
+    let per_minute = 130;
+    let total = minutes * per_minute;
+    let tally = Arc::new(Tally::default());
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    let mut rng = fastrand::Rng::with_seed(7);
+    for i in 0..total {
+        let at = start + Duration::from_secs_f64(i as f64 * 60.0 / per_minute as f64);
+        let request = sized(rng.usize(200..3_000), rng.u32(100..600));
+        let stream = rng.bool();
+        let (service, tally) = (service.clone(), Arc::clone(&tally));
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            match service.oneshot(request.stream(stream).into_http()).await {
+                Ok(response) => {
+                    let message = response
+                        .into_body()
+                        .into_message()
+                        .await
+                        .expect("a complete reply");
+                    tally.ok.fetch_add(1, Ordering::SeqCst);
+                    tally
+                        .input
+                        .fetch_add(message.usage.input_tokens, Ordering::SeqCst);
+                    tally
+                        .output
+                        .fetch_add(message.usage.output_tokens, Ordering::SeqCst);
+                }
+                Err(error) => {
+                    assert_eq!(error.kind(), ErrorKind::RateLimited, "{error}");
+                    assert!(error.message().contains("nothing was sent"), "{error}");
+                    tally.refused.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed_min = start.elapsed().as_secs_f64() / 60.0;
+    let upstream_429 = mock.rate_limited_count();
+    let ok = tally.ok.load(Ordering::SeqCst);
+    let input = tally.input.load(Ordering::SeqCst) as f64;
+    let output = tally.output.load(Ordering::SeqCst) as f64;
+    // Goodput of the binding limit over the run (the bucket starts full: one extra minute).
+    let goodput = [
+        ok as f64 / rpm as f64,
+        input / itpm as f64,
+        output / otpm as f64,
+    ]
+    .into_iter()
+    .fold(0.0f64, f64::max)
+        / (elapsed_min + 1.0);
+    println!(
+        "simulation: {total} offered over {elapsed_min:.2} min, {ok} served, {} refused locally, {upstream_429} upstream 429s, goodput {:.1}% of the binding limit",
+        tally.refused.load(Ordering::SeqCst),
+        goodput * 100.0
+    );
+    assert_eq!(upstream_429, 0, "no 429 reached the caller's upstream");
+    assert!(goodput >= 0.95, "goodput {goodput}");
+    assert_eq!(mock.request_count(), ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_sharing_redis_get_no_429() {
+    let redis = RedisServer::start().await;
+    let (rpm, itpm, otpm) = (1_000, 6_000, 60_000);
+    let mock = MockClaude::new().with_rate_limits(MockLimits::new(rpm, itpm, otpm));
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let store = RedisRateLimitStore::connect(&redis.url()).await.unwrap();
+        replicas.push(
+            ServiceBuilder::new()
+                .layer(
+                    RateLimitLayer::with_store(store)
+                        .pool("sonnet", Limits::new(rpm, itpm, otpm))
+                        .max_wait(Duration::from_secs(5)),
+                )
+                .service(mock.clone()),
+        );
+    }
+    let seconds = 20.0;
+    let tally = Arc::new(Tally::default());
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    let mut rng = fastrand::Rng::with_seed(11);
+    // ~100 input tokens a request at 600 requests a minute: 10× the ITPM, 2.5× what the
+    // limit admits in 20 s (a full bucket plus a third of a minute of refill).
+    let count = (seconds / 60.0 * 600.0) as usize;
+    for i in 0..count {
+        let at = start + Duration::from_secs_f64(i as f64 * seconds / count as f64);
+        let request = sized(rng.usize(250..450), 200);
+        let (service, tally) = (replicas[i % 3].clone(), Arc::clone(&tally));
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            match service.oneshot(request.into_http()).await {
+                Ok(response) => {
+                    let message = response.into_body().into_message().await.unwrap();
+                    tally.ok.fetch_add(1, Ordering::SeqCst);
+                    tally
+                        .input
+                        .fetch_add(message.usage.input_tokens, Ordering::SeqCst);
+                }
+                Err(error) => {
+                    assert_eq!(error.kind(), ErrorKind::RateLimited, "{error}");
+                    tally.refused.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let minutes = start.elapsed().as_secs_f64() / 60.0;
+    let input = tally.input.load(Ordering::SeqCst) as f64;
+    let goodput = input / (itpm as f64 * (minutes + 1.0));
+    assert!(
+        tally.refused.load(Ordering::SeqCst) > 0,
+        "the offered load exceeded the limit"
+    );
+    println!(
+        "redis, 3 replicas: {} served, {} refused, {} upstream 429s, ITPM goodput {:.1}% over {:.1} s",
+        tally.ok.load(Ordering::SeqCst),
+        tally.refused.load(Ordering::SeqCst),
+        mock.rate_limited_count(),
+        goodput * 100.0,
+        minutes * 60.0
+    );
+    assert_eq!(mock.rate_limited_count(), 0);
+    assert!(goodput >= 0.90, "goodput {goodput}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_larger_than_a_bucket_fails_at_once_naming_the_limit() {
+    let mock = MockClaude::new();
+    let service = ServiceBuilder::new()
+        .layer(RateLimitLayer::new().pool("sonnet", Limits::new(50, 1_000, 8_000)))
+        .service(mock.clone());
+    let start = Instant::now();
+    let error = service
+        .clone()
+        .oneshot(sized(10_000, 100).into_http())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::RateLimited);
+    assert!(
+        error
+            .message()
+            .contains("input tokens per minute (limit 1000)"),
+        "{error}"
+    );
+    assert!(error.message().contains("can never fit"), "{error}");
+    assert_eq!(start.elapsed(), Duration::ZERO, "at once");
+    // A request that would fit only later than max_wait: refused, with when it would fit.
+    let service = ServiceBuilder::new()
+        .layer(
+            RateLimitLayer::new()
+                .pool("sonnet", Limits::new(2, 100_000, 10_000))
+                .max_wait(Duration::from_secs(5)),
+        )
+        .service(mock.clone());
+    service
+        .clone()
+        .oneshot(sized(100, 100).into_http())
+        .await
+        .unwrap();
+    service
+        .clone()
+        .oneshot(sized(100, 100).into_http())
+        .await
+        .unwrap();
+    let error = service
+        .oneshot(sized(100, 100).into_http())
+        .await
+        .unwrap_err();
+    assert!(
+        error.message().contains("requests per minute (limit 2)"),
+        "{error}"
+    );
+    assert_eq!(
+        error.retry_after(),
+        Some(Duration::from_secs(30)),
+        "one request refills in 30 s"
+    );
+    assert_eq!(mock.request_count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upstream_429_pauses_the_pool_for_its_retry_after() {
+    let mock = MockClaude::new().with_script([Attempt::rate_limited(Some(Duration::from_secs(7)))]);
+    let service = ServiceBuilder::new()
+        .layer(RateLimitLayer::new().pool("sonnet", Limits::new(1_000, 1_000_000, 100_000)))
+        .service(mock.clone());
+    let error = service
+        .clone()
+        .oneshot(sized(100, 100).into_http())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::RateLimited);
+    let start = Instant::now();
+    // Concurrent callers all wait for the pause instead of stampeding.
+    let calls = (0..5).map(|_| service.clone().oneshot(sized(100, 100).into_http()));
+    for result in futures_util::future::join_all(calls).await {
+        result.unwrap();
+    }
+    assert!(
+        start.elapsed() >= Duration::from_secs(7),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(start.elapsed() < Duration::from_millis(7_100));
+    // Other pools are not paused.
+    let haiku = MessagesRequest::new("claude-haiku-4-5", 100).user("hi");
+    mock.push_script([Attempt::rate_limited(Some(Duration::from_secs(30)))]);
+    service
+        .clone()
+        .oneshot(sized(100, 100).into_http())
+        .await
+        .unwrap_err();
+    let start = Instant::now();
+    service.oneshot(haiku.into_http()).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn headers_correct_the_bucket_to_the_servers_remaining() {
+    // The server already served other clients: its buckets are lower than ours.
+    let upstream = MockClaude::new().with_rate_limits(MockLimits::new(1_000, 50_000, 10_000));
+    for _ in 0..20 {
+        upstream
+            .clone()
+            .oneshot(sized(3_000, 100).into_http())
+            .await
+            .unwrap();
+    }
+    let store = Arc::new(claude_tower_ratelimit::MemoryRateLimitStore::new());
+    let layer = RateLimitLayer::with_store(SharedStore(Arc::clone(&store)))
+        .pool("sonnet", Limits::new(1_000, 50_000, 10_000));
+    let service = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(upstream.clone());
+    let response = service.oneshot(sized(100, 100).into_http()).await.unwrap();
+    let server_remaining: f64 = response.headers()["anthropic-ratelimit-input-tokens-remaining"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bucket = layer.bucket("sonnet", Dimension::InputTokens).unwrap();
+    let local = store.available(&bucket).await.unwrap();
+    assert!(
+        (local - server_remaining).abs() <= 1.0,
+        "local {local} vs server {server_remaining}"
+    );
+    assert!(
+        server_remaining < 50_000.0 - 15_000.0,
+        "the server's view was lower"
+    );
+}
+
+/// A store handle the test can keep while the layer uses it.
+#[derive(Debug, Clone)]
+struct SharedStore(Arc<claude_tower_ratelimit::MemoryRateLimitStore>);
+
+#[async_trait::async_trait]
+impl RateLimitStore for SharedStore {
+    async fn acquire(
+        &self,
+        buckets: &[claude_tower_ratelimit::BucketSpec],
+        amounts: &[u64],
+        pause_key: &str,
+        max_wait: Duration,
+    ) -> Result<claude_tower_ratelimit::Admission, claude_tower_core::Error> {
+        self.0.acquire(buckets, amounts, pause_key, max_wait).await
+    }
+    async fn adjust(
+        &self,
+        buckets: &[claude_tower_ratelimit::BucketSpec],
+        deltas: &[f64],
+    ) -> Result<(), claude_tower_core::Error> {
+        self.0.adjust(buckets, deltas).await
+    }
+    async fn correct(
+        &self,
+        bucket: &claude_tower_ratelimit::BucketSpec,
+        remaining: u64,
+    ) -> Result<(), claude_tower_core::Error> {
+        self.0.correct(bucket, remaining).await
+    }
+    async fn pause(
+        &self,
+        pause_key: &str,
+        duration: Duration,
+    ) -> Result<(), claude_tower_core::Error> {
+        self.0.pause(pause_key, duration).await
+    }
+    async fn available(
+        &self,
+        bucket: &claude_tower_ratelimit::BucketSpec,
+    ) -> Result<f64, claude_tower_core::Error> {
+        self.0.available(bucket).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_key_limits_and_fifo_waits() {
+    let mock = MockClaude::new();
+    let service = ServiceBuilder::new()
+        .layer(RateLimitLayer::new().per_key(Limits::learn().with_requests_per_minute(2)))
+        .service(mock.clone());
+    let for_tenant = |tenant: &str| {
+        let mut request = sized(100, 50).into_http();
+        request.extensions_mut().insert(Attribution::tenant(tenant));
+        request
+    };
+    let start = Instant::now();
+    service.clone().oneshot(for_tenant("a")).await.unwrap();
+    service.clone().oneshot(for_tenant("a")).await.unwrap();
+    service.clone().oneshot(for_tenant("b")).await.unwrap();
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "tenant b has its own bucket"
+    );
+    // Tenant a's third request waits for one token: 30 s at 2 per minute.
+    service.clone().oneshot(for_tenant("a")).await.unwrap();
+    assert_eq!(start.elapsed().as_secs(), 30);
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_is_taken_in_poll_ready_and_held_until_the_stream_ends() {
+    let mock = MockClaude::new().with_script(vec![
+        Attempt::ok()
+            .with_event_delay(Duration::from_millis(100));
+        3
+    ]);
+    let service = ServiceBuilder::new()
+        .layer(RateLimitLayer::new().max_concurrent(1))
+        .service(mock.clone());
+    let start = Instant::now();
+    let first = service
+        .clone()
+        .oneshot(sized(50, 50).stream(true).into_http())
+        .await
+        .unwrap();
+    let second = tokio::spawn(service.clone().oneshot(sized(50, 50).into_http()));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(mock.request_count(), 1, "the second waits for the permit");
+    first.into_body().into_message().await.unwrap();
+    let streamed_for = start.elapsed();
+    second.await.unwrap().unwrap();
+    assert_eq!(mock.request_count(), 2);
+    assert!(start.elapsed() >= streamed_for);
+}
