@@ -9,6 +9,7 @@ use claude_tower_cost::CostLayer;
 use claude_tower_ratelimit::{Limits, RateLimitLayer};
 use claude_tower_response_cache::{CachePolicy, ResponseCacheLayer};
 use claude_tower_retry::{RetryLayer, TimeoutLayer};
+use claude_tower_trace::TraceLayer;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tower::{Layer, ServiceExt};
 
@@ -62,6 +63,22 @@ fn layers(c: &mut Criterion) {
         b.to_async(&runtime)
             .iter(|| ratelimit.clone().oneshot(small_request()));
     });
+
+    // Tracing: no subscriber (spans are disabled), then a registry subscriber.
+    let trace = TraceLayer::new().layer(Bare::default());
+    group.bench_function(BenchmarkId::new("trace-no-subscriber", "1-message"), |b| {
+        b.to_async(&runtime)
+            .iter(|| trace.clone().oneshot(small_request()));
+    });
+    {
+        let _guard = tracing::subscriber::set_default(tracing_subscriber::registry());
+        tracing::callsite::rebuild_interest_cache();
+        group.bench_function(BenchmarkId::new("trace-subscriber", "1-message"), |b| {
+            b.to_async(&runtime)
+                .iter(|| trace.clone().oneshot(small_request()));
+        });
+    }
+    tracing::callsite::rebuild_interest_cache();
 
     let cost = CostLayer::new().layer(Bare::default());
     group.bench_function(BenchmarkId::new("cost", "1-message"), |b| {

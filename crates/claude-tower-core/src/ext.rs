@@ -129,3 +129,27 @@ pub enum CacheStatus {
     /// Served from an expired entry.
     Stale,
 }
+
+/// The cost of a response in pico-dollars, published by a cost meter for other layers (e.g.
+/// tracing): set at once for a complete message, at the end of a stream otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct CostCell(std::sync::Arc<std::sync::OnceLock<u128>>);
+
+impl CostCell {
+    /// Publishes the cost (the first value wins).
+    pub fn set(&self, picodollars: u128) {
+        let _ = self.0.set(picodollars);
+    }
+
+    /// The cost in pico-dollars, once known.
+    #[must_use]
+    pub fn picodollars(&self) -> Option<u128> {
+        self.0.get().copied()
+    }
+
+    /// The cost in dollars (approximate, for telemetry), once known.
+    #[must_use]
+    pub fn usd(&self) -> Option<f64> {
+        self.picodollars().map(|p| p as f64 / 1e12)
+    }
+}

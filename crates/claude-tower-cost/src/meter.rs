@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 
-use claude_tower_core::ext::{Attribution, CacheStatus};
+use claude_tower_core::ext::{Attribution, CacheStatus, CostCell};
 use claude_tower_core::{Error, EventStream, MessagesBody, MessagesRequest, StreamEvent, Usage};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
@@ -17,9 +17,11 @@ use crate::ledger::CostLedger;
 use crate::pricing::{Cost, Modifiers, PriceTable, UnknownModel};
 
 /// A handle to the cost of a response, in its extensions: filled at once for a complete
-/// message, at the end of the stream (or when the stream is dropped) for a stream.
+/// message, at the end of the stream (or when the stream is dropped) for a stream. The total
+/// is also published as a core [`CostCell`](claude_tower_core::ext::CostCell) for layers that
+/// do not depend on this crate (tracing).
 #[derive(Debug, Clone, Default)]
-pub struct CostHandle(Arc<OnceLock<Cost>>);
+pub struct CostHandle(Arc<OnceLock<Cost>>, CostCell);
 
 impl CostHandle {
     /// The cost, once known.
@@ -29,6 +31,7 @@ impl CostHandle {
     }
 
     fn set(&self, cost: Cost) {
+        self.1.set(cost.total.picodollars());
         let _ = self.0.set(cost);
     }
 }
@@ -247,6 +250,7 @@ where
                     .take()
                     .expect("ResponseFuture polled after completion");
                 response.extensions_mut().insert(metering.handle.clone());
+                response.extensions_mut().insert(metering.handle.1.clone());
                 let cached = response.extensions().get::<CacheStatus>() == Some(&CacheStatus::Hit);
                 let (mut parts, body) = response.into_parts();
                 let body = match body {
