@@ -42,12 +42,14 @@
 //! None.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod cache_sim;
 mod redis_server;
 mod reply;
 mod script;
 mod server;
 mod service;
 
+pub use cache_sim::LOOKBACK_POSITIONS;
 pub use redis_server::{INSTALL_HINT, RedisServer};
 pub use script::Attempt;
 pub use server::{MockServer, MockServerBuilder};

@@ -16,6 +16,7 @@ use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::time::Instant;
 
+use crate::cache_sim::PromptCache;
 use crate::reply::reply;
 use crate::script::{Attempt, Outcome};
 use claude_tower_core::clock::rfc3339;
@@ -102,6 +103,7 @@ struct State {
     epoch: Instant,
     rate_limited: usize,
     chunk_chars: usize,
+    prompt_cache: PromptCache,
 }
 
 /// A deterministic, scriptable mock of the Messages API as an in-process
@@ -208,6 +210,7 @@ impl MockClaude {
                 epoch: Instant::now(),
                 rate_limited: 0,
                 chunk_chars: 8,
+                prompt_cache: PromptCache::default(),
             })),
         }
     }
@@ -239,6 +242,12 @@ impl MockClaude {
         state.buckets.clear();
         drop(state);
         self
+    }
+
+    /// Entries in the simulated prompt cache (live or expired).
+    #[must_use]
+    pub fn prompt_cache_entries(&self) -> usize {
+        self.lock().prompt_cache.len()
     }
 
     /// How many requests the mock answered with a rate-limit 429 of its own (scripted 429s not
@@ -305,10 +314,25 @@ impl MockClaude {
             return plan;
         }
         let attempt = state.script.pop_front().unwrap_or_else(Attempt::ok);
-        let message = match &attempt.outcome {
+        let mut message = match &attempt.outcome {
             Outcome::Message(message) => (**message).clone(),
             _ => reply(body, seq),
         };
+        if !matches!(
+            attempt.outcome,
+            Outcome::Message(_) | Outcome::Status { .. }
+        ) {
+            let now = state.epoch.elapsed();
+            let cache = state.prompt_cache.simulate(body, now, true);
+            let usage = &mut message.usage;
+            usage.input_tokens = cache.uncached;
+            usage.cache_read_input_tokens = Some(cache.read);
+            usage.cache_creation_input_tokens = Some(cache.write_5m + cache.write_1h);
+            usage.cache_creation = Some(claude_tower_core::CacheCreation {
+                ephemeral_5m_input_tokens: cache.write_5m,
+                ephemeral_1h_input_tokens: cache.write_1h,
+            });
+        }
         charge_output(&mut state, body, message.usage.output_tokens);
         let mut response_headers = rate_limit_headers(&mut state, &body.model);
         insert(&mut response_headers, "request-id", &request_id);
@@ -412,12 +436,20 @@ fn buckets<'a>(state: &'a mut State, model: &str) -> (&'a mut Buckets, Duration)
 /// Enforces the limits: `Some(429 plan)` when the request does not fit (nothing is charged).
 fn admit(state: &mut State, body: &MessagesRequest, request_id: &str) -> Option<Plan> {
     if !state.enforce {
+        let now = state.epoch.elapsed();
+        let cached = state.prompt_cache.simulate(body, now, false);
         let (buckets, now) = buckets(state, &body.model);
         buckets.requests.take(1.0, now);
-        buckets.input.take(body.estimate_input_tokens() as f64, now);
+        buckets.input.take(
+            (cached.uncached + cached.write_5m + cached.write_1h) as f64,
+            now,
+        );
         return None;
     }
-    let input = body.estimate_input_tokens();
+    let now = state.epoch.elapsed();
+    let cached = state.prompt_cache.simulate(body, now, false);
+    // Cache reads do not count toward ITPM.
+    let input = cached.uncached + cached.write_5m + cached.write_1h;
     let (b, now) = buckets(state, &body.model);
     let waits = [
         ("requests", b.requests.wait_for(1, now)),

@@ -1,0 +1,248 @@
+//! The prompt as the prompt cache sees it: a sequence of **positions** in prefix order (each
+//! tool, each system block, each message block), with their estimated tokens and their
+//! `cache_control` markers. Used by the mock's cache simulation and the prompt-cache layout.
+
+use std::sync::Arc;
+
+use crate::content::{CacheControl, ContentBlock};
+use crate::estimate::{
+    MESSAGE_OVERHEAD_TOKENS, TOOL_OVERHEAD_TOKENS, TOOL_SYSTEM_PROMPT_TOKENS,
+    estimate_block_tokens, estimate_text_tokens,
+};
+use crate::request::{MessageContent, MessagesRequest, System};
+
+/// Where a position lives in the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Slot {
+    /// `tools[i]`
+    Tool(usize),
+    /// `system` as a plain string.
+    SystemText,
+    /// `system[i]`
+    System(usize),
+    /// `messages[m]` with string content.
+    MessageText(usize),
+    /// `messages[m].content[b]`
+    Message(usize, usize),
+}
+
+/// One position of the prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    /// Where it is.
+    pub slot: Slot,
+    /// Estimated tokens (message framing and the tool-use system prompt are counted on the
+    /// first position they belong to), so the positions sum to
+    /// [`MessagesRequest::estimate_input_tokens`].
+    pub tokens: u64,
+    /// Its `cache_control`, if any.
+    pub marker: Option<CacheControl>,
+    /// Whether it may carry `cache_control` (thinking blocks and empty text cannot).
+    pub cacheable: bool,
+}
+
+fn block_cacheable(block: &ContentBlock) -> bool {
+    match block {
+        ContentBlock::Thinking(_)
+        | ContentBlock::RedactedThinking(_)
+        | ContentBlock::Unknown(_) => false,
+        ContentBlock::Text(text) => !text.text.is_empty(),
+        _ => true,
+    }
+}
+
+/// The positions of a request in prefix order (tools → system → messages).
+#[must_use]
+pub fn positions(request: &MessagesRequest) -> Vec<Position> {
+    let mut out = Vec::new();
+    if let Some(tools) = &request.tools {
+        for (i, tool) in tools.iter().enumerate() {
+            let mut tokens = TOOL_OVERHEAD_TOKENS + estimate_text_tokens(&tool.name);
+            tokens += tool.description.as_deref().map_or(0, estimate_text_tokens);
+            tokens += tool
+                .input_schema
+                .as_ref()
+                .map_or(0, |s| estimate_text_tokens(&s.to_string()));
+            if !tool.extra.is_empty() {
+                tokens +=
+                    estimate_text_tokens(&serde_json::to_string(&tool.extra).unwrap_or_default());
+            }
+            if i == 0 {
+                tokens += TOOL_SYSTEM_PROMPT_TOKENS;
+            }
+            out.push(Position {
+                slot: Slot::Tool(i),
+                tokens,
+                marker: tool.cache_control.clone(),
+                cacheable: true,
+            });
+        }
+    }
+    if let Some(system) = &request.system {
+        match system.as_ref() {
+            System::Text(text) => out.push(Position {
+                slot: Slot::SystemText,
+                tokens: MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(text),
+                marker: None,
+                cacheable: !text.is_empty(),
+            }),
+            System::Blocks(blocks) => {
+                for (i, block) in blocks.iter().enumerate() {
+                    let framing = if i == 0 { MESSAGE_OVERHEAD_TOKENS } else { 0 };
+                    out.push(Position {
+                        slot: Slot::System(i),
+                        tokens: framing + estimate_block_tokens(block),
+                        marker: block.cache_control(),
+                        cacheable: block_cacheable(block),
+                    });
+                }
+                if blocks.is_empty() {
+                    // Framing of an empty block list still counts.
+                    out.push(Position {
+                        slot: Slot::System(0),
+                        tokens: MESSAGE_OVERHEAD_TOKENS,
+                        marker: None,
+                        cacheable: false,
+                    });
+                }
+            }
+        }
+    }
+    for (m, message) in request.messages.iter().enumerate() {
+        match &message.content {
+            MessageContent::Text(text) => out.push(Position {
+                slot: Slot::MessageText(m),
+                tokens: MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(text),
+                marker: None,
+                cacheable: !text.is_empty(),
+            }),
+            MessageContent::Blocks(blocks) => {
+                if blocks.is_empty() {
+                    out.push(Position {
+                        slot: Slot::Message(m, 0),
+                        tokens: MESSAGE_OVERHEAD_TOKENS,
+                        marker: None,
+                        cacheable: false,
+                    });
+                }
+                for (b, block) in blocks.iter().enumerate() {
+                    let framing = if b == 0 { MESSAGE_OVERHEAD_TOKENS } else { 0 };
+                    out.push(Position {
+                        slot: Slot::Message(m, b),
+                        tokens: framing + estimate_block_tokens(block),
+                        marker: block.cache_control(),
+                        cacheable: block_cacheable(block),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Puts `marker` on the position at `slot` (a string system prompt or string message content
+/// becomes a single text block first). Returns `false` when the position cannot carry one.
+pub fn set_marker(request: &mut MessagesRequest, slot: Slot, marker: CacheControl) -> bool {
+    match slot {
+        Slot::Tool(i) => match request
+            .tools
+            .as_mut()
+            .and_then(|t| Arc::make_mut(t).get_mut(i))
+        {
+            Some(tool) => {
+                tool.cache_control = Some(marker);
+                true
+            }
+            None => false,
+        },
+        Slot::SystemText | Slot::System(_) => {
+            let Some(system) = request.system.as_mut() else {
+                return false;
+            };
+            let system = Arc::make_mut(system);
+            if let System::Text(text) = system {
+                *system = System::Blocks(vec![ContentBlock::text(std::mem::take(text))]);
+            }
+            let index = if let Slot::System(i) = slot { i } else { 0 };
+            match system {
+                System::Blocks(blocks) => set_on_block(blocks.get_mut(index), marker),
+                System::Text(_) => false,
+            }
+        }
+        Slot::MessageText(m) | Slot::Message(m, _) => {
+            let Some(message) = request.messages_mut().get_mut(m) else {
+                return false;
+            };
+            if let MessageContent::Text(text) = &mut message.content {
+                message.content =
+                    MessageContent::Blocks(vec![ContentBlock::text(std::mem::take(text))]);
+            }
+            let index = if let Slot::Message(_, b) = slot { b } else { 0 };
+            match &mut message.content {
+                MessageContent::Blocks(blocks) => set_on_block(blocks.get_mut(index), marker),
+                MessageContent::Text(_) => false,
+            }
+        }
+    }
+}
+
+fn set_on_block(block: Option<&mut ContentBlock>, marker: CacheControl) -> bool {
+    match block.and_then(ContentBlock::cache_control_mut) {
+        Some(slot) => {
+            *slot = Some(marker);
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Tool, request::MessageParam};
+
+    #[test]
+    fn positions_sum_to_the_estimate_and_markers_can_be_set() {
+        let mut request = MessagesRequest::new("m", 100)
+            .tools(vec![
+                Tool::new("a", "first", serde_json::json!({"type": "object"})),
+                Tool::new("b", "second", serde_json::json!({})),
+            ])
+            .system("be brief")
+            .user("hello")
+            .message(MessageParam::assistant(vec![
+                ContentBlock::text("hi"),
+                ContentBlock::text("there"),
+            ]));
+        let p = positions(&request);
+        assert_eq!(p.len(), 2 + 1 + 1 + 2);
+        assert_eq!(
+            p.iter().map(|p| p.tokens).sum::<u64>(),
+            request.estimate_input_tokens()
+        );
+        assert!(set_marker(
+            &mut request,
+            Slot::SystemText,
+            CacheControl::ephemeral()
+        ));
+        assert!(set_marker(
+            &mut request,
+            Slot::MessageText(0),
+            CacheControl::ephemeral()
+        ));
+        assert!(set_marker(
+            &mut request,
+            Slot::Tool(1),
+            CacheControl::ephemeral()
+        ));
+        let p = positions(&request);
+        assert_eq!(p.iter().filter(|p| p.marker.is_some()).count(), 3);
+        assert_eq!(
+            p.iter().map(|p| p.tokens).sum::<u64>(),
+            request.estimate_input_tokens(),
+            "conversion keeps the estimate"
+        );
+        request.validate().unwrap();
+    }
+}
