@@ -87,18 +87,19 @@ impl ModelTable {
     /// Adds or replaces a model.
     #[must_use]
     pub fn with_model(mut self, info: ModelInfo) -> Self {
+        let ids: Vec<String> = std::iter::once(&info.model).chain(&info.aliases).cloned().collect();
         let position = match self.index.get(&info.model) {
             Some(&i) => {
-                self.models[i] = info.clone();
+                self.models[i] = info;
                 i
             }
             None => {
-                self.models.push(info.clone());
+                self.models.push(info);
                 self.models.len() - 1
             }
         };
-        for id in std::iter::once(&info.model).chain(&info.aliases) {
-            self.index.insert(id.clone(), position);
+        for id in ids {
+            self.index.insert(id, position);
         }
         self
     }
