@@ -6,6 +6,7 @@ use std::time::Duration;
 use claude_tower_benches::{Bare, small_request};
 use claude_tower_core::{Message, MessagesRequest};
 use claude_tower_cost::CostLayer;
+use claude_tower_prompt_cache::PromptCacheLayer;
 use claude_tower_ratelimit::{Limits, RateLimitLayer};
 use claude_tower_response_cache::{CachePolicy, ResponseCacheLayer};
 use claude_tower_retry::{RetryLayer, TimeoutLayer};
@@ -80,6 +81,22 @@ fn layers(c: &mut Criterion) {
     }
     tracing::callsite::rebuild_interest_cache();
 
+    // Prompt-cache layout on a 50-message conversation.
+    let conversation = fifty_messages();
+    group.bench_function(BenchmarkId::new("bare", "50-messages"), |b| {
+        let bare = Bare::default();
+        b.to_async(&runtime)
+            .iter(|| bare.clone().oneshot(conversation.clone().into_http()));
+    });
+    let prompt_cache = PromptCacheLayer::new().layer(Bare::default());
+    group.bench_function(BenchmarkId::new("prompt-cache", "50-messages"), |b| {
+        b.to_async(&runtime).iter(|| {
+            prompt_cache
+                .clone()
+                .oneshot(conversation.clone().into_http())
+        });
+    });
+
     let cost = CostLayer::new().layer(Bare::default());
     group.bench_function(BenchmarkId::new("cost", "1-message"), |b| {
         b.to_async(&runtime)
@@ -122,6 +139,17 @@ impl CachePolicy for NeverStore {
     fn cacheable_response(&self, _message: &Message) -> bool {
         false
     }
+}
+
+fn fifty_messages() -> MessagesRequest {
+    let mut request = MessagesRequest::new("claude-sonnet-4-6", 1024)
+        .system("You are a careful agent. ".repeat(200));
+    for i in 0..25 {
+        request = request
+            .user(format!("Question {i}: {}", "some context ".repeat(40)))
+            .assistant(format!("Answer {i}: {}", "a reply ".repeat(30)));
+    }
+    request.user("And finally?")
 }
 
 fn deterministic_request() -> http::Request<MessagesRequest> {

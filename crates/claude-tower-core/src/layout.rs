@@ -55,7 +55,24 @@ fn block_cacheable(block: &ContentBlock) -> bool {
 /// The positions of a request in prefix order (tools → system → messages).
 #[must_use]
 pub fn positions(request: &MessagesRequest) -> Vec<Position> {
-    let mut out = Vec::new();
+    positions_counting_up_to(request, u64::MAX)
+}
+
+/// [`positions`], but token estimates stop once the running total reaches `limit`: later
+/// positions report 0 tokens. For callers that only compare prefixes with a threshold (the
+/// minimum cacheable length), this skips reading most of a long conversation.
+#[must_use]
+pub fn positions_counting_up_to(request: &MessagesRequest, limit: u64) -> Vec<Position> {
+    let mut out: Vec<Position> = Vec::new();
+    let mut running: u64 = 0;
+    let mut counting = |tokens: &dyn Fn() -> u64| -> u64 {
+        if running >= limit {
+            return 0;
+        }
+        let t = tokens();
+        running = running.saturating_add(t);
+        t
+    };
     if let Some(tools) = &request.tools {
         for (i, tool) in tools.iter().enumerate() {
             let mut tokens = TOOL_OVERHEAD_TOKENS + estimate_text_tokens(&tool.name);
@@ -83,7 +100,7 @@ pub fn positions(request: &MessagesRequest) -> Vec<Position> {
         match system.as_ref() {
             System::Text(text) => out.push(Position {
                 slot: Slot::SystemText,
-                tokens: MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(text),
+                tokens: counting(&|| MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(text)),
                 marker: None,
                 cacheable: !text.is_empty(),
             }),
@@ -92,7 +109,7 @@ pub fn positions(request: &MessagesRequest) -> Vec<Position> {
                     let framing = if i == 0 { MESSAGE_OVERHEAD_TOKENS } else { 0 };
                     out.push(Position {
                         slot: Slot::System(i),
-                        tokens: framing + estimate_block_tokens(block),
+                        tokens: counting(&|| framing + estimate_block_tokens(block)),
                         marker: block.cache_control(),
                         cacheable: block_cacheable(block),
                     });
@@ -113,7 +130,7 @@ pub fn positions(request: &MessagesRequest) -> Vec<Position> {
         match &message.content {
             MessageContent::Text(text) => out.push(Position {
                 slot: Slot::MessageText(m),
-                tokens: MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(text),
+                tokens: counting(&|| MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(text)),
                 marker: None,
                 cacheable: !text.is_empty(),
             }),
@@ -130,7 +147,7 @@ pub fn positions(request: &MessagesRequest) -> Vec<Position> {
                     let framing = if b == 0 { MESSAGE_OVERHEAD_TOKENS } else { 0 };
                     out.push(Position {
                         slot: Slot::Message(m, b),
-                        tokens: framing + estimate_block_tokens(block),
+                        tokens: counting(&|| framing + estimate_block_tokens(block)),
                         marker: block.cache_control(),
                         cacheable: block_cacheable(block),
                     });

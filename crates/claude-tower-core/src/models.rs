@@ -87,7 +87,10 @@ impl ModelTable {
     /// Adds or replaces a model.
     #[must_use]
     pub fn with_model(mut self, info: ModelInfo) -> Self {
-        let ids: Vec<String> = std::iter::once(&info.model).chain(&info.aliases).cloned().collect();
+        let ids: Vec<String> = std::iter::once(&info.model)
+            .chain(&info.aliases)
+            .cloned()
+            .collect();
         let position = match self.index.get(&info.model) {
             Some(&i) => {
                 self.models[i] = info;

@@ -161,12 +161,12 @@ impl PromptCache {
             }
         }
         let read = hit.map_or(0, |(h, _)| prefix[h]);
-        // A hit refreshes the entry, with the longer of its lifetime and the marker's.
+        // A hit refreshes the entry for its own lifetime (conservative: whether a longer marker
+        // upgrades an entry it reads is not documented).
         if commit
-            && let Some((h, ttl)) = hit
+            && let Some((h, _)) = hit
             && let Some(entry) = self.entries.get_mut(&hashes[h])
         {
-            entry.ttl = entry.ttl.max(ttl);
             entry.expires_at = now + entry.ttl;
         }
         let hit = hit.map(|(h, _)| h);

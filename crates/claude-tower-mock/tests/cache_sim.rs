@@ -151,9 +151,10 @@ async fn ttls_expire_and_hits_refresh_them() {
         system(Some(Some(CacheTtl::OneHour))),
         vec![ContentBlock::text("q")],
     );
-    usage(&mock, long.clone()).await;
+    let fresh = MockClaude::new();
+    usage(&fresh, long.clone()).await;
     tokio::time::advance(Duration::from_secs(1800)).await;
-    assert!(usage(&mock, long).await.cache_read_tokens() > 0);
+    assert!(usage(&fresh, long).await.cache_read_tokens() > 0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,0 +1,310 @@
+//! [`PromptCacheLayer`], [`CacheReport`], [`CacheStats`] and [`warm`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll, ready};
+
+use claude_tower_core::models::ModelTable;
+use claude_tower_core::{Error, EventStream, MessagesBody, MessagesRequest, StreamEvent, Usage};
+use futures_core::Stream;
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::plan::{TtlPolicy, place_breakpoints_owned};
+
+/// What the prompt cache did for one response (from its usage).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
+pub struct CacheReport {
+    /// Tokens read from the cache.
+    pub read: u64,
+    /// Tokens written with the 5 minute lifetime.
+    pub written_5m: u64,
+    /// Tokens written with the 1 hour lifetime.
+    pub written_1h: u64,
+    /// Tokens neither read nor written (after the last breakpoint).
+    pub uncached: u64,
+}
+
+impl CacheReport {
+    /// From a response's usage.
+    #[must_use]
+    pub fn from_usage(usage: &Usage) -> Self {
+        let split = usage.cache_creation.unwrap_or_default();
+        let written = usage.cache_write_tokens();
+        let written_1h = split.ephemeral_1h_input_tokens.min(written);
+        Self {
+            read: usage.cache_read_tokens(),
+            written_5m: written - written_1h,
+            written_1h,
+            uncached: usage.input_tokens,
+        }
+    }
+
+    /// The whole prompt.
+    #[must_use]
+    pub fn prompt_tokens(&self) -> u64 {
+        self.read + self.written_5m + self.written_1h + self.uncached
+    }
+
+    /// Token-weighted hit ratio: `read / prompt` (0 for an empty prompt).
+    #[must_use]
+    pub fn hit_ratio(&self) -> f64 {
+        let prompt = self.prompt_tokens();
+        if prompt == 0 {
+            0.0
+        } else {
+            self.read as f64 / prompt as f64
+        }
+    }
+}
+
+/// A handle to the [`CacheReport`] of a response, in its extensions: filled at once for a
+/// complete message, at `message_start` (where the cache figures are) for a stream.
+#[derive(Debug, Clone, Default)]
+pub struct CacheReportHandle(Arc<OnceLock<CacheReport>>);
+
+impl CacheReportHandle {
+    /// The report, once known.
+    #[must_use]
+    pub fn get(&self) -> Option<CacheReport> {
+        self.0.get().copied()
+    }
+}
+
+/// Running totals over every response of a layer (shared by its clones).
+#[derive(Debug, Clone, Default)]
+pub struct CacheStats(Arc<Mutex<(u64, CacheReport)>>);
+
+impl CacheStats {
+    fn add(&self, report: &CacheReport) {
+        let mut guard = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.0 += 1;
+        let total = &mut guard.1;
+        total.read += report.read;
+        total.written_5m += report.written_5m;
+        total.written_1h += report.written_1h;
+        total.uncached += report.uncached;
+    }
+
+    /// Responses counted.
+    #[must_use]
+    pub fn responses(&self) -> u64 {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).0
+    }
+
+    /// The summed report (its `hit_ratio` is the token-weighted ratio over all responses).
+    #[must_use]
+    pub fn totals(&self) -> CacheReport {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).1
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    ttl: TtlPolicy,
+    models: ModelTable,
+    stats: CacheStats,
+}
+
+/// Places prompt-cache breakpoints automatically; see the [crate docs](crate).
+#[derive(Debug, Clone)]
+pub struct PromptCacheLayer {
+    shared: Arc<Shared>,
+}
+
+impl Default for PromptCacheLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PromptCacheLayer {
+    /// Defaults: 1h on tools and system, 5m on the tail; the shipped model table.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                ttl: TtlPolicy::default(),
+                models: ModelTable::builtin().clone(),
+                stats: CacheStats::default(),
+            }),
+        }
+    }
+
+    /// Marker lifetimes.
+    #[must_use]
+    pub fn ttl(self, ttl: TtlPolicy) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                ttl,
+                models: self.shared.models.clone(),
+                stats: self.shared.stats.clone(),
+            }),
+        }
+    }
+
+    /// Minimum cacheable lengths from this table.
+    #[must_use]
+    pub fn models(self, models: ModelTable) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                ttl: self.shared.ttl.clone(),
+                models,
+                stats: self.shared.stats.clone(),
+            }),
+        }
+    }
+
+    /// The running totals of this layer.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        self.shared.stats.clone()
+    }
+}
+
+impl<S> Layer<S> for PromptCacheLayer {
+    type Service = PromptCache<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        PromptCache {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service of a [`PromptCacheLayer`].
+#[derive(Debug, Clone)]
+pub struct PromptCache<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Service<http::Request<MessagesRequest>> for PromptCache<S>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        >,
+{
+    type Response = http::Response<MessagesBody>;
+    type Error = Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
+        let (parts, body) = request.into_parts();
+        let body = place_breakpoints_owned(body, &self.shared.ttl, &self.shared.models);
+        let future = self.inner.call(http::Request::from_parts(parts, body));
+        ResponseFuture {
+            future,
+            stats: Some(self.shared.stats.clone()),
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`PromptCache`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        future: F,
+        stats: Option<CacheStats>,
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<http::Response<MessagesBody>, Error>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.future.poll(cx))?;
+        let stats = this
+            .stats
+            .take()
+            .expect("ResponseFuture polled after completion");
+        let handle = CacheReportHandle::default();
+        response.extensions_mut().insert(handle.clone());
+        let (mut parts, body) = response.into_parts();
+        let body = match body {
+            MessagesBody::Message(message) => {
+                let report = CacheReport::from_usage(&message.usage);
+                stats.add(&report);
+                let _ = handle.0.set(report);
+                parts.extensions.insert(report);
+                MessagesBody::Message(message)
+            }
+            MessagesBody::Stream(stream) => MessagesBody::Stream(EventStream::new(Reporting {
+                inner: stream,
+                handle: Some(handle),
+                stats,
+            })),
+        };
+        Poll::Ready(Ok(http::Response::from_parts(parts, body)))
+    }
+}
+
+/// Reads the cache figures of a stream's `message_start`.
+struct Reporting {
+    inner: EventStream,
+    handle: Option<CacheReportHandle>,
+    stats: CacheStats,
+}
+
+impl Stream for Reporting {
+    type Item = Result<StreamEvent, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let item = ready!(Pin::new(&mut self.inner).poll_next(cx));
+        if let Some(Ok(StreamEvent::MessageStart(start))) = &item
+            && let Some(handle) = self.handle.take()
+        {
+            let report = CacheReport::from_usage(&start.message.usage);
+            self.stats.add(&report);
+            let _ = handle.0.set(report);
+        }
+        Poll::Ready(item)
+    }
+}
+
+/// Pre-warms the cache with `request`'s prefix: sends it with `max_tokens: 0` (no output is
+/// generated and billed) and returns what was written.
+///
+/// # Errors
+/// The service's error.
+pub async fn warm<S>(mut service: S, request: MessagesRequest) -> Result<CacheReport, Error>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        >,
+{
+    let mut request = request;
+    request.max_tokens = 0;
+    request.stream = None;
+    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+    let message = service
+        .call(request.into_http())
+        .await?
+        .into_body()
+        .into_message()
+        .await?;
+    Ok(CacheReport::from_usage(&message.usage))
+}

@@ -1,0 +1,153 @@
+//! Properties of the layout: for any request, at most 4 markers, 1h before 5m, the caller's
+//! markers untouched, and otherwise the same content.
+
+use std::sync::Arc;
+
+use claude_tower_core::layout::positions;
+use claude_tower_core::models::ModelTable;
+use claude_tower_core::{
+    CacheControl, CacheTtl, ContentBlock, MessageContent, MessageParam, MessagesRequest, System,
+    ThinkingBlock, Tool,
+};
+use claude_tower_prompt_cache::{TtlPolicy, place_breakpoints};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn arb_marker() -> impl Strategy<Value = Option<CacheControl>> {
+    prop_oneof![
+        6 => Just(None),
+        1 => Just(Some(CacheControl::ephemeral())),
+        1 => Just(Some(CacheControl::with_ttl(CacheTtl::OneHour))),
+    ]
+}
+
+fn arb_block() -> impl Strategy<Value = ContentBlock> {
+    prop_oneof![
+        ("[a-z ]{0,400}", arb_marker()).prop_map(|(text, marker)| {
+            let mut block = ContentBlock::text(text);
+            *block.cache_control_mut().unwrap() = marker;
+            block
+        }),
+        "[a-z]{1,40}".prop_map(|t| ContentBlock::Thinking(ThinkingBlock {
+            thinking: t,
+            signature: "sig".into(),
+            ..Default::default()
+        })),
+    ]
+}
+
+fn arb_request() -> impl Strategy<Value = MessagesRequest> {
+    (
+        prop::collection::vec(("[a-z]{1,8}", "[a-z ]{0,2000}", arb_marker()), 0..4),
+        prop::option::of(prop_oneof![
+            "[a-z ]{0,6000}".prop_map(System::Text),
+            prop::collection::vec(arb_block(), 1..3).prop_map(System::Blocks)
+        ]),
+        prop::collection::vec(
+            (
+                any::<bool>(),
+                prop_oneof![
+                    "[a-z ]{1,300}".prop_map(MessageContent::Text),
+                    prop::collection::vec(arb_block(), 1..25).prop_map(MessageContent::Blocks)
+                ],
+            ),
+            1..8,
+        ),
+        prop::option::of(arb_marker()),
+        prop::sample::select(vec![
+            "claude-sonnet-4-6",
+            "claude-haiku-4-5",
+            "claude-opus-5",
+        ]),
+    )
+        .prop_map(|(tools, system, messages, top, model)| {
+            let mut request = MessagesRequest::new(model, 100);
+            if !tools.is_empty() {
+                request.tools = Some(Arc::new(
+                    tools
+                        .into_iter()
+                        .map(|(name, description, marker)| {
+                            let mut tool = Tool::new(name, description, json!({"type": "object"}));
+                            tool.cache_control = marker;
+                            tool
+                        })
+                        .collect(),
+                ));
+            }
+            request.system = system.map(Arc::new);
+            for (i, (assistant, content)) in messages.into_iter().enumerate() {
+                let role = if i % 2 == 1 && assistant {
+                    claude_tower_core::Role::Assistant
+                } else {
+                    claude_tower_core::Role::User
+                };
+                request = request.message(MessageParam::new(role, content));
+            }
+            request.cache_control = top.flatten();
+            request
+        })
+}
+
+/// The request as JSON without any marker, strings turned into single text blocks.
+fn normalized(request: &MessagesRequest) -> Value {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.remove("cache_control");
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut copy = request.clone();
+    if let Some(system) = &mut copy.system
+        && let System::Text(text) = Arc::make_mut(system)
+    {
+        let text = std::mem::take(text);
+        *Arc::make_mut(system) = System::Blocks(vec![ContentBlock::text(text)]);
+    }
+    for message in copy.messages_mut() {
+        if let MessageContent::Text(text) = &mut message.content {
+            message.content =
+                MessageContent::Blocks(vec![ContentBlock::text(std::mem::take(text))]);
+        }
+    }
+    let mut value = serde_json::to_value(&copy).unwrap();
+    strip(&mut value);
+    value
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn markers_are_valid_callers_untouched_content_identical(request in arb_request()) {
+        prop_assume!(request.cache_markers().len() <= 4);
+        // Callers cannot send 1h after 5m; skip such inputs (validate() refuses them).
+        prop_assume!(request.validate().map_or_else(|e| !e.message().contains("1h"), |()| true));
+        let before = positions(&request);
+        let out = place_breakpoints(&request, &TtlPolicy::default(), ModelTable::builtin());
+        let after = positions(&out);
+        let markers = out.cache_markers();
+        prop_assert!(markers.len() <= 4, "{} markers", markers.len());
+        let mut seen_short = false;
+        for marker in &markers {
+            match marker.effective_ttl() {
+                CacheTtl::OneHour => prop_assert!(!seen_short, "1h after 5m"),
+                _ => seen_short = true,
+            }
+        }
+        prop_assert_eq!(before.len(), after.len());
+        for (b, a) in before.iter().zip(&after) {
+            if b.marker.is_some() {
+                prop_assert_eq!(&b.marker, &a.marker, "a caller marker moved or changed");
+            }
+            if a.marker.is_some() && b.marker.is_none() {
+                prop_assert!(a.cacheable);
+            }
+        }
+        prop_assert_eq!(&out.cache_control, &request.cache_control);
+        prop_assert_eq!(normalized(&out), normalized(&request), "content changed");
+    }
+}
