@@ -56,6 +56,17 @@ fn parts(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| store.get(&key))
     });
     group.bench_function("message-clone-2KB", |b| b.iter(|| message.clone()));
+    // Trimming a 200-message, ~500 KB conversation to 20k tokens.
+    let mut long = MessagesRequest::new("claude-sonnet-4-6", 1024).user("The task.");
+    for i in 0..100 {
+        long = long
+            .assistant(format!("answer {i}: {}", "x ".repeat(1200)))
+            .user(format!("question {i}: {}", "y ".repeat(1300)));
+    }
+    let options = claude_tower_trim::TrimOptions::default();
+    group.bench_function("trim-200-messages-500KB", |b| {
+        b.iter(|| claude_tower_trim::trim(&long, 20_000, &options).expect("fits"))
+    });
     group.finish();
 }
 

@@ -86,7 +86,7 @@ fn content(request: &MessagesRequest, slot: Slot) -> String {
                 let role = message.role.as_str();
                 match &message.content {
                     MessageContent::Text(text) => {
-                        format!("{m}:{role}:{}", strip(&ContentBlock::text(text.clone())))
+                        format!("{m}:{role}:0:{}", strip(&ContentBlock::text(text.clone())))
                     }
                     MessageContent::Blocks(blocks) => {
                         let b = if let Slot::Message(_, b) = slot { b } else { 0 };

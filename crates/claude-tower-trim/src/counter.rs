@@ -1,0 +1,114 @@
+//! Token counting: [`TokenCounter`], with the fast core estimate ([`EstimateCounter`], the
+//! default) and exact counting through any `count_tokens` function ([`CountTokensCounter`],
+//! cached per request).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use claude_tower_core::{Error, MessagesRequest};
+use futures_util::future::BoxFuture;
+
+/// Counts the input tokens of a request.
+pub trait TokenCounter: fmt::Debug + Send + Sync + 'static {
+    /// The request's input tokens.
+    fn count<'a>(&'a self, request: &'a MessagesRequest) -> BoxFuture<'a, Result<u64, Error>>;
+}
+
+/// The core estimate ([`MessagesRequest::estimate_input_tokens`]): instant, no network; its
+/// error bound is documented in `claude_tower_core::estimate` (about ±10 % on whole mixed
+/// conversations, more on single pieces) — keep a safety margin.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EstimateCounter;
+
+impl TokenCounter for EstimateCounter {
+    fn count<'a>(&'a self, request: &'a MessagesRequest) -> BoxFuture<'a, Result<u64, Error>> {
+        let tokens = request.estimate_input_tokens();
+        Box::pin(async move { Ok(tokens) })
+    }
+}
+
+type CountFn = Arc<dyn Fn(MessagesRequest) -> BoxFuture<'static, Result<u64, Error>> + Send + Sync>;
+
+/// Exact counts from a `count_tokens` function (e.g. the transport's
+/// `Transport::count_tokens`), remembered per request content so an unchanged prefix is
+/// counted once.
+///
+/// ```
+/// use claude_tower_trim::CountTokensCounter;
+/// let counter = CountTokensCounter::new(|request| Box::pin(async move { Ok(request.estimate_input_tokens()) }));
+/// # let _ = counter;
+/// ```
+#[derive(Clone)]
+pub struct CountTokensCounter {
+    count: CountFn,
+    cache: Arc<Mutex<HashMap<u64, u64>>>,
+}
+
+impl fmt::Debug for CountTokensCounter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("CountTokensCounter")
+            .field("cached", &cached)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CountTokensCounter {
+    /// Counts with `count`.
+    pub fn new(
+        count: impl Fn(MessagesRequest) -> BoxFuture<'static, Result<u64, Error>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        Self {
+            count: Arc::new(count),
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Requests counted so far (cache entries).
+    #[must_use]
+    pub fn cached(&self) -> usize {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+fn key(request: &MessagesRequest) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    serde_json::to_string(request)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+impl TokenCounter for CountTokensCounter {
+    fn count<'a>(&'a self, request: &'a MessagesRequest) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            let key = key(request);
+            if let Some(&tokens) = self
+                .cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&key)
+            {
+                return Ok(tokens);
+            }
+            let tokens = (self.count)(request.clone()).await?;
+            self.cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key, tokens);
+            Ok(tokens)
+        })
+    }
+}

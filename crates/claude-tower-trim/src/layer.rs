@@ -1,0 +1,314 @@
+//! [`TrimLayer`] and [`Trim`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use claude_tower_core::models::ModelTable;
+use claude_tower_core::{Error, MessageParam, MessagesBody, MessagesRequest};
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::counter::{EstimateCounter, TokenCounter};
+use crate::plan::{
+    TrimOptions, TrimReport, apply_cut, dropped_messages, find_cut, over_budget, truncate_blocks,
+};
+
+/// A service that writes summaries (any tower service over the Messages API, e.g. a cheap
+/// model through the same stack).
+pub type Summarizer =
+    BoxCloneSyncService<http::Request<MessagesRequest>, http::Response<MessagesBody>, Error>;
+
+/// How the budget is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Budget {
+    /// The model's context window (core model table) − `max_tokens` − `margin_percent` % of
+    /// the window (default 5 %).
+    ContextWindow {
+        /// Safety margin in percent of the window.
+        margin_percent: u8,
+    },
+    /// A fixed number of input tokens.
+    Tokens(u64),
+}
+
+struct Shared {
+    budget: Budget,
+    options: TrimOptions,
+    counter: Arc<dyn TokenCounter>,
+    summarizer: Option<(Summarizer, String)>,
+    summaries: Mutex<HashMap<u64, String>>,
+    models: ModelTable,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrimLayer")
+            .field("budget", &self.budget)
+            .field("options", &self.options)
+            .field("counter", &self.counter)
+            .field(
+                "summarizer_model",
+                &self.summarizer.as_ref().map(|(_, m)| m),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Trims conversations that do not fit; see the [crate docs](crate).
+#[derive(Debug, Clone)]
+pub struct TrimLayer {
+    shared: Arc<Shared>,
+}
+
+impl Default for TrimLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TrimLayer {
+    /// Budget from the context window with a 5 % margin, [`TrimOptions::default`], the core
+    /// estimate, no summarizer.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                budget: Budget::ContextWindow { margin_percent: 5 },
+                options: TrimOptions::default(),
+                counter: Arc::new(EstimateCounter),
+                summarizer: None,
+                summaries: Mutex::new(HashMap::new()),
+                models: ModelTable::builtin().clone(),
+            }),
+        }
+    }
+
+    fn edit(self, f: impl FnOnce(&mut Shared)) -> Self {
+        let old = &self.shared;
+        let mut shared = Shared {
+            budget: old.budget,
+            options: old.options.clone(),
+            counter: Arc::clone(&old.counter),
+            summarizer: old.summarizer.clone(),
+            summaries: Mutex::new(HashMap::new()),
+            models: old.models.clone(),
+        };
+        f(&mut shared);
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// The budget.
+    #[must_use]
+    pub fn budget(self, budget: Budget) -> Self {
+        self.edit(|s| s.budget = budget)
+    }
+
+    /// Trimming options.
+    #[must_use]
+    pub fn options(self, options: TrimOptions) -> Self {
+        self.edit(|s| s.options = options)
+    }
+
+    /// How tokens are counted.
+    #[must_use]
+    pub fn counter(self, counter: impl TokenCounter) -> Self {
+        self.edit(|s| s.counter = Arc::new(counter))
+    }
+
+    /// Replace dropped turns with one summary written by `summarizer` with `model`; the
+    /// summary is reused while the dropped range is unchanged.
+    #[must_use]
+    pub fn summarize_with(self, summarizer: Summarizer, model: impl Into<String>) -> Self {
+        let model = model.into();
+        self.edit(|s| s.summarizer = Some((summarizer, model)))
+    }
+
+    /// Context windows from this table.
+    #[must_use]
+    pub fn models(self, models: ModelTable) -> Self {
+        self.edit(|s| s.models = models)
+    }
+}
+
+impl<S> Layer<S> for TrimLayer {
+    type Service = Trim<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Trim {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service of a [`TrimLayer`].
+///
+/// # Clone
+///
+/// The call future owns the inner service (clone-and-swap), so `S: Clone`.
+#[derive(Debug, Clone)]
+pub struct Trim<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+/// Response future of [`Trim`]: counting and summarizing are asynchronous, so it boxes an
+/// async block behind this opaque type.
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<http::Response<MessagesBody>, Error>> + Send>>,
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<http::Response<MessagesBody>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl<S> Service<http::Request<MessagesRequest>> for Trim<S>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = http::Response<MessagesBody>;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        ResponseFuture {
+            inner: Box::pin(async move {
+                let (parts, body) = request.into_parts();
+                let (body, report) = trim_request(&shared, body).await?;
+                let mut response = inner.call(http::Request::from_parts(parts, body)).await?;
+                response.extensions_mut().insert(report);
+                Ok(response)
+            }),
+        }
+    }
+}
+
+fn budget_of(shared: &Shared, request: &MessagesRequest) -> u64 {
+    match shared.budget {
+        Budget::Tokens(tokens) => tokens,
+        Budget::ContextWindow { margin_percent } => {
+            let window = shared.models.context_window(&request.model);
+            window
+                .saturating_sub(u64::from(request.max_tokens))
+                .saturating_sub(window * u64::from(margin_percent) / 100)
+        }
+    }
+}
+
+fn range_key(messages: &[MessageParam]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    serde_json::to_string(messages)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+async fn summary_of(shared: &Shared, dropped: &[MessageParam]) -> Result<Option<String>, Error> {
+    let Some((summarizer, model)) = &shared.summarizer else {
+        return Ok(None);
+    };
+    let key = range_key(dropped);
+    if let Some(summary) = shared
+        .summaries
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return Ok(Some(summary.clone()));
+    }
+    let transcript = serde_json::to_string(dropped).unwrap_or_default();
+    let request = MessagesRequest::new(model.clone(), 1024)
+        .system("Summarize this earlier part of a conversation for the assistant that continues it. Keep facts, decisions, open questions and tool results that still matter. Be concise.")
+        .user(transcript);
+    let response = summarizer.clone().oneshot(request.into_http()).await?;
+    let summary = response.into_body().into_message().await?.text();
+    shared
+        .summaries
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key, summary.clone());
+    Ok(Some(summary))
+}
+
+async fn trim_request(
+    shared: &Shared,
+    request: MessagesRequest,
+) -> Result<(MessagesRequest, TrimReport), Error> {
+    let budget = budget_of(shared, &request);
+    let counted = shared.counter.count(&request).await?;
+    let estimated = request.estimate_input_tokens().max(1);
+    let mut report = TrimReport {
+        tokens_before: counted,
+        tokens_after: counted,
+        ..TrimReport::default()
+    };
+    if counted <= budget {
+        return Ok((request, report));
+    }
+    // Plan on estimates, scaled to the counter's view, and check with the counter.
+    let mut plan_budget =
+        (u128::from(budget) * u128::from(estimated) / u128::from(counted.max(1))) as u64;
+    for _ in 0..4 {
+        let (mut out, dropped) = match find_cut(&request, plan_budget, &shared.options) {
+            Some(cut) => {
+                let dropped = dropped_messages(&request, cut);
+                let summary = summary_of(shared, &dropped).await?;
+                report.summary_used = summary.is_some();
+                report.messages_dropped = dropped.len();
+                (apply_cut(&request, cut, summary.as_deref()), dropped.len())
+            }
+            None => (request.clone(), 0),
+        };
+        let mut after = shared.counter.count(&out).await?;
+        if after > budget && shared.options.truncate_oversized {
+            report.blocks_truncated = truncate_blocks(&mut out, plan_budget)?;
+            after = shared.counter.count(&out).await?;
+        }
+        if after <= budget {
+            report.tokens_after = after;
+            report.tokens_dropped = counted.saturating_sub(after);
+            tracing::debug!(target: "claude_tower::trim", dropped, before = counted, after, budget, "trimmed");
+            return Ok((out, report));
+        }
+        if dropped == 0 && !shared.options.truncate_oversized {
+            return Err(over_budget(after, budget));
+        }
+        // The counter sees more than the estimate: aim lower.
+        plan_budget = plan_budget.saturating_sub(after - budget + 1);
+    }
+    Err(over_budget(shared.counter.count(&request).await?, budget))
+}
