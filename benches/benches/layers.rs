@@ -126,6 +126,103 @@ fn layers(c: &mut Criterion) {
             .iter(|| miss.clone().oneshot(deterministic_request()));
     });
     group.finish();
+
+    // The full stack (every layer, canonical order) over the bare service.
+    let mut full = c.benchmark_group("full-stack");
+    full.throughput(Throughput::Elements(1));
+    let stack = full_stack();
+    full.bench_function(BenchmarkId::new("bare", "1-message"), |b| {
+        let bare = Bare::default();
+        b.to_async(&runtime)
+            .iter(|| bare.clone().oneshot(small_request()));
+    });
+    full.bench_function(BenchmarkId::new("full-stack", "1-message"), |b| {
+        b.to_async(&runtime)
+            .iter(|| stack.clone().oneshot(small_request()));
+    });
+    let big = hundred_kb();
+    full.bench_function(BenchmarkId::new("bare", "50-messages-100KB"), |b| {
+        let bare = Bare::default();
+        b.to_async(&runtime)
+            .iter(|| bare.clone().oneshot(big.clone().into_http()));
+    });
+    full.bench_function(BenchmarkId::new("full-stack", "50-messages-100KB"), |b| {
+        b.to_async(&runtime)
+            .iter(|| stack.clone().oneshot(big.clone().into_http()));
+    });
+    // Per event: a 200-event stream through the full stack, divided by its events.
+    let streaming = full_stack_over(claude_tower_benches::Bare::streaming(200));
+    full.throughput(Throughput::Elements(200));
+    full.bench_function(BenchmarkId::new("full-stack", "stream-200-events"), |b| {
+        b.to_async(&runtime).iter(|| {
+            let stack = streaming.clone();
+            async move {
+                use futures_util::StreamExt;
+                let response = stack
+                    .oneshot(small_request().map(|r| r.stream(true)))
+                    .await
+                    .expect("ok");
+                response.into_body().into_stream().count().await
+            }
+        });
+    });
+    full.finish();
+}
+
+type Stack = tower::util::BoxCloneService<
+    http::Request<MessagesRequest>,
+    http::Response<claude_tower_core::MessagesBody>,
+    claude_tower_core::Error,
+>;
+
+fn full_stack() -> Stack {
+    full_stack_over(Bare::default())
+}
+
+fn full_stack_over<S>(bare: S) -> Stack
+where
+    S: tower::Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<claude_tower_core::MessagesBody>,
+            Error = claude_tower_core::Error,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    use claude_tower::prelude::*;
+    let stack = tower::ServiceBuilder::new()
+        .claude_trace(TraceLayer::new())
+        .claude_budget(
+            BudgetLayer::new(claude_tower::cost::MemoryBudgetStore::new())
+                .global("1000000".parse::<Usd>().expect("usd"), Window::Total),
+        )
+        .claude_cost(CostLayer::new())
+        .claude_response_cache(ResponseCacheLayer::in_memory(1 << 26))
+        .claude_trim(TrimLayer::new())
+        .claude_prompt_cache(PromptCacheLayer::new())
+        .claude_retry(RetryLayer::new())
+        .claude_rate_limit(
+            RateLimitLayer::new()
+                .pool(
+                    "haiku",
+                    Limits::new(u64::MAX / 4, u64::MAX / 4, u64::MAX / 4),
+                )
+                .adaptive(false),
+        )
+        .service(bare);
+    tower::util::BoxCloneService::new(stack)
+}
+
+fn hundred_kb() -> MessagesRequest {
+    let mut request = MessagesRequest::new("claude-haiku-4-5", 1024)
+        .system("You are a careful agent. ".repeat(100));
+    for i in 0..25 {
+        request = request
+            .user(format!("Question {i}: {}", "context ".repeat(250)))
+            .assistant(format!("Answer {i}: {}", "reply ".repeat(160)));
+    }
+    request.user("And finally?")
 }
 
 /// Looks every request up but never stores a reply: every call is a miss.

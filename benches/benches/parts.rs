@@ -68,6 +68,34 @@ fn parts(c: &mut Criterion) {
         b.iter(|| claude_tower_trim::trim(&long, 20_000, &options).expect("fits"))
     });
     group.finish();
+
+    // SSE decoding throughput: a long streamed reply, decoded from 1 KB chunks.
+    let mut message = claude_tower_core::Message::new("msg_bench", "claude-haiku-4-5");
+    message.content.push(claude_tower_core::ContentBlock::text(
+        "The quick brown fox jumps over the lazy dog. ".repeat(4_000),
+    ));
+    message.stop_reason = Some(claude_tower_core::StopReason::EndTurn);
+    let sse: String = message
+        .to_events(24)
+        .iter()
+        .map(claude_tower_core::StreamEvent::to_sse)
+        .collect();
+    let bytes = bytes::Bytes::from(sse);
+    let mut sse_group = c.benchmark_group("sse");
+    sse_group.throughput(criterion::Throughput::Bytes(bytes.len() as u64));
+    sse_group.bench_function("decode", |b| {
+        b.to_async(&runtime).iter(|| {
+            let chunks: Vec<Result<bytes::Bytes, claude_tower_core::Error>> =
+                bytes.chunks(1024).map(|c| Ok(bytes.slice_ref(c))).collect();
+            async move {
+                use futures_util::StreamExt;
+                claude_tower_transport::sse::decode(futures_util::stream::iter(chunks), None)
+                    .count()
+                    .await
+            }
+        });
+    });
+    sse_group.finish();
 }
 
 criterion_group!(benches, parts);

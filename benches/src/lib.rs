@@ -55,6 +55,42 @@ impl tower::Service<http::Request<MessagesRequest>> for Bare {
     }
 }
 
+impl Bare {
+    /// A bare service that always streams a reply of about `events` events.
+    #[must_use]
+    pub fn streaming(events: usize) -> Streaming {
+        let mut message = Message::new("msg_bench", "claude-haiku-4-5");
+        message
+            .content
+            .push(ContentBlock::text("x".repeat(events.saturating_sub(6) * 4)));
+        message.stop_reason = Some(StopReason::EndTurn);
+        Streaming {
+            events: Arc::new(message.to_events(4)),
+        }
+    }
+}
+
+/// A bare service that answers with a prebuilt event stream.
+#[derive(Debug, Clone)]
+pub struct Streaming {
+    events: Arc<Vec<claude_tower_core::StreamEvent>>,
+}
+
+impl tower::Service<http::Request<MessagesRequest>> for Streaming {
+    type Response = http::Response<MessagesBody>;
+    type Error = Error;
+    type Future = Ready<Result<Self::Response, Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: http::Request<MessagesRequest>) -> Self::Future {
+        let stream = claude_tower_core::EventStream::from_events((*self.events).clone());
+        ready(Ok(http::Response::new(MessagesBody::Stream(stream))))
+    }
+}
+
 /// A one-message request.
 #[must_use]
 pub fn small_request() -> http::Request<MessagesRequest> {

@@ -1,0 +1,122 @@
+//! Composable [tower](https://docs.rs/tower) middleware for production use of the Claude
+//! Messages API: the facade of the claude-tower crates, one cargo feature per layer.
+//!
+//! Every layer is a `tower::Service<http::Request<MessagesRequest>>` returning
+//! `http::Response<MessagesBody>`; stack only the ones you need, in the canonical order below,
+//! with `tower::ServiceBuilder` and [`ServiceBuilderExt`].
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), claude_tower::Error> {
+//! use claude_tower::prelude::*;
+//! use claude_tower_mock::MockClaude;
+//! use tower::ServiceBuilder;
+//!
+//! let stack = ServiceBuilder::new()
+//!     .claude_trace(TraceLayer::new())
+//!     .claude_retry(RetryLayer::new())
+//!     .service(MockClaude::new()); // or Transport::from_env()?
+//! let client = Client::new(stack);
+//! let reply = client.messages().create(MessagesRequest::new("claude-haiku-4-5", 256).user("Hello")).await?;
+//! assert!(!reply.text().is_empty());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The canonical layer order
+//!
+//! Outermost first (the first `.layer` call is the outermost):
+//!
+//! | # | layer | feature | why here |
+//! |---|---|---|---|
+//! | 1 | [`TraceLayer`](trace::TraceLayer) | `trace` | sees the whole logical call: retries, budgets, cache hits, and what every inner layer put in the extensions |
+//! | 2 | [`BudgetLayer`](cost::BudgetLayer) | `cost` | reserves the worst case once per logical request, before anything else spends time or money |
+//! | 3 | [`CostLayer`](cost::CostLayer) | `cost` | prices what really happened, a response-cache hit at 0 |
+//! | 4 | [`ResponseCacheLayer`](response_cache::ResponseCacheLayer) | `response-cache` | a hit skips everything below (trimming, rate limits, the network) |
+//! | 5 | [`TrimLayer`](trim::TrimLayer) | `trim` | fits the conversation before it is marked and sent |
+//! | 6 | [`PromptCacheLayer`](prompt_cache::PromptCacheLayer) | `prompt-cache` | marks the request that is really sent (after trimming) |
+//! | 7 | [`RetryLayer`](retry::RetryLayer) | `retry` | each attempt goes through the rate limiter again |
+//! | 8 | [`RateLimitLayer`](rate_limit::RateLimitLayer) | `rate-limit` | admits each attempt against the buckets, reconciles with its real usage |
+//! | 9 | [`TimeoutLayer`](retry::TimeoutLayer) | `retry` | per-attempt limits (time to first event, idle), retried by the layer above |
+//! | 10 | [`Transport`](transport::Transport) (or the mock) | `transport` | the network |
+//!
+//! # Feature flags
+//!
+//! `transport`, `retry`, `trace` (default); `rate-limit`, `prompt-cache`, `response-cache`,
+//! `cost`, `trim`, `mock`, `redis` (the Redis stores); `full` for everything.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod builder;
+mod client;
+
+pub use builder::ServiceBuilderExt;
+pub use claude_tower_core as core;
+pub use claude_tower_core::{
+    Error, ErrorKind, Message, MessagesBody, MessagesRequest, StreamEvent, Usage, ext,
+};
+pub use client::{Client, Messages, TextStream};
+
+/// The cost meter and budgets (`claude-tower-cost`).
+#[cfg(feature = "cost")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cost")))]
+pub use claude_tower_cost as cost;
+/// The mock (`claude-tower-mock`).
+#[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
+pub use claude_tower_mock as mock;
+/// The prompt-cache layout (`claude-tower-prompt-cache`).
+#[cfg(feature = "prompt-cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prompt-cache")))]
+pub use claude_tower_prompt_cache as prompt_cache;
+/// Rate limits (`claude-tower-ratelimit`).
+#[cfg(feature = "rate-limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
+pub use claude_tower_ratelimit as rate_limit;
+/// The response cache (`claude-tower-response-cache`).
+#[cfg(feature = "response-cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "response-cache")))]
+pub use claude_tower_response_cache as response_cache;
+/// Retries and timeouts (`claude-tower-retry`).
+#[cfg(feature = "retry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
+pub use claude_tower_retry as retry;
+/// Tracing (`claude-tower-trace`).
+#[cfg(feature = "trace")]
+#[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
+pub use claude_tower_trace as trace;
+/// The transport (`claude-tower-transport`).
+#[cfg(feature = "transport")]
+#[cfg_attr(docsrs, doc(cfg(feature = "transport")))]
+pub use claude_tower_transport as transport;
+/// Trimming (`claude-tower-trim`).
+#[cfg(feature = "trim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "trim")))]
+pub use claude_tower_trim as trim;
+
+/// The common imports: the request types, the client, the builder extension and every enabled
+/// layer.
+pub mod prelude {
+    pub use crate::{Client, Error, ErrorKind, Message, MessagesRequest, ServiceBuilderExt};
+    #[cfg(feature = "cost")]
+    pub use claude_tower_cost::{BudgetLayer, CostLayer, CostLedger, Usd, Window};
+    #[cfg(feature = "prompt-cache")]
+    pub use claude_tower_prompt_cache::PromptCacheLayer;
+    #[cfg(feature = "rate-limit")]
+    pub use claude_tower_ratelimit::{Limits, RateLimitLayer};
+    #[cfg(feature = "response-cache")]
+    pub use claude_tower_response_cache::ResponseCacheLayer;
+    #[cfg(feature = "retry")]
+    pub use claude_tower_retry::{RetryLayer, TimeoutLayer};
+    #[cfg(feature = "trace")]
+    pub use claude_tower_trace::TraceLayer;
+    #[cfg(feature = "transport")]
+    pub use claude_tower_transport::Transport;
+    #[cfg(feature = "trim")]
+    pub use claude_tower_trim::TrimLayer;
+}
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,122 @@
+//! The full stack over the loopback mock server with faults — a 429 storm, a mid-stream
+//! overload, budget exhaustion, trimming, response-cache hits — losing and duplicating nothing.
+
+use std::time::Duration;
+
+use claude_tower::cost::{CostLedger, MemoryBudgetStore};
+use claude_tower::ext::{Attempts, CacheStatus};
+use claude_tower::mock::{Attempt, MockServer};
+use claude_tower::prelude::*;
+use claude_tower::trim::{Budget, TrimReport};
+use tower::ServiceBuilder;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_lose_and_duplicate_nothing() {
+    let server = MockServer::start().await.unwrap();
+    let transport = Transport::builder()
+        .ignore_env()
+        .api_key("k")
+        .base_url(server.base_url())
+        .build()
+        .unwrap();
+    let ledger = CostLedger::new();
+    let budget = BudgetLayer::new(MemoryBudgetStore::new())
+        .per_tenant("0.012".parse::<Usd>().unwrap(), Window::Total);
+    let stack = ServiceBuilder::new()
+        .claude_trace(TraceLayer::new())
+        .claude_budget(budget)
+        .claude_cost(CostLayer::new().ledger(ledger.clone()))
+        .claude_response_cache(ResponseCacheLayer::in_memory(1 << 24))
+        .claude_trim(TrimLayer::new().budget(Budget::Tokens(3_000)))
+        .claude_prompt_cache(PromptCacheLayer::new())
+        .claude_retry(RetryLayer::new().initial_backoff(Duration::from_millis(5)))
+        .claude_rate_limit(
+            RateLimitLayer::new().pool("haiku", Limits::new(10_000, 10_000_000, 1_000_000)),
+        )
+        .service(transport);
+    let client = Client::new(stack.clone());
+    let mock = server.mock();
+
+    // 1. A 429 storm: two 429s then success — one logical request, three upstream attempts.
+    mock.push_script([Attempt::rate_limited_ms(10), Attempt::rate_limited_ms(10)]);
+    let (message, ext) = client
+        .messages()
+        .create_with_response(MessagesRequest::new("claude-haiku-4-5", 100).user("storm"))
+        .await
+        .unwrap();
+    assert!(message.text().contains("storm"));
+    assert_eq!(ext.get::<Attempts>().unwrap().count, 3);
+    assert_eq!(mock.request_count(), 3);
+
+    // 2. A mid-stream overload before content: retried into one clean stream.
+    mock.push_script([Attempt::mid_stream_error(1, "overloaded_error")]);
+    let mut stream = client
+        .messages()
+        .stream(MessagesRequest::new("claude-haiku-4-5", 100).user("stream me"))
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while let Some(piece) = stream.next_text().await.unwrap() {
+        text.push_str(&piece);
+    }
+    assert!(text.contains("stream me"));
+    assert_eq!(stream.into_message().unwrap().text(), text);
+    assert_eq!(mock.request_count(), 5);
+
+    // 3. Trimming: a long conversation is cut before it is sent.
+    let mut long = MessagesRequest::new("claude-haiku-4-5", 100).user("task");
+    for i in 0..60 {
+        long = long
+            .assistant(format!("answer {i}"))
+            .user(format!("more {i}: {}", "words ".repeat(30)));
+    }
+    let (_, ext) = client.messages().create_with_response(long).await.unwrap();
+    assert!(ext.get::<TrimReport>().unwrap().messages_dropped > 0);
+    assert!(mock.requests().last().unwrap().body.estimate_input_tokens() <= 3_000);
+    assert_eq!(mock.request_count(), 6);
+
+    // 4. Response-cache hits: deterministic requests are answered once.
+    let deterministic = MessagesRequest::new("claude-haiku-4-5", 100)
+        .user("2+2?")
+        .temperature(0.0);
+    for expected in [CacheStatus::Miss, CacheStatus::Hit, CacheStatus::Hit] {
+        let (_, ext) = client
+            .messages()
+            .create_with_response(deterministic.clone())
+            .await
+            .unwrap();
+        assert_eq!(ext.get::<CacheStatus>(), Some(&expected));
+    }
+    assert_eq!(mock.request_count(), 7);
+
+    // 5. Budget exhaustion: a tenant's requests stop before anything is sent.
+    let before = mock.request_count();
+    let (mut admitted, mut refused) = (0, 0);
+    for i in 0..40 {
+        let mut request = MessagesRequest::new("claude-haiku-4-5", 2_000)
+            .user(format!("tenant request {i}"))
+            .into_http();
+        request
+            .extensions_mut()
+            .insert(claude_tower::ext::Attribution::tenant("acme"));
+        match tower::ServiceExt::oneshot(stack.clone(), request).await {
+            Ok(_) => admitted += 1,
+            Err(error) if error.kind() == ErrorKind::BudgetExceeded => refused += 1,
+            Err(error) => panic!("{error}"),
+        }
+    }
+    assert!(
+        admitted > 0 && refused > 0,
+        "admitted {admitted}, refused {refused}"
+    );
+    assert_eq!(
+        mock.request_count() - before,
+        admitted,
+        "refused requests were not sent"
+    );
+
+    // Every logical request that succeeded was metered exactly once (cache hits included).
+    let snapshot = ledger.snapshot();
+    assert_eq!(snapshot.total.requests as usize, 1 + 1 + 1 + 3 + admitted);
+    assert_eq!(snapshot.total.cached_responses, 2);
+}
