@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use claude_tower::cost::{Cost, CostLedger, MemoryBudgetStore};
 use claude_tower::ext::{Attempts, CacheStatus};
-use claude_tower::mock::{Attempt, MockServer};
+use claude_tower::mock::Attempt;
 use claude_tower::prelude::*;
 use claude_tower::prompt_cache::CacheReport;
 use claude_tower::trim::{Budget, TrimReport};
@@ -19,25 +19,14 @@ use tower::ServiceBuilder;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let live = std::env::var("ANTHROPIC_API_KEY").is_ok_and(|k| !k.trim().is_empty());
-    let mut _mock = None;
-    let transport = if live {
-        Transport::from_env()?
-    } else {
-        let server = MockServer::start().await?;
+    let (transport, mock) = claude_tower_examples::backend().await?;
+    if let Some(server) = &mock {
         // The second turn's first attempt is overloaded: the retry layer absorbs it.
         server.mock().push_script([
             Attempt::ok(),
             Attempt::overloaded().with_header("retry-after-ms", "50"),
         ]);
-        let transport = Transport::builder()
-            .ignore_env()
-            .api_key("mock-key")
-            .base_url(server.base_url())
-            .build()?;
-        _mock = Some(server);
-        transport
-    };
+    }
     let ledger = CostLedger::new();
     let stack = ServiceBuilder::new()
         .claude_trace(TraceLayer::new())

@@ -14,10 +14,8 @@
 
 use claude_tower_core::MessagesRequest;
 use claude_tower_cost::CostLayer;
-use claude_tower_mock::MockServer;
 use claude_tower_retry::RetryLayer;
 use claude_tower_trace::TraceLayer;
-use claude_tower_transport::Transport;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -49,20 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
     tracing::subscriber::set_global_default(subscriber)?;
 
-    let live = std::env::var("ANTHROPIC_API_KEY").is_ok_and(|k| !k.trim().is_empty());
-    let mut _mock = None;
-    let transport = if live {
-        Transport::from_env()?
-    } else {
-        let server = MockServer::start().await?;
-        let transport = Transport::builder()
-            .ignore_env()
-            .api_key("mock-key")
-            .base_url(server.base_url())
-            .build()?;
-        _mock = Some(server);
-        transport
-    };
+    let (transport, _mock) = claude_tower_examples::backend().await?;
     let stack = ServiceBuilder::new()
         .layer(TraceLayer::new())
         .layer(RetryLayer::new())

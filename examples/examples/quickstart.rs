@@ -14,34 +14,21 @@
 use claude_tower_core::MessagesRequest;
 use claude_tower_core::ext::Attempts;
 use claude_tower_cost::{Cost, CostLayer};
-use claude_tower_mock::MockServer;
 use claude_tower_retry::RetryLayer;
 use claude_tower_transport::Transport;
 use tower::{ServiceBuilder, ServiceExt};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let live = std::env::var("ANTHROPIC_API_KEY").is_ok_and(|k| !k.trim().is_empty());
-    // Keep the mock alive for the whole run; it stops when dropped.
-    let mut _mock = None;
-    let transport = if live {
-        println!("backend: the Claude API (ANTHROPIC_API_KEY is set)");
-        Transport::from_env()?
-    } else {
-        let server = MockServer::start().await?;
-        println!(
+    let (transport, mock) = claude_tower_examples::backend().await?;
+    match &mock {
+        Some(server) => println!(
             "backend: built-in mock at {} (set ANTHROPIC_API_KEY to call the real API)",
             server.base_url()
-        );
-        let transport = Transport::builder()
-            .ignore_env()
-            .api_key("mock-key")
-            .base_url(server.base_url())
-            .build()?;
-        _mock = Some(server);
-        transport
-    };
-    let model = std::env::var("CLAUDE_MODEL").unwrap_or_else(|_| "claude-haiku-4-5".to_owned());
+        ),
+        None => println!("backend: the Claude API (ANTHROPIC_API_KEY is set)"),
+    }
+    let model = claude_tower_examples::model();
 
     let request = MessagesRequest::new(model, 256)
         .system("You are a concise assistant.")

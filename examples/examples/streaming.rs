@@ -10,28 +10,13 @@
 use std::io::Write as _;
 
 use claude_tower_core::{Delta, MessageAccumulator, MessagesRequest, StreamEvent};
-use claude_tower_mock::MockServer;
-use claude_tower_transport::Transport;
 use futures_util::StreamExt;
 use tower::ServiceExt;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let live = std::env::var("ANTHROPIC_API_KEY").is_ok_and(|k| !k.trim().is_empty());
-    let mut _mock = None;
-    let transport = if live {
-        Transport::from_env()?
-    } else {
-        let server = MockServer::start().await?;
-        let transport = Transport::builder()
-            .ignore_env()
-            .api_key("mock-key")
-            .base_url(server.base_url())
-            .build()?;
-        _mock = Some(server);
-        transport
-    };
-    let model = std::env::var("CLAUDE_MODEL").unwrap_or_else(|_| "claude-haiku-4-5".to_owned());
+    let (transport, _mock) = claude_tower_examples::backend().await?;
+    let model = claude_tower_examples::model();
     let request = MessagesRequest::new(model, 512)
         .user("Write a haiku about middleware.")
         .stream(true);

@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's automation (matklad's cargo-xtask convention).
 //!
 //! ```text
-//! cargo xtask ci      # everything CI checks: fmt, clippy -D warnings, tests, doc tests, docs, tidy, quickstart
+//! cargo xtask ci      # everything CI checks: fmt, clippy -D warnings, tests, doc tests, docs, tidy, every example
 //! cargo xtask bench   # criterion benches → markdown table (also target/bench-report.md)
 //! cargo xtask tidy    # repository rules (READMEs, CHANGELOGs, lints, `//!` headers)
 //! ```
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&root(), &std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, benches compile, tidy, quickstart (what CI runs)\n  bench  criterion benches; prints a markdown table, writes target/bench-report.md\n  tidy   repository rules"
+                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, benches compile, tidy, every example (what CI runs)\n  bench  criterion benches; prints a markdown table, writes target/bench-report.md\n  tidy   repository rules"
             );
             return ExitCode::from(2);
         }
@@ -178,25 +178,43 @@ fn ci() -> Result<(), String> {
     )?;
     println!("\n==> tidy");
     tidy::run(&root())?;
-    // The README's first command, exactly as a newcomer runs it (mock backend, no key).
-    println!("\n==> quickstart: cargo run -p claude-tower-examples --example quickstart");
-    let status = Command::new("cargo")
-        .args([
-            "run",
-            "--locked",
-            "-p",
-            "claude-tower-examples",
-            "--example",
-            "quickstart",
-        ])
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("ANTHROPIC_AUTH_TOKEN")
-        .env_remove("ANTHROPIC_BASE_URL")
-        .current_dir(root())
-        .status()
-        .map_err(|e| format!("quickstart: {e}"))?;
-    if !status.success() {
-        return Err(format!("quickstart failed ({status})"));
+    // Every example, as a newcomer runs it (mock backend, no key); the README's first command
+    // (quickstart) first.
+    let mut examples: Vec<String> = std::fs::read_dir(root().join("examples/examples"))
+        .map_err(|e| format!("examples/examples: {e}"))?
+        .flatten()
+        .filter_map(|e| {
+            e.path()
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_owned)
+        })
+        .filter(|name| name != "quickstart")
+        .collect();
+    examples.sort();
+    examples.insert(0, "quickstart".to_owned());
+    for example in examples {
+        println!("\n==> example: cargo run -p claude-tower-examples --example {example}");
+        let status = Command::new("cargo")
+            .args([
+                "run",
+                "--locked",
+                "-q",
+                "-p",
+                "claude-tower-examples",
+                "--example",
+                &example,
+            ])
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("ANTHROPIC_AUTH_TOKEN")
+            .env_remove("ANTHROPIC_BASE_URL")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .current_dir(root())
+            .status()
+            .map_err(|e| format!("example {example}: {e}"))?;
+        if !status.success() {
+            return Err(format!("example {example} failed ({status})"));
+        }
     }
     println!("\nxtask ci: all checks passed");
     Ok(())

@@ -238,3 +238,56 @@ impl EventStream {
         })
     }
 }
+
+/// The boxed future of a Messages call, for layers whose call is multi-step (store I/O,
+/// waits). Layers wrap it in their own named, opaque `ResponseFuture` with
+/// [`boxed_response_future!`](crate::boxed_response_future), so the box can go later without
+/// an API break.
+pub type BoxResponseFuture = Pin<
+    Box<
+        dyn std::future::Future<Output = Result<http::Response<MessagesBody>, Error>>
+            + Send
+            + 'static,
+    >,
+>;
+
+/// Defines a layer's named, opaque response future around a [`BoxResponseFuture`] (axum's
+/// `opaque_future!` idea): a struct with `Debug`, `Future` and a crate-private `new`.
+#[macro_export]
+macro_rules! boxed_response_future {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        pub struct $name {
+            inner: $crate::BoxResponseFuture,
+        }
+
+        impl $name {
+            #[allow(dead_code)]
+            pub(crate) fn new(
+                future: impl ::std::future::Future<
+                        Output = ::std::result::Result<::http::Response<$crate::MessagesBody>, $crate::Error>,
+                    > + Send
+                    + 'static,
+            ) -> Self {
+                Self { inner: ::std::boxed::Box::pin(future) }
+            }
+        }
+
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+
+        impl ::std::future::Future for $name {
+            type Output = ::std::result::Result<::http::Response<$crate::MessagesBody>, $crate::Error>;
+
+            fn poll(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<Self::Output> {
+                self.inner.as_mut().poll(cx)
+            }
+        }
+    };
+}

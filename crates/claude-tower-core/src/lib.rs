@@ -72,7 +72,7 @@ mod stream;
 mod validate;
 
 pub use accumulate::MessageAccumulator;
-pub use body::{EventStream, MessagesBody};
+pub use body::{BoxResponseFuture, EventStream, MessagesBody};
 pub use content::{
     CacheControl, CacheTtl, ContentBlock, Extra, GenericBlock, MediaBlock, RedactedThinkingBlock,
     ServerToolResultBlock, TextBlock, ThinkingBlock, ToolResultBlock, ToolResultContent,

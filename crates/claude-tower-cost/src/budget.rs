@@ -371,24 +371,10 @@ impl<S: fmt::Debug> fmt::Debug for Budget<S> {
     }
 }
 
-/// Response future of [`Budget`]: the store I/O makes it multi-step, so it boxes an async
-/// block (one allocation per request) behind this opaque type.
-pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<http::Response<MessagesBody>, Error>> + Send>>,
-}
-
-impl fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl Future for ResponseFuture {
-    type Output = Result<http::Response<MessagesBody>, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
+claude_tower_core::boxed_response_future! {
+    /// Response future of [`Budget`]: the store I/O makes it multi-step, so it boxes an async
+    /// block (one allocation per request) behind this opaque type.
+    ResponseFuture
 }
 
 /// A reservation to settle exactly once: explicitly, or on drop (a cancelled call or a
@@ -493,9 +479,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
-        ResponseFuture {
-            inner: Box::pin(async move { call(shared, &mut inner, request).await }),
-        }
+        ResponseFuture::new(async move { call(shared, &mut inner, request).await })
     }
 }
 

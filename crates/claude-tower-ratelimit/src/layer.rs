@@ -522,24 +522,10 @@ impl<S: fmt::Debug> fmt::Debug for RateLimit<S> {
     }
 }
 
-/// Response future of [`RateLimit`]: waits for capacity and talks to the store, so it boxes
-/// an async block behind this opaque type (one allocation per request).
-pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<http::Response<MessagesBody>, Error>> + Send>>,
-}
-
-impl fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl Future for ResponseFuture {
-    type Output = Result<http::Response<MessagesBody>, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
+claude_tower_core::boxed_response_future! {
+    /// Response future of [`RateLimit`]: waits for capacity and talks to the store, so it boxes
+    /// an async block behind this opaque type (one allocation per request).
+    ResponseFuture
 }
 
 impl<S> Service<http::Request<MessagesRequest>> for RateLimit<S>
@@ -582,9 +568,7 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
-        ResponseFuture {
-            inner: Box::pin(admit_and_call(shared, inner, request, permit)),
-        }
+        ResponseFuture::new(admit_and_call(shared, inner, request, permit))
     }
 }
 

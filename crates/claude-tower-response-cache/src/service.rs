@@ -157,24 +157,10 @@ impl<S: fmt::Debug> fmt::Debug for ResponseCache<S> {
     }
 }
 
-/// Response future of [`ResponseCache`]: store I/O and single-flight waits make it
-/// multi-step, so it boxes an async block behind this opaque type.
-pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<http::Response<MessagesBody>, Error>> + Send>>,
-}
-
-impl fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl Future for ResponseFuture {
-    type Output = Result<http::Response<MessagesBody>, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
+claude_tower_core::boxed_response_future! {
+    /// Response future of [`ResponseCache`]: store I/O and single-flight waits make it
+    /// multi-step, so it boxes an async block behind this opaque type.
+    ResponseFuture
 }
 
 impl<S> Service<http::Request<MessagesRequest>> for ResponseCache<S>
@@ -200,9 +186,7 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
-        ResponseFuture {
-            inner: Box::pin(call(shared, inner, request)),
-        }
+        ResponseFuture::new(call(shared, inner, request))
     }
 }
 

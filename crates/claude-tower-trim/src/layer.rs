@@ -2,9 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -162,24 +160,10 @@ pub struct Trim<S> {
     shared: Arc<Shared>,
 }
 
-/// Response future of [`Trim`]: counting and summarizing are asynchronous, so it boxes an
-/// async block behind this opaque type.
-pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<http::Response<MessagesBody>, Error>> + Send>>,
-}
-
-impl fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl Future for ResponseFuture {
-    type Output = Result<http::Response<MessagesBody>, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
+claude_tower_core::boxed_response_future! {
+    /// Response future of [`Trim`]: counting and summarizing are asynchronous, so it boxes an
+    /// async block behind this opaque type.
+    ResponseFuture
 }
 
 impl<S> Service<http::Request<MessagesRequest>> for Trim<S>
@@ -205,15 +189,13 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
-        ResponseFuture {
-            inner: Box::pin(async move {
-                let (parts, body) = request.into_parts();
-                let (body, report) = trim_request(&shared, body).await?;
-                let mut response = inner.call(http::Request::from_parts(parts, body)).await?;
-                response.extensions_mut().insert(report);
-                Ok(response)
-            }),
-        }
+        ResponseFuture::new(async move {
+            let (parts, body) = request.into_parts();
+            let (body, report) = trim_request(&shared, body).await?;
+            let mut response = inner.call(http::Request::from_parts(parts, body)).await?;
+            response.extensions_mut().insert(report);
+            Ok(response)
+        })
     }
 }
 
