@@ -15,7 +15,6 @@ use claude_tower_core::MessagesRequest;
 use claude_tower_core::ext::Attempts;
 use claude_tower_cost::{Cost, CostLayer};
 use claude_tower_retry::RetryLayer;
-use claude_tower_transport::Transport;
 use tower::{ServiceBuilder, ServiceExt};
 
 #[tokio::main]
