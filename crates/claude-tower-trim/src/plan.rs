@@ -1,6 +1,8 @@
 //! The trimming itself: a pure function of the request and a budget.
 
-use claude_tower_core::estimate::estimate_text_tokens;
+use claude_tower_core::estimate::{
+    MESSAGE_OVERHEAD_TOKENS, estimate_block_tokens, estimate_text_tokens,
+};
 use claude_tower_core::{
     ContentBlock, Error, MessageContent, MessageParam, MessagesRequest, Role, ToolResultContent,
 };
@@ -75,12 +77,13 @@ pub struct TrimReport {
 /// The marker put where a block was cut.
 pub const TRUNCATION_MARKER: &str = "[… truncated by claude-tower: ";
 
+/// A message's share of the request estimate (framing plus content), without copying it.
 fn message_tokens(message: &MessageParam) -> u64 {
-    MessagesRequest {
-        messages: std::sync::Arc::new(vec![message.clone()]),
-        ..MessagesRequest::default()
-    }
-    .estimate_input_tokens()
+    MESSAGE_OVERHEAD_TOKENS
+        + match &message.content {
+            MessageContent::Text(text) => estimate_text_tokens(text),
+            MessageContent::Blocks(blocks) => blocks.iter().map(estimate_block_tokens).sum(),
+        }
 }
 
 fn has_tool_results(message: &MessageParam) -> bool {
