@@ -112,3 +112,95 @@ impl TokenCounter for CountTokensCounter {
         })
     }
 }
+
+/// Counts with a local tokenizer file in the Hugging Face `tokenizers` format — e.g. the
+/// legacy Claude `tokenizer.json` (from the `anthropic` Python package ≤ 0.38.0, see
+/// API-NOTES §11). The path is the user's; nothing is downloaded. Counts the text of the
+/// system prompt, tools and messages plus the core estimate's framing; an approximation for
+/// Claude 3+ models, never for billing.
+#[cfg(feature = "legacy-tokenizer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "legacy-tokenizer")))]
+pub struct TokenizerCounter {
+    tokenizer: tokenizers::Tokenizer,
+}
+
+#[cfg(feature = "legacy-tokenizer")]
+impl fmt::Debug for TokenizerCounter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenizerCounter").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "legacy-tokenizer")]
+impl TokenizerCounter {
+    /// Loads a tokenizer file.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](claude_tower_core::ErrorKind::Config) when the file cannot be
+    /// read or parsed.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        tokenizers::Tokenizer::from_file(path)
+            .map(|tokenizer| Self { tokenizer })
+            .map_err(|e| {
+                Error::config(format!("cannot load the tokenizer {}: {e}", path.display()))
+            })
+    }
+
+    /// Tokens of one text.
+    ///
+    /// # Errors
+    /// When the tokenizer fails on the text.
+    pub fn count_text(&self, text: &str) -> Result<u64, Error> {
+        self.tokenizer
+            .encode(text, false)
+            .map(|encoding| encoding.len() as u64)
+            .map_err(|e| {
+                Error::new(
+                    claude_tower_core::ErrorKind::Other,
+                    format!("tokenizer: {e}"),
+                )
+            })
+    }
+}
+
+#[cfg(feature = "legacy-tokenizer")]
+impl TokenCounter for TokenizerCounter {
+    fn count<'a>(&'a self, request: &'a MessagesRequest) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            use claude_tower_core::estimate::{
+                MESSAGE_OVERHEAD_TOKENS, TOOL_OVERHEAD_TOKENS, TOOL_SYSTEM_PROMPT_TOKENS,
+            };
+            let mut total = 0;
+            if let Some(tools) = &request.tools {
+                if !tools.is_empty() {
+                    total += TOOL_SYSTEM_PROMPT_TOKENS;
+                }
+                for tool in tools.iter() {
+                    total += TOOL_OVERHEAD_TOKENS
+                        + self.count_text(&serde_json::to_string(tool).unwrap_or_default())?;
+                }
+            }
+            if let Some(system) = &request.system {
+                total += MESSAGE_OVERHEAD_TOKENS + self.count_text(&system.text())?;
+            }
+            for message in request.messages.iter() {
+                let text = match &message.content {
+                    claude_tower_core::MessageContent::Text(text) => text.clone(),
+                    claude_tower_core::MessageContent::Blocks(blocks) => blocks
+                        .iter()
+                        .map(|b| {
+                            b.as_text().map_or_else(
+                                || serde_json::to_string(b).unwrap_or_default(),
+                                str::to_owned,
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                };
+                total += MESSAGE_OVERHEAD_TOKENS + self.count_text(&text)?;
+            }
+            Ok(total)
+        })
+    }
+}

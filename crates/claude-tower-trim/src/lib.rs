@@ -14,7 +14,9 @@
 //! - optionally **summarizes** the dropped turns with any tower service, once per dropped
 //!   range;
 //! - counts with a [`TokenCounter`]: the fast core estimate (default) or exact
-//!   `count_tokens` ([`CountTokensCounter`], cached per request);
+//!   `count_tokens` ([`CountTokensCounter`], cached per request), or a local tokenizer file
+//!   such as the legacy Claude `tokenizer.json` (`TokenizerCounter`, feature
+//!   `legacy-tokenizer`; the path is yours, nothing is downloaded);
 //! - cuts oversized blocks only as a last resort and only when configured, with a visible
 //!   marker; otherwise a request that cannot fit fails before sending with
 //!   [`ErrorKind::InvalidRequest`](claude_tower_core::ErrorKind::InvalidRequest) saying by how
@@ -66,13 +68,15 @@
 //!
 //! # Feature flags
 //!
-//! None. (A local legacy-tokenizer counter is not built yet; see the closing notes.)
+//! - `legacy-tokenizer`: `TokenizerCounter` (the `tokenizers` crate, pure-Rust regex).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod counter;
 mod layer;
 mod plan;
 
+#[cfg(feature = "legacy-tokenizer")]
+pub use counter::TokenizerCounter;
 pub use counter::{CountTokensCounter, EstimateCounter, TokenCounter};
 pub use layer::{Budget, ResponseFuture, Summarizer, Trim, TrimLayer};
 pub use plan::{
