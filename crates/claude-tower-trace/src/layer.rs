@@ -332,7 +332,14 @@ impl Recorder {
         }
     }
 
-    fn record_message(&self, id: &str, model: &str, stop: Option<&StopReason>, usage: &Usage) {
+    /// Records the reply; returns the metric attributes (with the response model) for reuse.
+    fn record_message(
+        &self,
+        id: &str,
+        model: &str,
+        stop: Option<&StopReason>,
+        usage: &Usage,
+    ) -> Vec<KeyValue> {
         let span = &self.span;
         if !span.is_disabled() {
             self.record_message_fields(id, model, stop, usage);
@@ -353,6 +360,8 @@ impl Recorder {
         instruments
             .token_usage
             .record(usage.output_tokens, &attributes);
+        attributes.pop();
+        attributes
     }
 
     fn record_message_fields(
@@ -421,12 +430,11 @@ impl Recorder {
             .record(self.started.elapsed().as_secs_f64(), &attributes);
     }
 
-    fn record_duration(&self, response_model: Option<&str>) {
-        let attributes = self.base_attributes(response_model);
+    fn record_duration(&self, attributes: &[KeyValue]) {
         self.config
             .instruments
             .duration
-            .record(self.started.elapsed().as_secs_f64(), &attributes);
+            .record(self.started.elapsed().as_secs_f64(), attributes);
     }
 }
 
@@ -469,7 +477,7 @@ where
                 let (parts, body) = response.into_parts();
                 let body = match body {
                     MessagesBody::Message(message) => {
-                        call.record_message(
+                        let attributes = call.record_message(
                             &message.id,
                             &message.model,
                             message.stop_reason.as_ref(),
@@ -477,7 +485,7 @@ where
                         );
                         call.record_output(&message);
                         call.record_cost(cost.as_ref());
-                        call.record_duration(Some(&message.model));
+                        call.record_duration(&attributes);
                         MessagesBody::Message(message)
                     }
                     MessagesBody::Stream(stream) => {
@@ -513,17 +521,20 @@ impl TracedStream {
         let Some(call) = self.call.take() else { return };
         let snapshot = self.accumulator.snapshot().cloned();
         let model = snapshot.as_ref().map(|m| m.model.clone());
-        if let Some(message) = &snapshot {
-            call.record_message(
-                &message.id,
-                &message.model,
-                message.stop_reason.as_ref(),
-                &message.usage,
-            );
-            call.record_output(message);
-        }
+        let attributes = match &snapshot {
+            Some(message) => {
+                let attributes = call.record_message(
+                    &message.id,
+                    &message.model,
+                    message.stop_reason.as_ref(),
+                    &message.usage,
+                );
+                call.record_output(message);
+                attributes
+            }
+            None => call.base_attributes(None),
+        };
         call.record_cost(self.cost.as_ref());
-        let attributes = call.base_attributes(model.as_deref());
         if let Some(first) = self.first_event {
             let instruments = &call.config.instruments;
             instruments
@@ -538,7 +549,7 @@ impl TracedStream {
         }
         match error {
             Some(error) => call.record_error(error, model.as_deref()),
-            None => call.record_duration(model.as_deref()),
+            None => call.record_duration(&attributes),
         }
     }
 }
