@@ -79,6 +79,7 @@
 //! [`TokenBucket`]: claude_tower_core::ratelimit::TokenBucket
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod admit;
 mod layer;
 #[cfg(feature = "redis")]
 mod redis_store;
