@@ -95,6 +95,26 @@ fn parts(c: &mut Criterion) {
             }
         });
     });
+    // Where the decode time goes: the JSON of each frame alone, without the framing.
+    let frames: Vec<(String, String)> = message
+        .to_events(24)
+        .iter()
+        .map(|event| {
+            (
+                event.event_name().to_owned(),
+                serde_json::to_string(event).expect("json"),
+            )
+        })
+        .collect();
+    sse_group.bench_function("parse-only", |b| {
+        b.iter(|| {
+            frames
+                .iter()
+                .map(|(event, data)| claude_tower_core::StreamEvent::from_sse(event, data))
+                .filter(Result::is_ok)
+                .count()
+        });
+    });
     sse_group.finish();
 }
 

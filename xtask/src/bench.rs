@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: runs the criterion benches and prints a markdown table (benchmark,
-//! median, ratio to the bare service of its group), also written to `target/bench-report.md`.
+//! median, ratio to the bare service of its group, throughput when the bench declares one),
+//! also written to `target/bench-report.md`.
 
 use std::path::{Path, PathBuf};
 
@@ -28,18 +29,36 @@ pub(crate) fn run(root: &Path, extra: &[String]) -> Result<(), String> {
             criterion.display()
         ));
     }
-    rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    let mut table =
-        String::from("| group | benchmark | median | ratio to bare |\n|---|---|---|---|\n");
-    for (group, id, median) in &rows {
-        let bare = rows
-            .iter()
-            .find(|(g, i, _)| g == group && i.starts_with("bare"))
-            .map(|(_, _, m)| *m);
-        let ratio = bare.map_or_else(|| "-".to_owned(), |b| format!("{:.2}×", median / b));
+    rows.sort_by(|a, b| (&a.group, &a.id).cmp(&(&b.group, &b.id)));
+    let mut table = String::from(
+        "| group | benchmark | median | ratio to bare | throughput |\n|---|---|---|---|---|\n",
+    );
+    for row in &rows {
+        // The baseline is the group's `bare/…` bench with the same parameter, else the first.
+        let parameter = row.id.split_once('/').map_or("", |(_, p)| p);
+        let bares = || {
+            rows.iter()
+                .filter(|r| r.group == row.group && r.id.starts_with("bare"))
+        };
+        let bare = bares()
+            .find(|r| r.id.ends_with(&format!("/{parameter}")))
+            .or_else(|| bares().next())
+            .map(|r| r.median);
+        let ratio = bare.map_or_else(|| "-".to_owned(), |b| format!("{:.2}×", row.median / b));
+        let throughput = match row.throughput {
+            Some(Throughput::Bytes(n)) => {
+                format!("{:.0} MB/s", n as f64 / row.median * 1_000.0)
+            }
+            Some(Throughput::Elements(n)) if n > 1 => {
+                format!("{} per element", human(row.median / n as f64))
+            }
+            _ => "-".to_owned(),
+        };
         table.push_str(&format!(
-            "| {group} | {id} | {} | {ratio} |\n",
-            human(*median)
+            "| {} | {} | {} | {ratio} | {throughput} |\n",
+            row.group,
+            row.id,
+            human(row.median)
         ));
     }
     println!("\n{table}");
@@ -60,7 +79,19 @@ fn human(ns: f64) -> String {
 }
 
 /// Finds `<group>/<function>/<parameter>/new/estimates.json` files and reads their median.
-fn collect(dir: &Path, base: &Path, rows: &mut Vec<(String, String, f64)>) {
+struct Row {
+    group: String,
+    id: String,
+    median: f64,
+    throughput: Option<Throughput>,
+}
+
+enum Throughput {
+    Bytes(u64),
+    Elements(u64),
+}
+
+fn collect(dir: &Path, base: &Path, rows: &mut Vec<Row>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -95,7 +126,18 @@ fn collect(dir: &Path, base: &Path, rows: &mut Vec<(String, String, f64)>) {
             let mut parts = relative.iter().map(|p| p.to_string_lossy().into_owned());
             let group = parts.next().unwrap_or_default();
             let id = parts.collect::<Vec<_>>().join("/");
-            rows.push((group, id, median));
+            let throughput = path
+                .parent()
+                .map(|new| new.join("benchmark.json"))
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .as_deref()
+                .and_then(throughput);
+            rows.push(Row {
+                group,
+                id,
+                median,
+                throughput,
+            });
         }
     }
 }
@@ -108,11 +150,39 @@ fn median_ns(json: &str) -> Option<f64> {
     value[..end].trim().parse().ok()
 }
 
+/// The `throughput` of a criterion `benchmark.json` (`{"Bytes":n}` or `{"Elements":n}`).
+fn throughput(json: &str) -> Option<Throughput> {
+    let after = &json[json.find("\"throughput\":{")? + "\"throughput\":{".len()..];
+    let (kind, rest) = after.split_once(':')?;
+    let end = rest.find('}')?;
+    let n = rest[..end].trim().parse().ok()?;
+    match kind.trim().trim_matches('"') {
+        "Bytes" | "BytesDecimal" => Some(Throughput::Bytes(n)),
+        "Elements" => Some(Throughput::Elements(n)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn reads_the_median() {
         let json = r#"{"mean":{"confidence_interval":{"lower_bound":1.0},"point_estimate":9.0},"median":{"confidence_interval":{"confidence_level":0.95,"lower_bound":1.5,"upper_bound":2.5},"point_estimate":2.25,"standard_error":0.1}}"#;
         assert_eq!(super::median_ns(json), Some(2.25));
+    }
+
+    #[test]
+    fn reads_the_throughput() {
+        let json = r#"{"group_id":"sse","throughput":{"Bytes":1043138},"full_id":"sse/decode"}"#;
+        assert!(matches!(
+            super::throughput(json),
+            Some(super::Throughput::Bytes(1_043_138))
+        ));
+        let json = r#"{"throughput":{"Elements":200},"x":1}"#;
+        assert!(matches!(
+            super::throughput(json),
+            Some(super::Throughput::Elements(200))
+        ));
+        assert!(super::throughput(r#"{"throughput":null}"#).is_none());
     }
 }

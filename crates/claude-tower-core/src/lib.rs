@@ -69,6 +69,7 @@ pub mod ratelimit;
 mod request;
 mod response;
 mod stream;
+mod stream_fast;
 mod validate;
 
 pub use accumulate::MessageAccumulator;

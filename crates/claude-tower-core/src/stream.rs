@@ -205,6 +205,9 @@ impl StreamEvent {
     /// # Errors
     /// A known event (by name or by `type`) whose JSON does not have the documented shape.
     pub fn from_sse(event: &str, data: &str) -> Result<Self, crate::Error> {
+        if let Some(parsed) = crate::stream_fast::parse(event, data) {
+            return Ok(parsed);
+        }
         match serde_json::from_str::<Self>(data) {
             Ok(parsed) => Ok(parsed),
             Err(e) => {

@@ -222,3 +222,37 @@ fn known_event_with_a_broken_shape_is_a_decode_error_but_unknown_text_is_kept() 
         json!({"event": "future", "data": "not json at all"})
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+    /// `from_sse` has fast paths for the common events; whatever the text, index, delta type
+    /// and padding, they give what the general deserializer gives.
+    #[test]
+    fn stream_event_fast_paths_agree_with_serde(
+        text in any::<String>(),
+        index in 0usize..100_000,
+        kind in 0usize..4,
+        padding in 0usize..12,
+    ) {
+        let (tag, field) = [
+            ("text_delta", "text"),
+            ("input_json_delta", "partial_json"),
+            ("thinking_delta", "thinking"),
+            ("signature_delta", "signature"),
+        ][kind];
+        let value = serde_json::to_string(&text).unwrap();
+        let data = format!(
+            r#"{{"type":"content_block_delta","index":{index},"delta":{{"type":"{tag}","{field}":{value}}}{}}}"#,
+            " ".repeat(padding)
+        );
+        let general: StreamEvent = serde_json::from_str(&data).unwrap();
+        let fast = StreamEvent::from_sse("content_block_delta", &data).unwrap();
+        prop_assert_eq!(&fast, &general);
+        // and it round-trips through our own encoder
+        let StreamEvent::ContentBlockDelta(event) = fast else { panic!("{fast:?}") };
+        prop_assert_eq!(event.index, index);
+        let json = serde_json::to_value(&event.delta).unwrap();
+        prop_assert_eq!(json[field].as_str(), Some(text.as_str()));
+    }
+}

@@ -1,16 +1,25 @@
 //! The SSE decoder: bytes as they arrive → typed [`StreamEvent`]s.
 //!
-//! Framing (multi-line `data:`, comments, CRLF, UTF-8 split across chunks) is done by the
-//! `eventsource-stream` crate; each frame's `data` is then parsed by
-//! [`StreamEvent::from_sse`] (unknown events are kept, never an error) and the stream
-//! A final frame without its terminating blank line is still dispatched. The stream
+//! Framing follows the WHATWG `text/event-stream` grammar: `LF`, `CRLF` and lone `CR` line
+//! ends (also split across chunks), a leading BOM, `:` comments, multi-line `data:` joined by
+//! `\n`, one optional space after the colon, frames without data ignored, the event name
+//! defaulting to `message`. A final frame without its terminating blank line is still
+//! dispatched (as the official SDKs do). Each frame's `data` is parsed by
+//! [`StreamEvent::from_sse`] (unknown events are kept, never an error), and the stream
 //! contract is enforced by [`EventStream::from_wire`] (an `error` event becomes an `Err` of
 //! the matching kind; an end before `message_stop` is `StreamInterrupted`).
+//!
+//! The framer is our own rather than `eventsource-stream`'s: that crate copies the rest of its
+//! buffer after every line (`String::split_off`), which made framing alone cost ~1.4 µs per
+//! event on a 1 KB-chunked stream; here bytes are copied once and lines are read in place.
+//! The test suite checks this framer against `eventsource-stream` on random inputs.
 
-use bytes::Bytes;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, BytesMut};
 use claude_tower_core::{Error, EventStream, StreamEvent};
-use eventsource_stream::{EventStreamError, Eventsource};
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 
 /// Decodes a byte stream of `text/event-stream` into typed events, incrementally: each event
 /// is yielded as soon as its frame is complete, whatever the chunking.
@@ -35,22 +44,191 @@ use futures_util::{Stream, StreamExt};
 /// ```
 pub fn decode<S>(bytes: S, request_id: Option<String>) -> EventStream
 where
-    S: Stream<Item = Result<Bytes, Error>> + Send + 'static,
+    S: Stream<Item = Result<bytes::Bytes, Error>> + Send + 'static,
 {
-    // A body that ends without the blank line after its last frame still dispatches that
-    // frame (as the official SDKs do); extra blank lines are no-ops in the SSE grammar.
-    let terminated = bytes.chain(futures_util::stream::once(async {
-        Ok(Bytes::from_static(b"\n\n"))
-    }));
-    let events = terminated.eventsource().map(|item| match item {
-        Ok(event) => StreamEvent::from_sse(&event.event, &event.data),
-        Err(EventStreamError::Transport(error)) => Err(error),
-        Err(EventStreamError::Utf8(e)) => Err(Error::decode(format!(
-            "invalid UTF-8 in the event stream: {e}"
-        ))),
-        Err(EventStreamError::Parser(e)) => {
-            Err(Error::decode(format!("invalid event stream: {e}")))
+    EventStream::from_wire(
+        Decoder {
+            inner: bytes,
+            framer: Framer::default(),
+            ended: false,
+        },
+        request_id,
+    )
+}
+
+pin_project_lite::pin_project! {
+    struct Decoder<S> {
+        #[pin]
+        inner: S,
+        framer: Framer,
+        ended: bool,
+    }
+}
+
+impl<S> Stream for Decoder<S>
+where
+    S: Stream<Item = Result<bytes::Bytes, Error>>,
+{
+    type Item = Result<StreamEvent, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        loop {
+            match this.framer.next_frame() {
+                Ok(Some(frame)) => {
+                    return Poll::Ready(Some(StreamEvent::from_sse(frame.event, frame.data)));
+                }
+                Ok(None) => {}
+                Err(error) => return Poll::Ready(Some(Err(error))),
+            }
+            if *this.ended {
+                return Poll::Ready(None);
+            }
+            match ready!(this.inner.as_mut().poll_next(cx)) {
+                Some(Ok(chunk)) => this.framer.push(&chunk),
+                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                None => {
+                    // Dispatch a last frame that lacks its blank line (a no-op otherwise).
+                    *this.ended = true;
+                    this.framer.push(b"\n\n");
+                }
+            }
         }
-    });
-    EventStream::from_wire(events, request_id)
+    }
+}
+
+/// One dispatched frame, borrowed from the framer until its next call.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The event name (`message` when the frame had no `event:` line).
+    pub event: &'a str,
+    /// The `data:` lines joined by `\n`.
+    pub data: &'a str,
+}
+
+/// An incremental `text/event-stream` framer: [`push`](Self::push) bytes in any chunking,
+/// take complete frames with [`next_frame`](Self::next_frame).
+///
+/// ```
+/// use claude_tower_transport::sse::Framer;
+///
+/// let mut framer = Framer::default();
+/// framer.push(b"event: ping\r\ndata: {\"type\":");
+/// assert!(framer.next_frame().unwrap().is_none());
+/// framer.push(b"\"ping\"}\r\n\r\n");
+/// let frame = framer.next_frame().unwrap().unwrap();
+/// assert_eq!((frame.event, frame.data), ("ping", "{\"type\":\"ping\"}"));
+/// ```
+#[derive(Debug, Default)]
+pub struct Framer {
+    buf: BytesMut,
+    /// The BOM check at the start of the stream is done.
+    started: bool,
+    /// The last line ended with `CR`: a following `LF` belongs to it.
+    skip_lf: bool,
+    /// The previous call returned a frame: clear the field buffers first.
+    dispatched: bool,
+    has_data: bool,
+    event: String,
+    data: String,
+}
+
+impl Framer {
+    /// Appends bytes as they arrived.
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The next complete frame, if the bytes pushed so far hold one.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Decode`](claude_tower_core::ErrorKind::Decode) for a line that is not
+    /// UTF-8.
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, Error> {
+        const BOM: &[u8] = b"\xEF\xBB\xBF";
+        if self.dispatched {
+            self.dispatched = false;
+            self.has_data = false;
+            self.event.clear();
+            self.data.clear();
+        }
+        if !self.started {
+            if self.buf.len() < BOM.len() && BOM.starts_with(&self.buf) {
+                return Ok(None);
+            }
+            if self.buf.starts_with(BOM) {
+                self.buf.advance(BOM.len());
+            }
+            self.started = true;
+        }
+        loop {
+            if self.skip_lf {
+                match self.buf.first() {
+                    None => return Ok(None),
+                    Some(b'\n') => self.buf.advance(1),
+                    Some(_) => {}
+                }
+                self.skip_lf = false;
+            }
+            let Some(end) = memchr::memchr2(b'\n', b'\r', &self.buf) else {
+                return Ok(None);
+            };
+            let complete = self.line(end)?;
+            self.skip_lf = self.buf[end] == b'\r';
+            self.buf.advance(end + 1);
+            if complete {
+                self.dispatched = true;
+                let event = if self.event.is_empty() {
+                    "message"
+                } else {
+                    &self.event
+                };
+                return Ok(Some(Frame {
+                    event,
+                    data: &self.data,
+                }));
+            }
+        }
+    }
+
+    /// Interprets the line `buf[..end]`; `true` when it completes a frame with data.
+    fn line(&mut self, end: usize) -> Result<bool, Error> {
+        let line = &self.buf[..end];
+        if line.is_empty() {
+            if self.has_data {
+                return Ok(true);
+            }
+            self.event.clear();
+            return Ok(false);
+        }
+        if line[0] == b':' {
+            return Ok(false);
+        }
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &line[line.len()..]),
+        };
+        let target = match field {
+            b"data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.has_data = true;
+                &mut self.data
+            }
+            b"event" => {
+                self.event.clear();
+                &mut self.event
+            }
+            // `id` and `retry` only matter for reconnecting, which a Messages stream cannot.
+            _ => return Ok(false),
+        };
+        let value = std::str::from_utf8(value)
+            .map_err(|e| Error::decode(format!("invalid UTF-8 in the event stream: {e}")))?;
+        target.push_str(value);
+        Ok(false)
+    }
 }
