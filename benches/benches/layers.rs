@@ -150,22 +150,30 @@ fn layers(c: &mut Criterion) {
         b.to_async(&runtime)
             .iter(|| stack.clone().oneshot(big.clone().into_http()));
     });
-    // Per event: a 200-event stream through the full stack, divided by its events.
-    let streaming = full_stack_over(claude_tower_benches::Bare::streaming(200));
+    // Per event: a 200-event stream through the full stack and straight from the bare
+    // service; (full − bare) / 200 is the stack's cost per event (its per-request cost
+    // included, so an upper bound).
+    let bare_streaming = Bare::streaming(200);
+    let streaming = full_stack_over(bare_streaming.clone());
     full.throughput(Throughput::Elements(200));
-    full.bench_function(BenchmarkId::new("full-stack", "stream-200-events"), |b| {
-        b.to_async(&runtime).iter(|| {
-            let stack = streaming.clone();
-            async move {
-                use futures_util::StreamExt;
-                let response = stack
-                    .oneshot(small_request().map(|r| r.stream(true)))
-                    .await
-                    .expect("ok");
-                response.into_body().into_stream().count().await
-            }
+    for (name, stack) in [
+        ("bare", Stack::new(bare_streaming)),
+        ("full-stack", streaming),
+    ] {
+        full.bench_function(BenchmarkId::new(name, "stream-200-events"), |b| {
+            b.to_async(&runtime).iter(|| {
+                let stack = stack.clone();
+                async move {
+                    use futures_util::StreamExt;
+                    let response = stack
+                        .oneshot(small_request().map(|r| r.stream(true)))
+                        .await
+                        .expect("ok");
+                    response.into_body().into_stream().count().await
+                }
+            });
         });
-    });
+    }
     full.finish();
 }
 

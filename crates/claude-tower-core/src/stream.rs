@@ -177,22 +177,23 @@ pub struct ErrorEvent {
 open_tagged_enum! {
     /// One server-sent event of a streamed response, typed by its `type`.
     StreamEvent {
-        /// `message_start`
-        MessageStart(MessageStartEvent) => "message_start",
+        /// `message_start` (boxed, like the other once-per-stream or once-per-block events, so
+        /// that the enum stays small for the deltas that make up almost all of a stream)
+        MessageStart(Box<MessageStartEvent>) => "message_start",
         /// `content_block_start`
-        ContentBlockStart(ContentBlockStartEvent) => "content_block_start",
+        ContentBlockStart(Box<ContentBlockStartEvent>) => "content_block_start",
         /// `content_block_delta`
         ContentBlockDelta(ContentBlockDeltaEvent) => "content_block_delta",
         /// `content_block_stop`
         ContentBlockStop(ContentBlockStopEvent) => "content_block_stop",
         /// `message_delta`
-        MessageDelta(MessageDeltaEvent) => "message_delta",
+        MessageDelta(Box<MessageDeltaEvent>) => "message_delta",
         /// `message_stop`
         MessageStop(EmptyEvent) => "message_stop",
         /// `ping`
         Ping(EmptyEvent) => "ping",
         /// `error`
-        Error(ErrorEvent) => "error",
+        Error(Box<ErrorEvent>) => "error",
     }
 }
 
@@ -280,17 +281,19 @@ impl Message {
         start.usage.output_tokens = self.usage.output_tokens.min(1);
         start.usage.server_tool_use = None;
         start.usage.output_tokens_details = None;
-        let mut events = vec![StreamEvent::MessageStart(MessageStartEvent {
+        let mut events = vec![StreamEvent::MessageStart(Box::new(MessageStartEvent {
             message: start,
             extra: Extra::new(),
-        })];
+        }))];
         for (index, block) in self.content.iter().enumerate() {
             let (shell, deltas) = split_block(block, chunk_chars);
-            events.push(StreamEvent::ContentBlockStart(ContentBlockStartEvent {
-                index,
-                content_block: shell,
-                extra: Extra::new(),
-            }));
+            events.push(StreamEvent::ContentBlockStart(Box::new(
+                ContentBlockStartEvent {
+                    index,
+                    content_block: shell,
+                    extra: Extra::new(),
+                },
+            )));
             events.extend(deltas.into_iter().map(|delta| {
                 StreamEvent::ContentBlockDelta(ContentBlockDeltaEvent {
                     index,
@@ -303,7 +306,7 @@ impl Message {
                 extra: Extra::new(),
             }));
         }
-        events.push(StreamEvent::MessageDelta(MessageDeltaEvent {
+        events.push(StreamEvent::MessageDelta(Box::new(MessageDeltaEvent {
             delta: MessageDelta {
                 stop_reason: self.stop_reason.clone(),
                 stop_sequence: self.stop_sequence.clone(),
@@ -313,7 +316,7 @@ impl Message {
             },
             usage: MessageDeltaUsage::from(&self.usage),
             extra: Extra::new(),
-        }));
+        })));
         events.push(StreamEvent::MessageStop(EmptyEvent::default()));
         events
     }

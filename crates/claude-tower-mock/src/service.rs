@@ -551,10 +551,10 @@ pub(crate) fn timed_events(
     let mut items: Vec<Result<StreamEvent, Error>> = events.into_iter().take(cut).map(Ok).collect();
     match fault {
         Some(StreamFault::Error { error, .. }) => {
-            items.push(Ok(StreamEvent::Error(ErrorEvent {
+            items.push(Ok(StreamEvent::Error(Box::new(ErrorEvent {
                 error,
                 extra: Extra::new(),
-            })));
+            }))));
         }
         Some(StreamFault::Drop { .. }) => {
             items.push(Err(Error::stream_interrupted(
