@@ -197,6 +197,12 @@ mod tests {
         serde_json::from_str(data).expect("general path")
     }
 
+    /// Every layer moves each event; the rare, large events are boxed to keep this small.
+    #[test]
+    fn a_stream_event_is_small() {
+        assert!(std::mem::size_of::<StreamEvent>() <= 96);
+    }
+
     #[test]
     fn agrees_with_the_general_deserializer() {
         let cases = [
