@@ -119,6 +119,21 @@ impl ModelTable {
             .flatten()
     }
 
+    /// The table's own copy of `model` when it is exactly one of the table's ids or aliases
+    /// (for [`builtin`](Self::builtin) a `&'static str`, so callers can keep it without
+    /// allocating).
+    ///
+    /// ```
+    /// use claude_tower_core::models::ModelTable;
+    /// let id: &'static str = ModelTable::builtin().known_id("claude-haiku-4-5").unwrap();
+    /// assert_eq!(id, "claude-haiku-4-5");
+    /// assert!(ModelTable::builtin().known_id("claude-unknown").is_none());
+    /// ```
+    #[must_use]
+    pub fn known_id(&self, model: &str) -> Option<&str> {
+        self.index.get_key_value(model).map(|(id, _)| id.as_str())
+    }
+
     /// The minimum cacheable length of a model ([`DEFAULT_CACHE_MIN_TOKENS`] if unknown).
     #[must_use]
     pub fn cache_min_tokens(&self, model: &str) -> u64 {

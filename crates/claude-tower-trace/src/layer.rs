@@ -271,7 +271,7 @@ where
         let call = Recorder {
             span: span.clone(),
             config: Arc::clone(&self.config),
-            model: Arc::from(body.model.as_str()),
+            model: ModelId::new(&body.model),
             started: Instant::now(),
         };
         let future = self.inner.call(request).instrument(span);
@@ -287,30 +287,90 @@ where
 struct Recorder {
     span: Span,
     config: Arc<Config>,
-    model: Arc<str>,
+    model: ModelId,
     started: Instant,
 }
 
+/// The request's model id as a metric attribute value: the model table's own `'static` copy
+/// for a known id (no allocation per call), else shared.
+#[derive(Debug, Clone)]
+enum ModelId {
+    Known(&'static str),
+    Other(Arc<str>),
+}
+
+impl ModelId {
+    fn new(model: &str) -> Self {
+        match claude_tower_core::models::ModelTable::builtin().known_id(model) {
+            Some(id) => Self::Known(id),
+            None => Self::Other(Arc::from(model)),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Known(id) => id,
+            Self::Other(id) => id,
+        }
+    }
+
+    fn value(&self) -> opentelemetry::StringValue {
+        match self {
+            Self::Known(id) => opentelemetry::StringValue::from(*id),
+            Self::Other(id) => opentelemetry::StringValue::from(Arc::clone(id)),
+        }
+    }
+}
+
+/// The metric attributes of a call, on the stack: operation, provider, request model, the
+/// response model when known, and one slot for a per-record attribute (token type, error type).
+struct Attributes {
+    items: [KeyValue; 5],
+    base: usize,
+}
+
+impl Attributes {
+    fn new(request_model: opentelemetry::StringValue, response_model: Option<KeyValue>) -> Self {
+        let blank = || KeyValue::new("", false);
+        let base = if response_model.is_some() { 4 } else { 3 };
+        Self {
+            items: [
+                KeyValue::new(GEN_AI_OPERATION_NAME, "chat"),
+                KeyValue::new(GEN_AI_PROVIDER_NAME, "anthropic"),
+                KeyValue::new(GEN_AI_REQUEST_MODEL, request_model),
+                response_model.unwrap_or_else(blank),
+                blank(),
+            ],
+            base,
+        }
+    }
+
+    /// The base attributes plus `extra`.
+    fn with(&mut self, extra: KeyValue) -> &[KeyValue] {
+        self.items[self.base] = extra;
+        &self.items[..=self.base]
+    }
+}
+
+impl std::ops::Deref for Attributes {
+    type Target = [KeyValue];
+
+    fn deref(&self) -> &[KeyValue] {
+        &self.items[..self.base]
+    }
+}
+
 impl Recorder {
-    fn base_attributes(&self, response_model: Option<&str>) -> Vec<KeyValue> {
-        let mut attributes = Vec::with_capacity(5);
-        attributes.extend([
-            KeyValue::new(GEN_AI_OPERATION_NAME, "chat"),
-            KeyValue::new(GEN_AI_PROVIDER_NAME, "anthropic"),
-            KeyValue::new(
-                GEN_AI_REQUEST_MODEL,
-                opentelemetry::StringValue::from(Arc::clone(&self.model)),
-            ),
-        ]);
-        if let Some(model) = response_model {
-            let value = if model == &*self.model {
-                opentelemetry::StringValue::from(Arc::clone(&self.model))
+    fn base_attributes(&self, response_model: Option<&str>) -> Attributes {
+        let response_model = response_model.map(|model| {
+            let value = if model == self.model.as_str() {
+                self.model.value()
             } else {
                 opentelemetry::StringValue::from(model.to_owned())
             };
-            attributes.push(KeyValue::new(GEN_AI_RESPONSE_MODEL, value));
-        }
-        attributes
+            KeyValue::new(GEN_AI_RESPONSE_MODEL, value)
+        });
+        Attributes::new(self.model.value(), response_model)
     }
 
     fn record_extensions(&self, extensions: &http::Extensions, headers: &http::HeaderMap) {
@@ -339,7 +399,7 @@ impl Recorder {
         model: &str,
         stop: Option<&StopReason>,
         usage: &Usage,
-    ) -> Vec<KeyValue> {
+    ) -> Attributes {
         let span = &self.span;
         if !span.is_disabled() {
             self.record_message_fields(id, model, stop, usage);
@@ -353,14 +413,14 @@ impl Recorder {
                 &attributes,
             );
         }
-        attributes.push(KeyValue::new(GEN_AI_TOKEN_TYPE, "input"));
-        instruments.token_usage.record(prompt, &attributes);
-        attributes.pop();
-        attributes.push(KeyValue::new(GEN_AI_TOKEN_TYPE, "output"));
-        instruments
-            .token_usage
-            .record(usage.output_tokens, &attributes);
-        attributes.pop();
+        instruments.token_usage.record(
+            prompt,
+            attributes.with(KeyValue::new(GEN_AI_TOKEN_TYPE, "input")),
+        );
+        instruments.token_usage.record(
+            usage.output_tokens,
+            attributes.with(KeyValue::new(GEN_AI_TOKEN_TYPE, "output")),
+        );
         attributes
     }
 
@@ -423,11 +483,11 @@ impl Recorder {
             self.span.record("anthropic.request.id", id);
         }
         let mut attributes = self.base_attributes(response_model);
-        attributes.push(KeyValue::new(ERROR_TYPE, kind));
+        let attributes = attributes.with(KeyValue::new(ERROR_TYPE, kind));
         self.config
             .instruments
             .duration
-            .record(self.started.elapsed().as_secs_f64(), &attributes);
+            .record(self.started.elapsed().as_secs_f64(), attributes);
     }
 
     fn record_duration(&self, attributes: &[KeyValue]) {
