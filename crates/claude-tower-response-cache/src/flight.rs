@@ -1,4 +1,7 @@
 //! Single-flight: concurrent identical misses share one upstream call.
+//!
+//! The leader registers its flight; the channel that carries the outcome is only created when
+//! a follower arrives, so a miss nobody waits for costs one map insert and one remove.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -6,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use claude_tower_core::Error;
 use tokio::sync::watch;
 
-use crate::key::CacheKey;
+use crate::key::{CacheKey, KeyHasher};
 use crate::store::CachedResponse;
 
 /// How a flight ended.
@@ -22,9 +25,23 @@ pub(crate) enum Outcome {
 
 type Slot = watch::Sender<Option<Arc<Outcome>>>;
 
+/// One flight in the table: its identity (a key can be flown again after it landed) and the
+/// followers' channel, once there is one.
+#[derive(Debug)]
+struct Flight {
+    id: u64,
+    followers: Option<Slot>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    flights: HashMap<CacheKey, Flight, KeyHasher>,
+    next_id: u64,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<CacheKey, Arc<Slot>>>,
+    table: Mutex<Table>,
 }
 
 pub(crate) enum Role {
@@ -33,28 +50,38 @@ pub(crate) enum Role {
 }
 
 impl Flights {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub(crate) fn join(self: &Arc<Self>, key: CacheKey) -> Role {
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = map.get(&key) {
+        let mut table = self.lock();
+        if let Some(flight) = table.flights.get_mut(&key) {
+            let slot = flight
+                .followers
+                .get_or_insert_with(|| watch::channel(None).0);
             return Role::Follower(slot.subscribe());
         }
-        let (sender, _) = watch::channel(None);
-        let slot = Arc::new(sender);
-        map.insert(key, Arc::clone(&slot));
+        let id = table.next_id;
+        table.next_id += 1;
+        table.flights.insert(
+            key,
+            Flight {
+                id,
+                followers: None,
+            },
+        );
         Role::Leader(LeaderGuard {
             flights: Arc::clone(self),
             key,
-            slot,
+            id,
             finished: false,
         })
     }
 
     /// Requests currently in flight.
     pub(crate) fn len(&self) -> usize {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.lock().flights.len()
     }
 }
 
@@ -63,7 +90,7 @@ impl Flights {
 pub(crate) struct LeaderGuard {
     flights: Arc<Flights>,
     key: CacheKey,
-    slot: Arc<Slot>,
+    id: u64,
     finished: bool,
 }
 
@@ -71,7 +98,13 @@ impl LeaderGuard {
     /// Whether anyone waits for this flight right now. A follower that joins after this
     /// returned `false` and before `finish` sees `Abandoned` and simply goes upstream itself.
     pub(crate) fn has_followers(&self) -> bool {
-        self.slot.receiver_count() > 0
+        self.flights
+            .lock()
+            .flights
+            .get(&self.key)
+            .filter(|flight| flight.id == self.id)
+            .and_then(|flight| flight.followers.as_ref())
+            .is_some_and(|slot| slot.receiver_count() > 0)
     }
 
     pub(crate) fn finish(mut self, outcome: Outcome) {
@@ -83,20 +116,25 @@ impl LeaderGuard {
             return;
         }
         self.finished = true;
-        {
-            let mut map = self
+        let followers = {
+            let mut table = self.flights.lock();
+            if table
                 .flights
-                .map
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if map
                 .get(&self.key)
-                .is_some_and(|slot| Arc::ptr_eq(slot, &self.slot))
+                .is_some_and(|flight| flight.id == self.id)
             {
-                map.remove(&self.key);
+                table
+                    .flights
+                    .remove(&self.key)
+                    .and_then(|flight| flight.followers)
+            } else {
+                None
             }
+        };
+        // Nobody can subscribe any more (the flight left the table under the lock).
+        if let Some(slot) = followers {
+            slot.send_replace(Some(Arc::new(outcome)));
         }
-        self.slot.send_replace(Some(Arc::new(outcome)));
     }
 }
 
@@ -113,5 +151,51 @@ pub(crate) async fn wait(mut receiver: watch::Receiver<Option<Arc<Outcome>>>) ->
             .clone()
             .unwrap_or_else(|| Arc::new(Outcome::Abandoned)),
         Err(_) => Arc::new(Outcome::Abandoned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Flights, Outcome, Role};
+    use std::sync::Arc;
+
+    fn key(n: u128) -> crate::key::CacheKey {
+        crate::key::CacheKey::from_u128(n)
+    }
+
+    #[tokio::test]
+    async fn followers_get_the_outcome_and_a_landed_key_flies_again() {
+        let flights = Arc::new(Flights::default());
+        let Role::Leader(leader) = flights.join(key(1)) else {
+            panic!("first is the leader")
+        };
+        assert!(!leader.has_followers());
+        let Role::Follower(follower) = flights.join(key(1)) else {
+            panic!("second follows")
+        };
+        assert!(leader.has_followers());
+        // Another key is its own flight.
+        assert!(matches!(flights.join(key(2)), Role::Leader(_)));
+        leader.finish(Outcome::Failed(claude_tower_core::Error::decode(
+            "upstream broke",
+        )));
+        assert!(matches!(&*super::wait(follower).await, Outcome::Failed(_)));
+        assert_eq!(flights.len(), 0, "the dropped leader of key 2 left too");
+        let Role::Leader(again) = flights.join(key(1)) else {
+            panic!("a landed key flies again")
+        };
+        drop(again);
+        assert_eq!(flights.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_leader_releases_its_followers() {
+        let flights = Arc::new(Flights::default());
+        let leader = flights.join(key(7));
+        let Role::Follower(follower) = flights.join(key(7)) else {
+            panic!("follows")
+        };
+        drop(leader);
+        assert!(matches!(&*super::wait(follower).await, Outcome::Abandoned));
     }
 }

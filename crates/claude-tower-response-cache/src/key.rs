@@ -22,7 +22,36 @@ pub const IGNORED_FIELDS: &[&str] = &[
 /// Headers in the key: the API version and the betas (split, trimmed, sorted, deduplicated).
 pub const KEYED_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta"];
 
-/// A 128-bit cache key. `Display` gives `claude-tower:rc:v1:<32 hex digits>`.
+/// Cache keys are already uniform 128-bit hashes: the table uses their low bits as is.
+#[derive(Debug, Default)]
+pub(crate) struct KeyBitsHasher(u64);
+
+/// Builds [`KeyBitsHasher`]s, for maps keyed by cache keys.
+pub(crate) type KeyHasher = std::hash::BuildHasherDefault<KeyBitsHasher>;
+
+impl std::hash::Hasher for KeyBitsHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0_u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        // Truncation is the point: the low 64 bits of the key's hash.
+        #[allow(clippy::cast_possible_truncation)]
+        {
+            self.0 ^= value as u64;
+        }
+    }
+}
+
+/// A 128-bit cache key. `Display` gives `claude-tower:rc:v2:<32 hex digits>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CacheKey(u128);
 
@@ -32,11 +61,16 @@ impl CacheKey {
     pub const fn as_u128(self) -> u128 {
         self.0
     }
+
+    #[cfg(test)]
+    pub(crate) const fn from_u128(hash: u128) -> Self {
+        Self(hash)
+    }
 }
 
 impl fmt::Display for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "claude-tower:rc:v1:{:032x}", self.0)
+        write!(f, "claude-tower:rc:v2:{:032x}", self.0)
     }
 }
 
@@ -79,44 +113,57 @@ pub fn cache_key(
         extra: &body.extra,
     };
     // Everything goes into one buffer, hashed once (one-shot XXH3 is much faster than the
-    // streaming state for small inputs).
-    let mut bytes = Vec::with_capacity(256);
-    bytes.extend_from_slice(b"claude-tower response cache v1\0");
-    serde_json::to_writer(&mut bytes, &view)
-        .map_err(|e| Error::invalid_request(format!("cannot serialize request: {e}")))?;
-    static NAMES: [http::HeaderName; 2] = [
-        http::HeaderName::from_static("anthropic-version"),
-        http::HeaderName::from_static("anthropic-beta"),
-    ];
-    for name in &NAMES {
-        let mut values: Vec<&str> = request
-            .headers()
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .collect();
-        values.sort_unstable();
-        values.dedup();
-        bytes.extend_from_slice(b"\0header\0");
-        bytes.extend_from_slice(name.as_str().as_bytes());
-        for value in values {
-            bytes.push(b'=');
-            bytes.extend_from_slice(value.as_bytes());
+    // streaming state, especially up to 240 bytes), in the compact tagged form of `canonical`
+    // (v1 hashed the JSON text, whose string escaping was most of a key's cost). The buffer
+    // is reused per thread.
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUFFER.with_borrow_mut(|bytes| {
+        bytes.clear();
+        bytes.extend_from_slice(b"ctrc2");
+        crate::canonical::write(bytes, &view)
+            .map_err(|e| Error::invalid_request(format!("cannot serialize request: {e}")))?;
+        static NAMES: [http::HeaderName; 2] = [
+            http::HeaderName::from_static("anthropic-version"),
+            http::HeaderName::from_static("anthropic-beta"),
+        ];
+        for name in &NAMES {
+            let all = request.headers().get_all(name);
+            let mut iter = all.iter();
+            match (iter.next(), iter.next()) {
+                (None, _) => crate::canonical::write_strs(bytes, []),
+                // The common case: one value, one item (no list to sort).
+                (Some(one), None) if !one.as_bytes().contains(&b',') => {
+                    let value = one.to_str().map(str::trim).unwrap_or_default();
+                    crate::canonical::write_strs(bytes, Some(value).filter(|v| !v.is_empty()));
+                }
+                _ => {
+                    let mut values: Vec<&str> = all
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .flat_map(|v| v.split(','))
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .collect();
+                    values.sort_unstable();
+                    values.dedup();
+                    crate::canonical::write_strs(bytes, values);
+                }
+            }
         }
-    }
-    if partition_by_user {
-        let user = Attribution::of(request).user.unwrap_or_default();
-        bytes.extend_from_slice(b"\0user\0");
-        bytes.extend_from_slice(user.as_bytes());
-    }
-    Ok(CacheKey(xxh3_128(&bytes)))
+        if partition_by_user {
+            let user = Attribution::of(request).user.unwrap_or_default();
+            crate::canonical::write_strs(bytes, [user.as_str()]);
+        }
+        Ok(CacheKey(xxh3_128(bytes)))
+    })
 }
 
-/// The fields of the request that are in the key, in a fixed order. `extra` is a
-/// `serde_json::Map`, which serializes its keys sorted (this workspace does not enable
+/// The fields of the request that are in the key, in a fixed order (absent ones left out;
+/// field names are part of the key, so that stays unambiguous). `extra` (and every
+/// `serde_json::Value` object inside the request) is a `serde_json::Map`, which serializes its
+/// keys sorted (this workspace does not enable
 /// serde_json's `preserve_order`; a test checks it), so equal requests hash equally whatever
 /// the order of their unknown fields.
 #[derive(serde::Serialize)]
@@ -124,15 +171,25 @@ struct KeyView<'a> {
     model: &'a str,
     max_tokens: u32,
     messages: &'a [claude_tower_core::MessageParam],
+    #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<&'a claude_tower_core::System>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tools: Option<&'a [claude_tower_core::Tool]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tool_choice: Option<&'a claude_tower_core::ToolChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     top_k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     stop_sequences: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     thinking: Option<&'a claude_tower_core::ThinkingConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     output_config: Option<&'a claude_tower_core::OutputConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     container: Option<&'a Value>,
     extra: &'a serde_json::Map<String, Value>,
 }

@@ -74,6 +74,7 @@
 //! - `redis`: `RedisResponseStore`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod canonical;
 mod flight;
 mod key;
 mod policy;

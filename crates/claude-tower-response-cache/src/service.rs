@@ -157,10 +157,52 @@ impl<S: fmt::Debug> fmt::Debug for ResponseCache<S> {
     }
 }
 
-claude_tower_core::boxed_response_future! {
-    /// Response future of [`ResponseCache`]: store I/O and single-flight waits make it
-    /// multi-step, so it boxes an async block behind this opaque type.
-    ResponseFuture
+/// Response future of [`ResponseCache`]: ready at once for a hit found without I/O; otherwise
+/// store I/O and single-flight waits make it multi-step, so it boxes an async block.
+pub struct ResponseFuture {
+    inner: Either,
+}
+
+enum Either {
+    Ready(Option<Result<http::Response<MessagesBody>, Error>>),
+    Boxed(claude_tower_core::BoxResponseFuture),
+}
+
+impl ResponseFuture {
+    fn ready(result: Result<http::Response<MessagesBody>, Error>) -> Self {
+        Self {
+            inner: Either::Ready(Some(result)),
+        }
+    }
+
+    fn new(
+        future: impl Future<Output = Result<http::Response<MessagesBody>, Error>> + Send + 'static,
+    ) -> Self {
+        Self {
+            inner: Either::Boxed(Box::pin(future)),
+        }
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<http::Response<MessagesBody>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.inner {
+            Either::Ready(result) => Poll::Ready(
+                result
+                    .take()
+                    .expect("ResponseFuture polled after completion"),
+            ),
+            Either::Boxed(future) => future.as_mut().poll(cx),
+        }
+    }
 }
 
 impl<S> Service<http::Request<MessagesRequest>> for ResponseCache<S>
@@ -183,12 +225,67 @@ where
     }
 
     fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        // The key and, for an in-memory store, the lookup are plain CPU work done here, so a
+        // hit is answered without a boxed future or touching the inner service.
+        let shared = &self.shared;
+        let mode = request.extensions().get::<CacheMode>().copied();
+        let lookup =
+            if mode == Some(CacheMode::Bypass) || !shared.policy.cacheable_request(&request) {
+                None
+            } else {
+                let key = match cache_key(&request, shared.partition_by_user) {
+                    Ok(key) => key,
+                    Err(error) => return ResponseFuture::ready(Err(error)),
+                };
+                let found = if mode == Some(CacheMode::Refresh) {
+                    Some(Ok(None))
+                } else {
+                    shared.store.get_now(&key)
+                };
+                match found {
+                    Some(Ok(Some(found))) if found.fresh => {
+                        let stream = request.body().is_stream();
+                        return ResponseFuture::ready(Ok(replay(
+                            &found.response,
+                            stream,
+                            CacheStatus::Hit,
+                        )));
+                    }
+                    // A miss known at once: join the flight here too, and if this request
+                    // leads, its future is the upstream call alone.
+                    Some(Ok(found)) => {
+                        if let Role::Leader(guard) = shared.flights.join(key) {
+                            let stale = found.map(|found| found.response);
+                            let inner = self.take_inner();
+                            let shared = Arc::clone(&self.shared);
+                            return ResponseFuture::new(lead(
+                                shared, inner, request, key, guard, stale,
+                            ));
+                        }
+                        Some((key, Some(Ok(None))))
+                    }
+                    found => Some((key, found)),
+                }
+            };
+        let inner = self.take_inner();
         let shared = Arc::clone(&self.shared);
-        ResponseFuture::new(call(shared, inner, request))
+        ResponseFuture::new(call(shared, inner, request, lookup))
     }
 }
+
+impl<S: Clone> ResponseCache<S> {
+    /// Clone-and-swap: the ready service goes into the call future.
+    fn take_inner(&mut self) -> S {
+        let clone = self.inner.clone();
+        std::mem::replace(&mut self.inner, clone)
+    }
+}
+
+/// The key of a cacheable request, and the store's answer when it came without I/O.
+type Lookup = (
+    CacheKey,
+    Option<Result<Option<crate::store::Lookup>, Error>>,
+);
 
 /// A response built from an entry.
 fn replay(
@@ -218,10 +315,13 @@ fn with_status(
     response
 }
 
+/// Everything but a hit found without I/O: bypass, the store's lookup, single flight, the
+/// upstream call.
 async fn call<S>(
     shared: Arc<Shared>,
     mut inner: S,
     request: http::Request<MessagesRequest>,
+    lookup: Option<Lookup>,
 ) -> Result<http::Response<MessagesBody>, Error>
 where
     S: Service<
@@ -231,26 +331,26 @@ where
         >,
     S::Future: Send,
 {
-    let mode = request.extensions().get::<CacheMode>().copied();
-    if mode == Some(CacheMode::Bypass) || !shared.policy.cacheable_request(&request) {
+    let Some((key, found)) = lookup else {
         return inner
             .call(request)
             .await
             .map(|r| with_status(r, CacheStatus::Bypass));
-    }
-    let key = cache_key(&request, shared.partition_by_user)?;
+    };
     let stream = request.body().is_stream();
+    let found = match found {
+        Some(found) => found,
+        None => shared.store.get(&key).await,
+    };
     let mut stale = None;
-    if mode != Some(CacheMode::Refresh) {
-        match shared.store.get(&key).await {
-            Ok(Some(found)) if found.fresh => {
-                return Ok(replay(&found.response, stream, CacheStatus::Hit));
-            }
-            Ok(Some(found)) => stale = Some(found.response),
-            Ok(None) => {}
-            Err(error) => {
-                tracing::warn!(target: "claude_tower::response_cache", %error, "cache read failed; treating as a miss")
-            }
+    match found {
+        Ok(Some(found)) if found.fresh => {
+            return Ok(replay(&found.response, stream, CacheStatus::Hit));
+        }
+        Ok(Some(found)) => stale = Some(found.response),
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(target: "claude_tower::response_cache", %error, "cache read failed; treating as a miss")
         }
     }
     let mut request = Some(request);

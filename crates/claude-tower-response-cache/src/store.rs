@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use claude_tower_core::{Error, Message, StreamEvent};
+use claude_tower_core::{ContentBlock, Error, Message, StreamEvent};
 
 use crate::key::CacheKey;
 use serde::{Deserialize, Serialize};
@@ -41,14 +41,21 @@ impl CachedResponse {
         }
     }
 
-    /// Approximate size in bytes (for the memory store's bound).
+    /// Approximate size in bytes (for the memory store's bound): text lengths for text and
+    /// thinking blocks, the JSON length of other blocks.
     #[must_use]
     pub fn weight(&self) -> u32 {
         let text: usize = self
             .message
             .content
             .iter()
-            .map(|b| serde_json::to_string(b).map_or(64, |s| s.len()))
+            .map(|block| match block {
+                ContentBlock::Text(text) if text.citations.is_none() => 64 + text.text.len(),
+                ContentBlock::Thinking(thinking) => {
+                    64 + thinking.thinking.len() + thinking.signature.len()
+                }
+                other => serde_json::to_vec(other).map_or(64, |json| json.len()),
+            })
             .sum();
         let events = self.events.as_ref().map_or(0, |e| e.len() * 96 + text);
         u32::try_from(256 + text + events).unwrap_or(u32::MAX)
@@ -69,6 +76,13 @@ pub struct Lookup {
 pub trait ResponseStore: fmt::Debug + Send + Sync + 'static {
     /// The entry under `key`, if any.
     async fn get(&self, key: &CacheKey) -> Result<Option<Lookup>, Error>;
+    /// For a store that answers from memory: the same as [`get`](Self::get), without a
+    /// future (the hit path then needs no allocation for the lookup). `None` (the default)
+    /// means "ask [`get`](Self::get)".
+    fn get_now(&self, key: &CacheKey) -> Option<Result<Option<Lookup>, Error>> {
+        let _ = key;
+        None
+    }
     /// Stores an entry for `ttl`.
     async fn put(
         &self,
@@ -105,7 +119,7 @@ mod memory {
     /// evicted by moka.
     #[derive(Clone)]
     pub struct MemoryResponseStore {
-        cache: moka::future::Cache<u128, Slot>,
+        cache: moka::sync::Cache<u128, Slot, crate::key::KeyHasher>,
         max_bytes: u64,
     }
 
@@ -123,35 +137,43 @@ mod memory {
         /// A store holding at most about `max_bytes` of entries.
         #[must_use]
         pub fn new(max_bytes: u64) -> Self {
-            let cache = moka::future::Cache::builder()
+            let cache = moka::sync::Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(|_key: &u128, slot: &Slot| slot.response.weight())
-                .build();
+                .build_with_hasher(crate::key::KeyHasher::default());
             Self { cache, max_bytes }
         }
 
         /// Entries currently held (after pending maintenance).
         pub async fn entry_count(&self) -> u64 {
-            self.cache.run_pending_tasks().await;
+            self.cache.run_pending_tasks();
             self.cache.entry_count()
+        }
+
+        fn lookup(&self, key: &CacheKey) -> Option<Lookup> {
+            let slot = self.cache.get(&key.as_u128())?;
+            let now = Instant::now();
+            if now >= slot.stale_until {
+                self.cache.invalidate(&key.as_u128());
+                return None;
+            }
+            Some(Lookup {
+                response: slot.response,
+                fresh: now < slot.expires_at,
+            })
         }
     }
 
+    /// moka's synchronous cache: every operation is in memory and short, so the trait's
+    /// futures complete at once (and [`get_now`](ResponseStore::get_now) skips them).
     #[async_trait]
     impl ResponseStore for MemoryResponseStore {
         async fn get(&self, key: &CacheKey) -> Result<Option<Lookup>, Error> {
-            let Some(slot) = self.cache.get(&key.as_u128()).await else {
-                return Ok(None);
-            };
-            let now = Instant::now();
-            if now >= slot.stale_until {
-                self.cache.invalidate(&key.as_u128()).await;
-                return Ok(None);
-            }
-            Ok(Some(Lookup {
-                response: slot.response,
-                fresh: now < slot.expires_at,
-            }))
+            Ok(self.lookup(key))
+        }
+
+        fn get_now(&self, key: &CacheKey) -> Option<Result<Option<Lookup>, Error>> {
+            Some(Ok(self.lookup(key)))
         }
 
         async fn put(
@@ -166,12 +188,12 @@ mod memory {
                 expires_at,
                 stale_until: expires_at + ttl,
             };
-            self.cache.insert(key.as_u128(), slot).await;
+            self.cache.insert(key.as_u128(), slot);
             Ok(())
         }
 
         async fn remove(&self, key: &CacheKey) -> Result<(), Error> {
-            self.cache.invalidate(&key.as_u128()).await;
+            self.cache.invalidate(&key.as_u128());
             Ok(())
         }
     }

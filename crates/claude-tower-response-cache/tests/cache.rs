@@ -387,6 +387,23 @@ fn every_answer_changing_field_changes_the_key_and_metadata_does_not() {
         with_header("anthropic-beta", "a, b"),
         "betas are a set"
     );
+    let mut two_lines = request().into_http();
+    two_lines
+        .headers_mut()
+        .append("anthropic-beta", "b".parse().unwrap());
+    two_lines
+        .headers_mut()
+        .append("anthropic-beta", "a".parse().unwrap());
+    assert_eq!(
+        cache_key(&two_lines, false).unwrap(),
+        with_header("anthropic-beta", "a, b"),
+        "one header line or several"
+    );
+    assert_eq!(
+        with_header("anthropic-beta", " a "),
+        with_header("anthropic-beta", "a,a"),
+        "trimmed, deduplicated"
+    );
     assert_eq!(with_header("x-unrelated", "1"), base);
     // What does not change the answer.
     let mut meta = request();
