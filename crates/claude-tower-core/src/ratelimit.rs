@@ -132,10 +132,15 @@ impl TokenBucket {
         self.tokens = self.tokens.min(remaining as f64);
     }
 
-    /// Changes the capacity (e.g. to a server's `*-limit`), keeping the tokens within it.
+    /// Changes the capacity (e.g. to a server's `*-limit`), keeping the tokens within it (a
+    /// no-op when it is unchanged).
     pub fn set_capacity(&mut self, per_minute: u64, now: Duration) {
+        let capacity = per_minute as f64;
+        if capacity.to_bits() == self.capacity.to_bits() {
+            return;
+        }
         self.refill(now);
-        self.capacity = per_minute as f64;
+        self.capacity = capacity;
         self.tokens = self.tokens.min(self.capacity);
     }
 

@@ -22,8 +22,8 @@ use crate::store::{Admission, BucketSpec};
 /// What was reserved, to reconcile later.
 struct Reservation {
     shared: Arc<Shared>,
-    buckets: Vec<BucketSpec>,
-    dimensions: Vec<Dimension>,
+    buckets: Arc<[BucketSpec]>,
+    dimensions: Arc<[Dimension]>,
     amounts: Vec<u64>,
     counts_reads: bool,
     done: bool,
@@ -58,7 +58,12 @@ impl Reservation {
     async fn settle(mut self, usage: Option<&Usage>) {
         self.done = true;
         let deltas = self.deltas(usage);
-        if let Err(error) = self.shared.store.adjust(&self.buckets, &deltas).await {
+        let store = &self.shared.store;
+        let done = match store.adjust_now(&self.buckets, &deltas) {
+            Some(done) => done,
+            None => store.adjust(&self.buckets, &deltas).await,
+        };
+        if let Err(error) = done {
             tracing::warn!(target: "claude_tower::ratelimit", %error, "could not reconcile a reservation");
         }
     }
@@ -71,7 +76,7 @@ impl Drop for Reservation {
         }
         // Cancelled before a response: give the tokens back.
         let deltas = self.deltas(None);
-        let (shared, buckets) = (Arc::clone(&self.shared), std::mem::take(&mut self.buckets));
+        let (shared, buckets) = (Arc::clone(&self.shared), Arc::clone(&self.buckets));
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 let _ = shared.store.adjust(&buckets, &deltas).await;
@@ -147,29 +152,37 @@ where
         Dimension::InputTokens => input,
         Dimension::OutputTokens => output,
     };
-    let mut buckets = Vec::with_capacity(6);
-    let mut dimensions = Vec::with_capacity(6);
-    let mut amounts = Vec::with_capacity(6);
-    for (dimension, spec) in &pool.buckets {
-        buckets.push(spec.clone());
-        dimensions.push(*dimension);
-        amounts.push(amount_of(*dimension));
-    }
-    if let (Some(per_key), Some(key)) = (&shared.per_key, &key) {
-        for dimension in Dimension::ALL {
-            if let Some(spec) = shared.spec(&class, Some(key), dimension, per_key) {
-                buckets.push(spec);
-                dimensions.push(dimension);
-                amounts.push(amount_of(dimension));
+    let mut amounts: Vec<u64> = pool.dimensions.iter().map(|d| amount_of(*d)).collect();
+    let (buckets, dimensions) = match (&shared.per_key, &key) {
+        (Some(per_key), Some(key)) => {
+            let mut buckets = pool.buckets.to_vec();
+            let mut dimensions = pool.dimensions.to_vec();
+            for dimension in Dimension::ALL {
+                if let Some(spec) = shared.spec(&class, Some(key), dimension, per_key) {
+                    buckets.push(spec);
+                    dimensions.push(dimension);
+                    amounts.push(amount_of(dimension));
+                }
             }
+            (Arc::from(buckets), Arc::from(dimensions))
         }
-    }
+        // The common case: the pool's own buckets, shared.
+        _ => (Arc::clone(&pool.buckets), Arc::clone(&pool.dimensions)),
+    };
     let pause_key = &pool.pause_key;
-    let reservation = match shared
+    let admission = match shared
         .store
-        .acquire(&buckets, &amounts, pause_key, shared.max_wait)
-        .await
+        .acquire_now(&buckets, &amounts, pause_key, shared.max_wait)
     {
+        Some(admission) => admission,
+        None => {
+            shared
+                .store
+                .acquire(&buckets, &amounts, pause_key, shared.max_wait)
+                .await
+        }
+    };
+    let reservation = match admission {
         Ok(Admission::Granted { wait }) => {
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
@@ -319,7 +332,7 @@ impl Drop for Reconciling {
             let deltas = reservation.deltas(self.usage.as_ref());
             let (shared, buckets) = (
                 Arc::clone(&reservation.shared),
-                std::mem::take(&mut reservation.buckets),
+                Arc::clone(&reservation.buckets),
             );
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 handle.spawn(async move {

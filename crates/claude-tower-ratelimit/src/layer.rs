@@ -112,6 +112,8 @@ pub(crate) struct Shared {
     pub(crate) default_limits: Limits,
     pub(crate) per_key: Option<Limits>,
     pub(crate) learned: Mutex<HashMap<String, Limits>>,
+    /// Bumped whenever `learned` changes, so cached pool specs know when to rebuild.
+    pub(crate) learned_version: std::sync::atomic::AtomicU64,
     pub(crate) output: OutputReservation,
     pub(crate) counts_reads: CountsReadsFn,
     pub(crate) max_wait: Duration,
@@ -126,7 +128,11 @@ pub(crate) struct Shared {
 #[derive(Debug)]
 pub(crate) struct PoolSpecs {
     pub(crate) limits: Limits,
-    pub(crate) buckets: Vec<(Dimension, BucketSpec)>,
+    /// The `learned_version` these specs were built at.
+    pub(crate) version: u64,
+    /// The pool's buckets and their dimensions (shared by every call, never copied).
+    pub(crate) buckets: Arc<[BucketSpec]>,
+    pub(crate) dimensions: Arc<[Dimension]>,
     pub(crate) pause_key: Arc<str>,
 }
 
@@ -206,6 +212,7 @@ impl RateLimitLayer {
                 default_limits: Limits::learn(),
                 per_key: None,
                 learned: Mutex::new(HashMap::new()),
+                learned_version: std::sync::atomic::AtomicU64::new(0),
                 output: OutputReservation::MaxTokens,
                 counts_reads: Arc::new(default_counts_cache_reads),
                 max_wait: DEFAULT_MAX_WAIT,
@@ -232,6 +239,7 @@ impl RateLimitLayer {
                     .unwrap_or_else(PoisonError::into_inner)
                     .clone(),
             ),
+            learned_version: std::sync::atomic::AtomicU64::new(0),
             output: old.output,
             counts_reads: Arc::clone(&old.counts_reads),
             max_wait: old.max_wait,
@@ -406,19 +414,26 @@ impl Shared {
 
     /// The pool's bucket specs, built once per pool (and again when its limits change).
     pub(crate) fn pool_specs(&self, class: &str) -> Arc<PoolSpecs> {
-        let limits = self.limits(class);
+        // Read the version before the limits: a concurrent change makes the next call rebuild.
+        let version = self
+            .learned_version
+            .load(std::sync::atomic::Ordering::Acquire);
         let mut specs = self.specs.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(existing) = specs.get(class)
-            && existing.limits == limits
+            && existing.version == version
         {
             return Arc::clone(existing);
         }
+        let limits = self.limits(class);
+        let (dimensions, buckets): (Vec<Dimension>, Vec<BucketSpec>) = Dimension::ALL
+            .into_iter()
+            .filter_map(|d| self.spec(class, None, d, &limits).map(|spec| (d, spec)))
+            .unzip();
         let built = Arc::new(PoolSpecs {
             limits,
-            buckets: Dimension::ALL
-                .into_iter()
-                .filter_map(|d| self.spec(class, None, d, &limits).map(|spec| (d, spec)))
-                .collect(),
+            version,
+            buckets: buckets.into(),
+            dimensions: dimensions.into(),
             pause_key: format!("{}:{class}:pause", self.prefix).into(),
         });
         specs.insert(class.to_owned(), Arc::clone(&built));
@@ -449,10 +464,15 @@ impl Shared {
             input_tokens_per_minute: parsed.input_tokens.limit,
             output_tokens_per_minute: parsed.output_tokens.limit,
         };
-        self.learned
+        let previous = self
+            .learned
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(class.to_owned(), learned);
+        if previous != Some(learned) {
+            self.learned_version
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
         let limits = self.limits(class);
         for (dimension, remaining) in [
             (Dimension::Requests, parsed.requests.remaining),

@@ -57,6 +57,26 @@ pub trait RateLimitStore: fmt::Debug + Send + Sync + 'static {
     /// Gives tokens back (positive deltas) or charges more (negative), capped at capacity.
     async fn adjust(&self, buckets: &[BucketSpec], deltas: &[f64]) -> Result<(), Error>;
 
+    /// For a store in memory: [`acquire`](Self::acquire) without a future (the layer then
+    /// admits without allocating one). `None` (the default) means "use `acquire`".
+    fn acquire_now(
+        &self,
+        buckets: &[BucketSpec],
+        amounts: &[u64],
+        pause_key: &str,
+        max_wait: Duration,
+    ) -> Option<Result<Admission, Error>> {
+        let _ = (buckets, amounts, pause_key, max_wait);
+        None
+    }
+
+    /// For a store in memory: [`adjust`](Self::adjust) without a future. `None` (the
+    /// default) means "use `adjust`".
+    fn adjust_now(&self, buckets: &[BucketSpec], deltas: &[f64]) -> Option<Result<(), Error>> {
+        let _ = (buckets, deltas);
+        None
+    }
+
     /// Lowers a bucket to at most `remaining` (the server's view).
     async fn correct(&self, bucket: &BucketSpec, remaining: u64) -> Result<(), Error>;
 
@@ -67,9 +87,11 @@ pub trait RateLimitStore: fmt::Debug + Send + Sync + 'static {
     async fn available(&self, bucket: &BucketSpec) -> Result<f64, Error>;
 }
 
+/// Buckets in a `Vec`, found through an index by key: each call hashes each key once.
 #[derive(Debug)]
 struct MemoryState {
-    buckets: HashMap<String, TokenBucket>,
+    index: HashMap<std::sync::Arc<str>, usize>,
+    buckets: Vec<TokenBucket>,
     pauses: HashMap<String, Duration>,
 }
 
@@ -106,7 +128,8 @@ impl MemoryRateLimitStore {
         Self {
             epoch: Instant::now(),
             state: Mutex::new(MemoryState {
-                buckets: HashMap::new(),
+                index: HashMap::new(),
+                buckets: Vec::new(),
                 pauses: HashMap::new(),
             }),
         }
@@ -116,22 +139,85 @@ impl MemoryRateLimitStore {
         self.epoch.elapsed()
     }
 
+    /// The position of a bucket (created full on first use; its capacity follows the spec).
+    fn slot(state: &mut MemoryState, spec: &BucketSpec, now: Duration) -> usize {
+        let slot = if let Some(&slot) = state.index.get(&*spec.key) {
+            slot
+        } else {
+            state.buckets.push(TokenBucket::full(spec.per_minute, now));
+            let slot = state.buckets.len() - 1;
+            state.index.insert(std::sync::Arc::clone(&spec.key), slot);
+            slot
+        };
+        // A no-op unless the limit changed (compared as the bucket stores it: a limit above
+        // 2^53 does not round-trip through `capacity()`).
+        state.buckets[slot].set_capacity(spec.per_minute, now);
+        slot
+    }
+
     fn bucket<'a>(
         state: &'a mut MemoryState,
         spec: &BucketSpec,
         now: Duration,
     ) -> &'a mut TokenBucket {
-        if !state.buckets.contains_key(&*spec.key) {
-            state.buckets.insert(
-                spec.key.to_string(),
-                TokenBucket::full(spec.per_minute, now),
-            );
+        let slot = Self::slot(state, spec, now);
+        &mut state.buckets[slot]
+    }
+
+    fn acquire_sync(
+        &self,
+        buckets: &[BucketSpec],
+        amounts: &[u64],
+        pause_key: &str,
+        max_wait: Duration,
+    ) -> Admission {
+        let now = self.now();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut wait = state
+            .pauses
+            .get(pause_key)
+            .map_or(Duration::ZERO, |until| until.saturating_sub(now));
+        if wait > max_wait {
+            return Admission::Refused {
+                bucket: None,
+                refusal: Refusal::WouldWait(wait),
+            };
         }
-        let bucket = state.buckets.get_mut(&*spec.key).expect("inserted above");
-        if bucket.capacity() != spec.per_minute {
-            bucket.set_capacity(spec.per_minute, now);
+        // Each bucket is looked up once; the walk is repeated on the (few) slots.
+        let mut slots = Vec::with_capacity(buckets.len());
+        for (index, (spec, amount)) in buckets.iter().zip(amounts).enumerate() {
+            let slot = Self::slot(&mut state, spec, now);
+            match state.buckets[slot].wait_for(*amount, now) {
+                Ok(w) => {
+                    wait = wait.max(w);
+                    slots.push((slot, *amount, w));
+                }
+                Err(refusal) => {
+                    return Admission::Refused {
+                        bucket: Some(index),
+                        refusal,
+                    };
+                }
+            }
         }
-        bucket
+        if wait > max_wait {
+            return Admission::Refused {
+                bucket: slots.iter().position(|(_, _, w)| *w == wait),
+                refusal: Refusal::WouldWait(wait),
+            };
+        }
+        for (slot, amount, _) in slots {
+            state.buckets[slot].take(amount as f64, now);
+        }
+        Admission::Granted { wait }
+    }
+
+    fn adjust_sync(&self, buckets: &[BucketSpec], deltas: &[f64]) {
+        let now = self.now();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for (spec, delta) in buckets.iter().zip(deltas) {
+            Self::bucket(&mut state, spec, now).take(-delta, now);
+        }
     }
 }
 
@@ -144,53 +230,27 @@ impl RateLimitStore for MemoryRateLimitStore {
         pause_key: &str,
         max_wait: Duration,
     ) -> Result<Admission, Error> {
-        let now = self.now();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut wait = state
-            .pauses
-            .get(pause_key)
-            .map_or(Duration::ZERO, |until| until.saturating_sub(now));
-        if wait > max_wait {
-            return Ok(Admission::Refused {
-                bucket: None,
-                refusal: Refusal::WouldWait(wait),
-            });
-        }
-        for (index, (spec, amount)) in buckets.iter().zip(amounts).enumerate() {
-            match Self::bucket(&mut state, spec, now).wait_for(*amount, now) {
-                Ok(w) => wait = wait.max(w),
-                Err(refusal) => {
-                    return Ok(Admission::Refused {
-                        bucket: Some(index),
-                        refusal,
-                    });
-                }
-            }
-        }
-        if wait > max_wait {
-            let bucket = buckets.iter().zip(amounts).position(|(spec, amount)| {
-                Self::bucket(&mut state, spec, now)
-                    .wait_for(*amount, now)
-                    .is_ok_and(|w| w == wait)
-            });
-            return Ok(Admission::Refused {
-                bucket,
-                refusal: Refusal::WouldWait(wait),
-            });
-        }
-        for (spec, amount) in buckets.iter().zip(amounts) {
-            Self::bucket(&mut state, spec, now).take(*amount as f64, now);
-        }
-        Ok(Admission::Granted { wait })
+        Ok(self.acquire_sync(buckets, amounts, pause_key, max_wait))
     }
 
     async fn adjust(&self, buckets: &[BucketSpec], deltas: &[f64]) -> Result<(), Error> {
-        let now = self.now();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        for (spec, delta) in buckets.iter().zip(deltas) {
-            Self::bucket(&mut state, spec, now).take(-delta, now);
-        }
+        self.adjust_sync(buckets, deltas);
         Ok(())
+    }
+
+    fn acquire_now(
+        &self,
+        buckets: &[BucketSpec],
+        amounts: &[u64],
+        pause_key: &str,
+        max_wait: Duration,
+    ) -> Option<Result<Admission, Error>> {
+        Some(Ok(self.acquire_sync(buckets, amounts, pause_key, max_wait)))
+    }
+
+    fn adjust_now(&self, buckets: &[BucketSpec], deltas: &[f64]) -> Option<Result<(), Error>> {
+        self.adjust_sync(buckets, deltas);
+        Some(Ok(()))
     }
 
     async fn correct(&self, bucket: &BucketSpec, remaining: u64) -> Result<(), Error> {
