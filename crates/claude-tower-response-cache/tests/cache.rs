@@ -277,36 +277,14 @@ async fn policy_modes_and_what_is_never_stored() {
     let short = MessagesRequest::new("claude-haiku-4-5", 3)
         .user("Tell me everything")
         .temperature(0.0);
-    for _ in 0..2 {
-        assert_eq!(
-            status(
-                &service
-                    .clone()
-                    .oneshot(short.clone().into_http())
-                    .await
-                    .unwrap()
-            ),
-            CacheStatus::Miss
-        );
-    }
+    assert_misses_twice(&service, &short).await;
     let mut refusal = Message::new("msg_r", "claude-haiku-4-5");
     refusal.stop_reason = Some(StopReason::Refusal);
     mock.push_script([Attempt::message(refusal.clone()), Attempt::message(refusal)]);
     let refused = MessagesRequest::new("claude-haiku-4-5", 50)
         .user("something refused")
         .temperature(0.0);
-    for _ in 0..2 {
-        assert_eq!(
-            status(
-                &service
-                    .clone()
-                    .oneshot(refused.clone().into_http())
-                    .await
-                    .unwrap()
-            ),
-            CacheStatus::Miss
-        );
-    }
+    assert_misses_twice(&service, &refused).await;
 }
 
 #[test]
@@ -475,4 +453,23 @@ async fn two_layers_share_hits_through_redis() {
     let third = b.oneshot(request().into_http()).await.unwrap();
     assert_eq!(status(&third), CacheStatus::Hit);
     assert_eq!(mock.request_count(), 1);
+}
+
+/// Sends `request` twice and checks both are misses (nothing was stored).
+async fn assert_misses_twice<S>(service: &S, request: &MessagesRequest)
+where
+    S: tower::Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<claude_tower_core::MessagesBody>,
+            Error = claude_tower_core::Error,
+        > + Clone,
+{
+    for _ in 0..2 {
+        let response = service
+            .clone()
+            .oneshot(request.clone().into_http())
+            .await
+            .unwrap();
+        assert_eq!(status(&response), CacheStatus::Miss);
+    }
 }
