@@ -254,17 +254,25 @@ where
                     // A miss known at once: join the flight here too, and if this request
                     // leads, its future is the upstream call alone.
                     Some(Ok(found)) => {
-                        if let Role::Leader(guard) = shared.flights.join(key) {
-                            let stale = found.map(|found| found.response);
-                            let inner = self.take_inner();
-                            let shared = Arc::clone(&self.shared);
-                            return ResponseFuture::new(lead(
-                                shared, inner, request, key, guard, stale,
-                            ));
+                        let stale = found.map(|found| found.response);
+                        match shared.flights.join(key) {
+                            Role::Leader(guard) => {
+                                let inner = self.take_inner();
+                                let shared = Arc::clone(&self.shared);
+                                return ResponseFuture::new(lead(
+                                    shared, inner, request, key, guard, stale,
+                                ));
+                            }
+                            follower => {
+                                let stale = stale.map(|response| crate::store::Lookup {
+                                    response,
+                                    fresh: false,
+                                });
+                                Some((key, Some(Ok(stale)), Some(follower)))
+                            }
                         }
-                        Some((key, Some(Ok(None))))
                     }
-                    found => Some((key, found)),
+                    found => Some((key, found, None)),
                 }
             };
         let inner = self.take_inner();
@@ -281,10 +289,12 @@ impl<S: Clone> ResponseCache<S> {
     }
 }
 
-/// The key of a cacheable request, and the store's answer when it came without I/O.
+/// The key of a cacheable request, the store's answer when it came without I/O, and the
+/// flight already joined, if any.
 type Lookup = (
     CacheKey,
     Option<Result<Option<crate::store::Lookup>, Error>>,
+    Option<Role>,
 );
 
 /// A response built from an entry.
@@ -331,7 +341,7 @@ where
         >,
     S::Future: Send,
 {
-    let Some((key, found)) = lookup else {
+    let Some((key, found, mut joined)) = lookup else {
         return inner
             .call(request)
             .await
@@ -355,7 +365,7 @@ where
     }
     let mut request = Some(request);
     loop {
-        match shared.flights.join(key) {
+        match joined.take().unwrap_or_else(|| shared.flights.join(key)) {
             Role::Follower(receiver) => match &*flight::wait(receiver).await {
                 Outcome::Done(entry) => return Ok(replay(entry, stream, CacheStatus::Hit)),
                 Outcome::Failed(error) => return Err(error.duplicate()),
