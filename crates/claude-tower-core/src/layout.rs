@@ -63,7 +63,10 @@ pub fn positions(request: &MessagesRequest) -> Vec<Position> {
 /// minimum cacheable length), this skips reading most of a long conversation.
 #[must_use]
 pub fn positions_counting_up_to(request: &MessagesRequest, limit: u64) -> Vec<Position> {
-    let mut out: Vec<Position> = Vec::new();
+    // One position per message is the common case (more for multi-block messages).
+    let mut out: Vec<Position> = Vec::with_capacity(
+        request.tools.as_ref().map_or(0, |t| t.len()) + 1 + request.messages.len(),
+    );
     let mut running: u64 = 0;
     let mut counting = |tokens: &dyn Fn() -> u64| -> u64 {
         if running >= limit {
@@ -188,7 +191,7 @@ pub fn set_marker(request: &mut MessagesRequest, slot: Slot, marker: CacheContro
             }
         }
         Slot::MessageText(m) | Slot::Message(m, _) => {
-            let Some(message) = request.messages_mut().get_mut(m) else {
+            let Some(message) = request.message_mut(m) else {
                 return false;
             };
             if let MessageContent::Text(text) = &mut message.content {

@@ -344,7 +344,10 @@ pub struct OutputConfig {
 ///
 /// The history (`messages`), `system` and `tools` sit behind [`Arc`], so cloning a request
 /// (for a retry or a cache key) copies three pointers, not the conversation; use
-/// [`Arc::make_mut`] (or [`MessagesRequest::messages_mut`]) to change them.
+/// [`Arc::make_mut`] (or [`MessagesRequest::messages_mut`] and
+/// [`MessagesRequest::message_mut`]) to change them. Each message is shared on its own too,
+/// so changing one message of a shared history (as the prompt-cache layer does when it marks
+/// the tail) copies a list of pointers and that one message, not the conversation.
 ///
 /// Fields this crate does not model are kept in `extra` and sent unchanged.
 ///
@@ -363,8 +366,8 @@ pub struct MessagesRequest {
     pub model: String,
     /// Maximum output tokens (`0` only pre-warms the cache).
     pub max_tokens: u32,
-    /// The conversation.
-    pub messages: Arc<Vec<MessageParam>>,
+    /// The conversation (shared as a whole and per message; see above).
+    pub messages: Arc<Vec<Arc<MessageParam>>>,
     /// System prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<Arc<System>>,
@@ -429,7 +432,7 @@ impl MessagesRequest {
     /// Appends a message.
     #[must_use]
     pub fn message(mut self, message: MessageParam) -> Self {
-        self.messages_mut().push(message);
+        self.messages_mut().push(Arc::new(message));
         self
     }
 
@@ -479,9 +482,29 @@ impl MessagesRequest {
         self.stream == Some(true)
     }
 
-    /// Mutable access to the history (copy-on-write if the history is shared).
-    pub fn messages_mut(&mut self) -> &mut Vec<MessageParam> {
+    /// Mutable access to the history (copy-on-write of the list if it is shared; the messages
+    /// themselves stay shared: push, remove or reorder them here, and change one with
+    /// [`message_mut`](Self::message_mut)).
+    pub fn messages_mut(&mut self) -> &mut Vec<Arc<MessageParam>> {
         Arc::make_mut(&mut self.messages)
+    }
+
+    /// Mutable access to message `index` (copy-on-write of the list and of that message only,
+    /// if they are shared); `None` past the end.
+    ///
+    /// ```
+    /// use claude_tower_core::{MessageContent, MessagesRequest};
+    ///
+    /// let original = MessagesRequest::new("claude-sonnet-4-5", 64).user("a").user("b");
+    /// let mut edited = original.clone();
+    /// edited.message_mut(1).unwrap().content = MessageContent::from("c");
+    /// assert_eq!(original.messages[1].content.text(), "b");
+    /// assert_eq!(edited.messages[1].content.text(), "c");
+    /// // The untouched message is still the same allocation.
+    /// assert!(std::sync::Arc::ptr_eq(&original.messages[0], &edited.messages[0]));
+    /// ```
+    pub fn message_mut(&mut self, index: usize) -> Option<&mut MessageParam> {
+        self.messages_mut().get_mut(index).map(Arc::make_mut)
     }
 
     /// Wraps the request into an `http::Request` (the type every layer takes), with no

@@ -1,6 +1,6 @@
 //! Where the breakpoints go: a pure function of the request.
 
-use claude_tower_core::layout::{Position, Slot, positions_counting_up_to, set_marker};
+use claude_tower_core::layout::{Slot, positions_counting_up_to, set_marker};
 use claude_tower_core::models::ModelTable;
 use claude_tower_core::{CacheControl, CacheTtl, MAX_CACHE_BREAKPOINTS, MessagesRequest, Role};
 
@@ -111,22 +111,35 @@ pub fn place_breakpoints_owned(
     let system_end = positions
         .iter()
         .rposition(|p| matches!(p.slot, Slot::System(_) | Slot::SystemText));
-    let first_message = positions
-        .iter()
-        .position(|p| matches!(p.slot, Slot::Message(..) | Slot::MessageText(_)));
-    let message_of = |p: &Position| match p.slot {
-        Slot::Message(m, _) | Slot::MessageText(m) => Some(m),
-        _ => None,
+    // One pass over the positions: where each message starts, and the caller's markers that
+    // constrain lifetimes (the last 1h one, the first 5m one).
+    let mut message_start = vec![usize::MAX; request.messages.len()];
+    let mut last_caller_hour = None;
+    let mut first_caller_five = None;
+    for (i, p) in positions.iter().enumerate() {
+        if let Slot::Message(m, _) | Slot::MessageText(m) = p.slot
+            && let Some(start) = message_start.get_mut(m)
+            && *start == usize::MAX
+        {
+            *start = i;
+        }
+        match p.marker.as_ref().map(CacheControl::effective_ttl) {
+            Some(CacheTtl::OneHour) => last_caller_hour = Some(i),
+            Some(CacheTtl::FiveMinutes) if first_caller_five.is_none() => {
+                first_caller_five = Some(i);
+            }
+            _ => {}
+        }
+    }
+    let first_message = message_start.first().copied().filter(|&i| i != usize::MAX);
+    // The last cacheable position before message `m`.
+    let end_before = |m: usize| {
+        message_start
+            .get(m)
+            .filter(|&&start| start != usize::MAX)
+            .and_then(|&start| last_in(first_message.unwrap_or(0)..start))
     };
     let tail = last_in(0..positions.len()).filter(|_| request.cache_control.is_none());
-    // The previous request ended just before the last assistant turn.
-    let previous_tail = request
-        .messages
-        .iter()
-        .rposition(|m| m.role == Role::Assistant)
-        .and_then(|a| positions.iter().position(|p| message_of(p) == Some(a)))
-        .and_then(|start| last_in(first_message.unwrap_or(0)..start));
-
     // The end of the request that had `k` assistant turns: the last block before assistant
     // message number `k` (0-based), or the tail when there are only `k`.
     let assistants: Vec<usize> = request
@@ -136,12 +149,11 @@ pub fn place_breakpoints_owned(
         .filter(|(_, m)| m.role == Role::Assistant)
         .map(|(i, _)| i)
         .collect();
+    // The previous request ended just before the last assistant turn.
+    let previous_tail = assistants.last().and_then(|&a| end_before(a));
     let end_of_request_with = |k: usize| -> Option<usize> {
         match assistants.get(k) {
-            Some(&a) => positions
-                .iter()
-                .position(|p| message_of(p) == Some(a))
-                .and_then(|start| last_in(first_message.unwrap_or(0)..start)),
+            Some(&a) => end_before(a),
             None => last_in(0..positions.len()),
         }
     };
@@ -178,14 +190,11 @@ pub fn place_breakpoints_owned(
     // Lifetimes: the policy, then 1h before 5m. A caller 1h marker (or a 1h top-level one)
     // after one of ours forces ours to 1h; a 5m marker before one of ours forces ours to 5m.
     let caller_hour_after = |i: usize| {
-        positions[i + 1..].iter().any(|p| {
-            p.marker
+        last_caller_hour.is_some_and(|h| h > i)
+            || request
+                .cache_control
                 .as_ref()
                 .is_some_and(|m| m.effective_ttl() == CacheTtl::OneHour)
-        }) || request
-            .cache_control
-            .as_ref()
-            .is_some_and(|m| m.effective_ttl() == CacheTtl::OneHour)
     };
     let mut planned: Vec<(usize, CacheTtl)> = Vec::with_capacity(candidates.len());
     for (i, role) in &candidates {
@@ -201,11 +210,8 @@ pub fn place_breakpoints_owned(
             // On an anchor turn the previous tail (only read) is 1h too, to keep 1h before 5m.
             Role_::Tail | Role_::PreviousTail => long_tail,
         };
-        let short_before = positions[..*i].iter().any(|p| {
-            p.marker
-                .as_ref()
-                .is_some_and(|m| m.effective_ttl() == CacheTtl::FiveMinutes)
-        }) || planned.iter().any(|(_, t)| *t == CacheTtl::FiveMinutes);
+        let short_before = first_caller_five.is_some_and(|f| f < *i)
+            || planned.iter().any(|(_, t)| *t == CacheTtl::FiveMinutes);
         let ttl = if caller_hour_after(*i) && !short_before {
             CacheTtl::OneHour
         } else if short_before {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use claude_tower_core::layout::positions;
+use claude_tower_core::layout::{Slot, positions};
 use claude_tower_core::models::ModelTable;
 use claude_tower_core::{
     CacheControl, CacheTtl, ContentBlock, MessageContent, MessageParam, MessagesRequest, System,
@@ -108,6 +108,7 @@ fn normalized(request: &MessagesRequest) -> Value {
         *Arc::make_mut(system) = System::Blocks(vec![ContentBlock::text(text)]);
     }
     for message in copy.messages_mut() {
+        let message = Arc::make_mut(message);
         if let MessageContent::Text(text) = &mut message.content {
             message.content =
                 MessageContent::Blocks(vec![ContentBlock::text(std::mem::take(text))]);
@@ -149,5 +150,22 @@ proptest! {
         }
         prop_assert_eq!(&out.cache_control, &request.cache_control);
         prop_assert_eq!(normalized(&out), normalized(&request), "content changed");
+        // Only the messages that got a marker were copied; the rest are still the caller's.
+        let marked: Vec<usize> = before
+            .iter()
+            .zip(&after)
+            .filter(|(b, a)| b.marker != a.marker)
+            .filter_map(|(_, a)| match a.slot {
+                Slot::Message(m, _) | Slot::MessageText(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        for (m, (sent, original)) in out.messages.iter().zip(request.messages.iter()).enumerate() {
+            prop_assert_eq!(
+                Arc::ptr_eq(sent, original),
+                !marked.contains(&m),
+                "message {} shared only when unmarked", m
+            );
+        }
     }
 }

@@ -170,7 +170,7 @@ pub fn cache_key(
 struct KeyView<'a> {
     model: &'a str,
     max_tokens: u32,
-    messages: &'a [claude_tower_core::MessageParam],
+    messages: &'a [std::sync::Arc<claude_tower_core::MessageParam>],
     #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<&'a claude_tower_core::System>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -209,12 +209,37 @@ fn without_cache_control(body: &MessagesRequest) -> MessagesRequest {
     {
         blocks.iter_mut().for_each(strip_block);
     }
+    // Only the marked messages are copied; the rest stay shared with the caller's history.
     for message in copy.messages_mut() {
-        if let claude_tower_core::MessageContent::Blocks(blocks) = &mut message.content {
+        if message.content.blocks().iter().any(block_marked)
+            && let claude_tower_core::MessageContent::Blocks(blocks) =
+                &mut std::sync::Arc::make_mut(message).content
+        {
             blocks.iter_mut().for_each(strip_block);
         }
     }
     copy
+}
+
+/// Whether [`strip_block`] would change `block`.
+fn block_marked(block: &claude_tower_core::ContentBlock) -> bool {
+    block.cache_control().is_some()
+        || match block {
+            claude_tower_core::ContentBlock::ToolResult(result) => matches!(
+                &result.content,
+                Some(claude_tower_core::ToolResultContent::Blocks(inner)) if inner.iter().any(block_marked)
+            ),
+            claude_tower_core::ContentBlock::Unknown(value) => value_marked(value),
+            _ => false,
+        }
+}
+
+fn value_marked(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.contains_key("cache_control") || map.values().any(value_marked),
+        Value::Array(items) => items.iter().any(value_marked),
+        _ => false,
+    }
 }
 
 fn strip_block(block: &mut claude_tower_core::ContentBlock) {

@@ -394,7 +394,7 @@ fn every_answer_changing_field_changes_the_key_and_metadata_does_not() {
     let mut marked = request();
     let mut block = ContentBlock::text("What is 2 + 2?");
     *block.cache_control_mut().unwrap() = Some(claude_tower_core::CacheControl::ephemeral());
-    marked.messages_mut()[0] = claude_tower_core::MessageParam::user(vec![block]);
+    *marked.message_mut(0).unwrap() = claude_tower_core::MessageParam::user(vec![block]);
     let unmarked = MessagesRequest::new("claude-haiku-4-5", 200)
         .user(vec![ContentBlock::text("What is 2 + 2?")])
         .temperature(0.0);

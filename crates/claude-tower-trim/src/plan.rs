@@ -1,5 +1,7 @@
 //! The trimming itself: a pure function of the request and a budget.
 
+use std::sync::Arc;
+
 use claude_tower_core::estimate::{
     MESSAGE_OVERHEAD_TOKENS, estimate_block_tokens, estimate_text_tokens,
 };
@@ -168,12 +170,12 @@ pub fn find_cut(request: &MessagesRequest, budget: u64, options: &TrimOptions) -
 pub fn apply_cut(request: &MessagesRequest, cut: Cut, summary: Option<&str>) -> MessagesRequest {
     let mut out = request.clone();
     let messages = out.messages_mut();
-    let mut kept: Vec<MessageParam> = messages[..cut.pinned].to_vec();
+    let mut kept: Vec<Arc<MessageParam>> = messages[..cut.pinned].to_vec();
     if let Some(summary) = summary {
         // A user turn: consecutive user turns are merged by the API.
-        kept.push(MessageParam::user(format!(
+        kept.push(Arc::new(MessageParam::user(format!(
             "[Summary of the earlier conversation]\n{summary}"
-        )));
+        ))));
     }
     kept.extend_from_slice(&messages[cut.resume..]);
     // With nothing pinned and no summary, a resumed assistant turn cannot lead: find_cut never
@@ -185,7 +187,10 @@ pub fn apply_cut(request: &MessagesRequest, cut: Cut, summary: Option<&str>) -> 
 /// The messages a cut removes (for the summarizer).
 #[must_use]
 pub fn dropped_messages(request: &MessagesRequest, cut: Cut) -> Vec<MessageParam> {
-    request.messages[cut.pinned..cut.resume].to_vec()
+    request.messages[cut.pinned..cut.resume]
+        .iter()
+        .map(|m| MessageParam::clone(m))
+        .collect()
 }
 
 /// Cuts the largest text and tool-result blocks of user turns (with [`TRUNCATION_MARKER`]) until the
@@ -243,7 +248,9 @@ pub fn truncate_blocks(request: &mut MessagesRequest, budget: u64) -> Result<usi
             text.truncate(end);
             text.push_str(&format!("{TRUNCATION_MARKER}about {removed} tokens]"));
         };
-        let message = &mut request.messages_mut()[m];
+        let Some(message) = request.message_mut(m) else {
+            break;
+        };
         if let MessageContent::Text(text) = &mut message.content {
             shorten(text);
         } else if let MessageContent::Blocks(blocks) = &mut message.content {
