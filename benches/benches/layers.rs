@@ -58,7 +58,6 @@ fn layers(c: &mut Criterion) {
             "haiku",
             Limits::new(u64::MAX / 4, u64::MAX / 4, u64::MAX / 4),
         )
-        .adaptive(false)
         .layer(Bare::default());
     group.bench_function(BenchmarkId::new("ratelimit", "1-message"), |b| {
         b.to_async(&runtime)
@@ -210,14 +209,10 @@ where
         .claude_trim(TrimLayer::new())
         .claude_prompt_cache(PromptCacheLayer::new())
         .claude_retry(RetryLayer::new())
-        .claude_rate_limit(
-            RateLimitLayer::new()
-                .pool(
-                    "haiku",
-                    Limits::new(u64::MAX / 4, u64::MAX / 4, u64::MAX / 4),
-                )
-                .adaptive(false),
-        )
+        .claude_rate_limit(RateLimitLayer::new().pool(
+            "haiku",
+            Limits::new(u64::MAX / 4, u64::MAX / 4, u64::MAX / 4),
+        ))
         .service(bare);
     tower::util::BoxCloneService::new(stack)
 }

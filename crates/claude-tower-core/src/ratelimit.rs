@@ -186,26 +186,53 @@ impl RateLimitHeaders {
     /// Parses the headers; resets (RFC 3339) are made relative to `now`.
     #[must_use]
     pub fn parse(headers: &HeaderMap, now: SystemTime) -> Self {
-        let family = |name: &str| {
-            let get = |suffix: &str| {
+        /// `[limit, remaining, reset]` header names of each family (no formatting per call).
+        const NAMES: [[&str; 3]; 4] = [
+            [
+                "anthropic-ratelimit-requests-limit",
+                "anthropic-ratelimit-requests-remaining",
+                "anthropic-ratelimit-requests-reset",
+            ],
+            [
+                "anthropic-ratelimit-input-tokens-limit",
+                "anthropic-ratelimit-input-tokens-remaining",
+                "anthropic-ratelimit-input-tokens-reset",
+            ],
+            [
+                "anthropic-ratelimit-output-tokens-limit",
+                "anthropic-ratelimit-output-tokens-remaining",
+                "anthropic-ratelimit-output-tokens-reset",
+            ],
+            [
+                "anthropic-ratelimit-tokens-limit",
+                "anthropic-ratelimit-tokens-remaining",
+                "anthropic-ratelimit-tokens-reset",
+            ],
+        ];
+        if headers.is_empty() {
+            return Self::default();
+        }
+        let family = |[limit, remaining, reset]: [&str; 3]| {
+            let get = |name: &str| {
                 headers
-                    .get(format!("anthropic-ratelimit-{name}-{suffix}").as_str())
+                    .get(name)
                     .and_then(|v| v.to_str().ok())
                     .map(str::trim)
             };
             LimitState {
-                limit: get("limit").and_then(|v| v.parse().ok()),
-                remaining: get("remaining").and_then(|v| v.parse().ok()),
-                reset_in: get("reset")
+                limit: get(limit).and_then(|v| v.parse().ok()),
+                remaining: get(remaining).and_then(|v| v.parse().ok()),
+                reset_in: get(reset)
                     .and_then(parse_rfc3339)
                     .map(|t| t.duration_since(now).unwrap_or(Duration::ZERO)),
             }
         };
+        let [requests, input_tokens, output_tokens, tokens] = NAMES;
         Self {
-            requests: family("requests"),
-            input_tokens: family("input-tokens"),
-            output_tokens: family("output-tokens"),
-            tokens: family("tokens"),
+            requests: family(requests),
+            input_tokens: family(input_tokens),
+            output_tokens: family(output_tokens),
+            tokens: family(tokens),
         }
     }
 

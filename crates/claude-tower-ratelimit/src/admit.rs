@@ -1,5 +1,10 @@
 //! Admission and reconciliation of one call: reserve on the buckets, wait, send, then charge
 //! the real usage (at once, or when a stream ends, fails or is dropped).
+//!
+//! The work is split so that a store that answers synchronously (the in-memory one) needs no
+//! future of its own: [`prepare`] and [`Prepared::admit`] run in `call`, [`finish`] runs when
+//! the inner future completes, and what the store must do afterwards is a list of
+//! [`StoreOp`]s, run at once ([`StoreOp::run_now`]) or awaited ([`StoreOp::run`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,71 +21,307 @@ use futures_core::Stream;
 use tokio::sync::OwnedSemaphorePermit;
 use tower_service::Service;
 
-use crate::layer::{Dimension, Limits, Shared};
-use crate::store::{Admission, BucketSpec};
+use crate::layer::{Dimension, Limits, PoolSpecs, Shared};
+use crate::store::{Admission, BucketSpec, RateLimitStore};
+
+/// Most buckets one request touches: three of its pool, three of its key.
+const MAX_BUCKETS: usize = 6;
+
+/// One value per bucket, inline (no allocation per request).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PerBucket<T> {
+    values: [T; MAX_BUCKETS],
+    len: usize,
+}
+
+impl<T: Copy + Default> PerBucket<T> {
+    fn new() -> Self {
+        Self {
+            values: [T::default(); MAX_BUCKETS],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, value: T) {
+        self.values[self.len] = value;
+        self.len += 1;
+    }
+
+    pub(crate) fn as_slice(&self) -> &[T] {
+        &self.values[..self.len]
+    }
+}
+
+/// What a request asks of the buckets, computed before admission.
+pub(crate) struct Prepared {
+    pool: Arc<PoolSpecs>,
+    buckets: Arc<[BucketSpec]>,
+    dimensions: Arc<[Dimension]>,
+    amounts: PerBucket<u64>,
+    counts_reads: bool,
+}
+
+/// The buckets and amounts of a request: its pool's buckets (shared, never copied) and, with
+/// per-key limits and a key, its key's.
+pub(crate) fn prepare(shared: &Shared, request: &http::Request<MessagesRequest>) -> Prepared {
+    let body = request.body();
+    let (pool, counts_reads) = shared.model_specs(&body.model);
+    let input = body.estimate_input_tokens();
+    let output = shared.output_reservation(u64::from(body.max_tokens));
+    let amount_of = |dimension: Dimension| match dimension {
+        Dimension::Requests => 1,
+        Dimension::InputTokens => input,
+        Dimension::OutputTokens => output,
+    };
+    let mut amounts = PerBucket::new();
+    for dimension in pool.dimensions.iter() {
+        amounts.push(amount_of(*dimension));
+    }
+    let key = shared.per_key.and_then(|per_key| {
+        let attribution = Attribution::of(request);
+        attribution
+            .tenant
+            .or(attribution.user)
+            .map(|k| (per_key, k))
+    });
+    let (buckets, dimensions) = match key {
+        Some((per_key, key)) => {
+            let mut buckets = pool.buckets.to_vec();
+            let mut dimensions = pool.dimensions.to_vec();
+            for dimension in Dimension::ALL {
+                if let Some(spec) = shared.spec(&pool.class, Some(&key), dimension, &per_key) {
+                    buckets.push(spec);
+                    dimensions.push(dimension);
+                    amounts.push(amount_of(dimension));
+                }
+            }
+            (Arc::from(buckets), Arc::from(dimensions))
+        }
+        // The common case: the pool's own buckets, shared.
+        None => (Arc::clone(&pool.buckets), Arc::clone(&pool.dimensions)),
+    };
+    Prepared {
+        pool,
+        buckets,
+        dimensions,
+        amounts,
+        counts_reads,
+    }
+}
+
+/// A granted admission: how long to wait before sending, and what to do after.
+pub(crate) struct Admitted {
+    pub(crate) wait: Duration,
+    pub(crate) after: After,
+}
+
+impl Prepared {
+    /// The store's answer without a future, when it has one.
+    pub(crate) fn acquire_now(&self, shared: &Shared) -> Option<Result<Admission, Error>> {
+        shared.store.acquire_now(
+            &self.buckets,
+            self.amounts.as_slice(),
+            &self.pool.pause_key,
+            shared.max_wait,
+        )
+    }
+
+    async fn acquire(&self, shared: &Shared) -> Result<Admission, Error> {
+        shared
+            .store
+            .acquire(
+                &self.buckets,
+                self.amounts.as_slice(),
+                &self.pool.pause_key,
+                shared.max_wait,
+            )
+            .await
+    }
+
+    /// Turns the store's answer into a reservation, or the error to return (nothing sent).
+    pub(crate) fn admit(
+        self,
+        shared: &Arc<Shared>,
+        admission: Result<Admission, Error>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<Admitted, Error> {
+        let (wait, reservation) = match admission {
+            Ok(Admission::Granted { wait }) => (
+                wait,
+                Some(Reservation {
+                    shared: Arc::clone(shared),
+                    buckets: self.buckets,
+                    dimensions: self.dimensions,
+                    amounts: self.amounts,
+                    counts_reads: self.counts_reads,
+                    done: false,
+                }),
+            ),
+            Ok(Admission::Refused { bucket, refusal }) => {
+                let dimension = bucket.map(|i| self.dimensions[i]);
+                let amount = bucket.map(|i| self.amounts.as_slice()[i]);
+                let limits = match bucket {
+                    Some(i) if i >= self.pool.buckets.len() => {
+                        shared.per_key.unwrap_or(self.pool.limits)
+                    }
+                    _ => self.pool.limits,
+                };
+                return Err(refusal_error(
+                    &self.pool.class,
+                    dimension,
+                    &limits,
+                    amount,
+                    refusal,
+                    shared.max_wait,
+                ));
+            }
+            Err(error) if shared.fail_open => {
+                tracing::warn!(target: "claude_tower::ratelimit", %error, "rate-limit store failed; letting the request through (fail open)");
+                (Duration::ZERO, None)
+            }
+            Err(error) => {
+                tracing::warn!(target: "claude_tower::ratelimit", %error, "rate-limit store failed; refusing the request (fail closed)");
+                return Err(error);
+            }
+        };
+        Ok(Admitted {
+            wait,
+            after: After {
+                shared: Arc::clone(shared),
+                pool: self.pool,
+                reservation,
+                permit,
+            },
+        })
+    }
+}
+
+/// What is left to do once the request is admitted: reconcile, learn, release the permit.
+/// Dropped unfinished (the call was cancelled), it gives the reservation back.
+pub(crate) struct After {
+    shared: Arc<Shared>,
+    pool: Arc<PoolSpecs>,
+    reservation: Option<Reservation>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Work for the store after a response.
+pub(crate) enum StoreOp {
+    /// Pause a pool after a 429.
+    Pause { key: Arc<str>, duration: Duration },
+    /// Lower a bucket to the server's remaining.
+    Correct { bucket: BucketSpec, remaining: u64 },
+    /// Refund (positive) or charge (negative) the difference to the real usage.
+    Adjust {
+        buckets: Arc<[BucketSpec]>,
+        deltas: PerBucket<f64>,
+    },
+}
+
+impl StoreOp {
+    /// Runs it without a future if the store can (`None` otherwise).
+    pub(crate) fn run_now(&self, store: &dyn RateLimitStore) -> Option<Result<(), Error>> {
+        match self {
+            Self::Pause { key, duration } => store.pause_now(key, *duration),
+            Self::Correct { bucket, remaining } => store.correct_now(bucket, *remaining),
+            Self::Adjust { buckets, deltas } => store.adjust_now(buckets, deltas.as_slice()),
+        }
+    }
+
+    pub(crate) async fn run(&self, store: &dyn RateLimitStore) -> Result<(), Error> {
+        match self {
+            Self::Pause { key, duration } => store.pause(key, *duration).await,
+            Self::Correct { bucket, remaining } => store.correct(bucket, *remaining).await,
+            Self::Adjust { buckets, deltas } => store.adjust(buckets, deltas.as_slice()).await,
+        }
+    }
+
+    pub(crate) fn report(&self, result: Result<(), Error>) {
+        if let Err(error) = result {
+            let what = match self {
+                Self::Pause { .. } => "could not pause the pool",
+                Self::Correct { .. } => "could not correct a bucket",
+                Self::Adjust { .. } => "could not reconcile a reservation",
+            };
+            tracing::warn!(target: "claude_tower::ratelimit", %error, "{what}");
+        }
+    }
+}
+
+/// Runs `op` at once when the store can, else in a spawned task (outside a runtime, where
+/// nothing can be spawned, it is dropped with a warning).
+pub(crate) fn run_now_or_spawn(shared: &Arc<Shared>, op: StoreOp) {
+    if let Some(result) = op.run_now(&*shared.store) {
+        op.report(result);
+        return;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            let shared = Arc::clone(shared);
+            handle.spawn(async move {
+                let result = op.run(&*shared.store).await;
+                op.report(result);
+            });
+        }
+        Err(_) => {
+            tracing::warn!(target: "claude_tower::ratelimit", "no tokio runtime: a rate-limit store update was skipped");
+        }
+    }
+}
 
 /// What was reserved, to reconcile later.
 struct Reservation {
     shared: Arc<Shared>,
     buckets: Arc<[BucketSpec]>,
     dimensions: Arc<[Dimension]>,
-    amounts: Vec<u64>,
+    amounts: PerBucket<u64>,
     counts_reads: bool,
     done: bool,
 }
 
 impl Reservation {
     /// Deltas that turn the reservation into the real charge.
-    fn deltas(&self, usage: Option<&Usage>) -> Vec<f64> {
-        self.dimensions
-            .iter()
-            .zip(&self.amounts)
-            .map(|(dimension, reserved)| {
-                let actual = match (dimension, usage) {
-                    (Dimension::Requests, _) => return 0.0,
-                    (_, None) => 0,
-                    (Dimension::InputTokens, Some(u)) => {
-                        u.input_tokens
-                            + u.cache_write_tokens()
-                            + if self.counts_reads {
-                                u.cache_read_tokens()
-                            } else {
-                                0
-                            }
-                    }
-                    (Dimension::OutputTokens, Some(u)) => u.output_tokens,
-                };
-                *reserved as f64 - actual as f64
-            })
-            .collect()
+    fn deltas(&self, usage: Option<&Usage>) -> PerBucket<f64> {
+        let mut deltas = PerBucket::new();
+        for (dimension, reserved) in self.dimensions.iter().zip(self.amounts.as_slice()) {
+            let actual = match (dimension, usage) {
+                (Dimension::Requests, _) => *reserved,
+                (_, None) => 0,
+                (Dimension::InputTokens, Some(u)) => {
+                    u.input_tokens
+                        + u.cache_write_tokens()
+                        + if self.counts_reads {
+                            u.cache_read_tokens()
+                        } else {
+                            0
+                        }
+                }
+                (Dimension::OutputTokens, Some(u)) => u.output_tokens,
+            };
+            deltas.push(*reserved as f64 - actual as f64);
+        }
+        deltas
     }
 
-    async fn settle(mut self, usage: Option<&Usage>) {
+    /// The store update that charges the real usage (`None`: nothing known, refund all).
+    fn settle(mut self, usage: Option<&Usage>) -> StoreOp {
         self.done = true;
-        let deltas = self.deltas(usage);
-        let store = &self.shared.store;
-        let done = match store.adjust_now(&self.buckets, &deltas) {
-            Some(done) => done,
-            None => store.adjust(&self.buckets, &deltas).await,
-        };
-        if let Err(error) = done {
-            tracing::warn!(target: "claude_tower::ratelimit", %error, "could not reconcile a reservation");
+        StoreOp::Adjust {
+            buckets: Arc::clone(&self.buckets),
+            deltas: self.deltas(usage),
         }
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        // Cancelled before a response: give the tokens back.
-        let deltas = self.deltas(None);
-        let (shared, buckets) = (Arc::clone(&self.shared), Arc::clone(&self.buckets));
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let _ = shared.store.adjust(&buckets, &deltas).await;
-            });
+        if !self.done {
+            // Cancelled before a response: give the tokens back.
+            let op = StoreOp::Adjust {
+                buckets: Arc::clone(&self.buckets),
+                deltas: self.deltas(None),
+            };
+            run_now_or_spawn(&self.shared, op);
         }
     }
 }
@@ -122,131 +363,65 @@ fn refusal_error(
     }
 }
 
-pub(crate) async fn admit_and_call<S>(
-    shared: Arc<Shared>,
-    mut inner: S,
-    request: http::Request<MessagesRequest>,
-    permit: Option<OwnedSemaphorePermit>,
-) -> Result<http::Response<MessagesBody>, Error>
-where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        >,
-{
-    let model = request.body().model.clone();
-    let class = (shared.classify)(&model);
-    let pool = shared.pool_specs(&class);
-    let limits = pool.limits;
-    let key = if shared.per_key.is_some() {
-        let attribution = Attribution::of(&request);
-        attribution.tenant.or(attribution.user)
-    } else {
-        None
-    };
-    let input = request.body().estimate_input_tokens();
-    let output = shared.output_reservation(u64::from(request.body().max_tokens));
-    let amount_of = |dimension: Dimension| match dimension {
-        Dimension::Requests => 1,
-        Dimension::InputTokens => input,
-        Dimension::OutputTokens => output,
-    };
-    let mut amounts: Vec<u64> = pool.dimensions.iter().map(|d| amount_of(*d)).collect();
-    let (buckets, dimensions) = match (&shared.per_key, &key) {
-        (Some(per_key), Some(key)) => {
-            let mut buckets = pool.buckets.to_vec();
-            let mut dimensions = pool.dimensions.to_vec();
-            for dimension in Dimension::ALL {
-                if let Some(spec) = shared.spec(&class, Some(key), dimension, per_key) {
-                    buckets.push(spec);
-                    dimensions.push(dimension);
-                    amounts.push(amount_of(dimension));
-                }
-            }
-            (Arc::from(buckets), Arc::from(dimensions))
+/// Where [`finish`] puts the store's work.
+pub(crate) enum Sink<'a> {
+    /// Run it now where the store can, else in a spawned task.
+    Now,
+    /// Collect it (to await it, in order).
+    Collect(&'a mut Vec<StoreOp>),
+}
+
+impl Sink<'_> {
+    fn put(&mut self, shared: &Arc<Shared>, op: StoreOp) {
+        match self {
+            Self::Now => run_now_or_spawn(shared, op),
+            Self::Collect(ops) => ops.push(op),
         }
-        // The common case: the pool's own buckets, shared.
-        _ => (Arc::clone(&pool.buckets), Arc::clone(&pool.dimensions)),
-    };
-    let pause_key = &pool.pause_key;
-    let admission = match shared
-        .store
-        .acquire_now(&buckets, &amounts, pause_key, shared.max_wait)
-    {
-        Some(admission) => admission,
-        None => {
-            shared
-                .store
-                .acquire(&buckets, &amounts, pause_key, shared.max_wait)
-                .await
-        }
-    };
-    let reservation = match admission {
-        Ok(Admission::Granted { wait }) => {
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-            Some(Reservation {
-                shared: Arc::clone(&shared),
-                buckets,
-                dimensions,
-                amounts,
-                counts_reads: (shared.counts_reads)(&model),
-                done: false,
-            })
-        }
-        Ok(Admission::Refused { bucket, refusal }) => {
-            let dimension = bucket.map(|i| dimensions[i]);
-            let amount = bucket.map(|i| amounts[i]);
-            let bucket_limits = match bucket {
-                Some(i) if buckets[i].key.contains(":key:") => shared.per_key.unwrap_or(limits),
-                _ => limits,
-            };
-            return Err(refusal_error(
-                &class,
-                dimension,
-                &bucket_limits,
-                amount,
-                refusal,
-                shared.max_wait,
-            ));
-        }
-        Err(error) if shared.fail_open => {
-            tracing::warn!(target: "claude_tower::ratelimit", %error, "rate-limit store failed; letting the request through (fail open)");
-            None
-        }
-        Err(error) => {
-            tracing::warn!(target: "claude_tower::ratelimit", %error, "rate-limit store failed; refusing the request (fail closed)");
-            return Err(error);
-        }
-    };
-    let result = inner.call(request).await;
+    }
+}
+
+/// Handles the inner service's result: pauses the pool on a 429, learns from the headers,
+/// reconciles (a stream when it ends). Store work goes to `sink`, in order.
+pub(crate) fn finish(
+    after: After,
+    result: Result<http::Response<MessagesBody>, Error>,
+    mut sink: Sink<'_>,
+) -> Result<http::Response<MessagesBody>, Error> {
+    let After {
+        shared,
+        pool,
+        reservation,
+        permit,
+    } = after;
+    let class = &pool.class;
+    let mut sink = |op| sink.put(&shared, op);
     match result {
         Err(error) => {
             if error.status() == Some(http::StatusCode::TOO_MANY_REQUESTS) && !error.is_spend_cap()
             {
-                let pause = error.retry_after().unwrap_or(Duration::from_secs(1));
-                tracing::debug!(target: "claude_tower::ratelimit", class, ?pause, "429 from upstream: pausing the pool");
-                if let Err(store_error) = shared.store.pause(pause_key, pause).await {
-                    tracing::warn!(target: "claude_tower::ratelimit", %store_error, "could not pause the pool");
-                }
+                let duration = error.retry_after().unwrap_or(Duration::from_secs(1));
+                tracing::debug!(target: "claude_tower::ratelimit", %class, ?duration, "429 from upstream: pausing the pool");
+                sink(StoreOp::Pause {
+                    key: Arc::clone(&pool.pause_key),
+                    duration,
+                });
             }
             if let Some(headers) = error.headers() {
-                shared.adapt(&class, headers).await;
+                shared.adapt(class, headers, &mut sink);
             }
             if let Some(reservation) = reservation {
-                reservation.settle(None).await;
+                sink(reservation.settle(None));
             }
+            drop(permit);
             Err(error)
         }
         Ok(response) => {
-            shared.adapt(&class, response.headers()).await;
+            shared.adapt(class, response.headers(), &mut sink);
             let (parts, body) = response.into_parts();
             let body = match body {
                 MessagesBody::Message(message) => {
                     if let Some(reservation) = reservation {
-                        reservation.settle(Some(&message.usage)).await;
+                        sink(reservation.settle(Some(&message.usage)));
                     }
                     drop(permit);
                     MessagesBody::Message(message)
@@ -264,6 +439,58 @@ where
             Ok(http::Response::from_parts(parts, body))
         }
     }
+}
+
+/// Sends an admitted request and finishes it, awaiting the store (the path for stores that
+/// answer only asynchronously, and for admissions that must wait).
+pub(crate) async fn call_and_finish<S>(
+    mut inner: S,
+    request: http::Request<MessagesRequest>,
+    wait: Duration,
+    after: After,
+) -> Result<http::Response<MessagesBody>, Error>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        >,
+{
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    let result = inner.call(request).await;
+    let shared = Arc::clone(&after.shared);
+    let mut ops = Vec::new();
+    let result = finish(after, result, Sink::Collect(&mut ops));
+    for op in ops {
+        let done = match op.run_now(&*shared.store) {
+            Some(done) => done,
+            None => op.run(&*shared.store).await,
+        };
+        op.report(done);
+    }
+    result
+}
+
+/// Admits through the store's future, then sends and finishes.
+pub(crate) async fn admit_and_call<S>(
+    shared: Arc<Shared>,
+    inner: S,
+    request: http::Request<MessagesRequest>,
+    prepared: Prepared,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Result<http::Response<MessagesBody>, Error>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        >,
+{
+    let admission = prepared.acquire(&shared).await;
+    let Admitted { wait, after } = prepared.admit(&shared, admission, permit)?;
+    call_and_finish(inner, request, wait, after).await
 }
 
 /// Reconciles the reservation when a stream ends, fails or is dropped (and holds the
@@ -300,7 +527,7 @@ impl Stream for Reconciling {
             };
             match &item {
                 Some(Ok(StreamEvent::MessageStart(start))) => {
-                    this.usage = Some(start.message.usage.clone())
+                    this.usage = Some(start.message.usage.clone());
                 }
                 Some(Ok(StreamEvent::MessageDelta(delta))) => {
                     if let Some(usage) = &mut this.usage {
@@ -310,12 +537,20 @@ impl Stream for Reconciling {
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => {
                     if let Some(reservation) = this.reservation.take() {
-                        let usage = this.usage.clone();
-                        this.settling = Some((
-                            Box::pin(async move { reservation.settle(usage.as_ref()).await }),
-                            item,
-                        ));
-                        continue;
+                        let shared = Arc::clone(&reservation.shared);
+                        let op = reservation.settle(this.usage.as_ref());
+                        if let Some(done) = op.run_now(&*shared.store) {
+                            op.report(done);
+                        } else {
+                            this.settling = Some((
+                                Box::pin(async move {
+                                    let done = op.run(&*shared.store).await;
+                                    op.report(done);
+                                }),
+                                item,
+                            ));
+                            continue;
+                        }
                     }
                     this.permit = None;
                 }
@@ -327,18 +562,10 @@ impl Stream for Reconciling {
 
 impl Drop for Reconciling {
     fn drop(&mut self) {
-        if let Some(mut reservation) = self.reservation.take() {
-            reservation.done = true;
-            let deltas = reservation.deltas(self.usage.as_ref());
-            let (shared, buckets) = (
-                Arc::clone(&reservation.shared),
-                Arc::clone(&reservation.buckets),
-            );
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    let _ = shared.store.adjust(&buckets, &deltas).await;
-                });
-            }
+        if let Some(reservation) = self.reservation.take() {
+            let shared = Arc::clone(&reservation.shared);
+            let op = reservation.settle(self.usage.as_ref());
+            run_now_or_spawn(&shared, op);
         }
     }
 }

@@ -13,6 +13,8 @@ use tokio_util::sync::PollSemaphore;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::admit::{self, Admitted, StoreOp};
+use crate::future::ResponseFuture;
 use crate::store::{BucketSpec, MemoryRateLimitStore, RateLimitStore};
 
 /// Per-minute limits of a pool (or of each key). `None` = not limited on that dimension.
@@ -123,10 +125,19 @@ pub(crate) struct Shared {
     pub(crate) concurrency: Option<Arc<Semaphore>>,
     /// Per pool: the limits the specs were built for, the pool's bucket specs and pause key.
     pub(crate) specs: Mutex<HashMap<String, Arc<PoolSpecs>>>,
+    /// Per model id: its pool's specs and whether it counts cache reads (so a call does not
+    /// classify, allocate or look up its pool by name). Bounded by [`MODEL_CACHE_SIZE`].
+    pub(crate) models: Mutex<HashMap<Box<str>, (Arc<PoolSpecs>, bool)>>,
 }
+
+/// Most model ids remembered by a layer (cleared when full: a pool's specs are shared, so
+/// re-learning a model costs one classification).
+const MODEL_CACHE_SIZE: usize = 1024;
 
 #[derive(Debug)]
 pub(crate) struct PoolSpecs {
+    /// The model class (pool name).
+    pub(crate) class: Arc<str>,
     pub(crate) limits: Limits,
     /// The `learned_version` these specs were built at.
     pub(crate) version: u64,
@@ -221,6 +232,7 @@ impl RateLimitLayer {
                 prefix: "claude-tower:rl".to_owned(),
                 concurrency: None,
                 specs: Mutex::new(HashMap::new()),
+                models: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -248,6 +260,7 @@ impl RateLimitLayer {
             prefix: old.prefix.clone(),
             concurrency: old.concurrency.clone(),
             specs: Mutex::new(HashMap::new()),
+            models: Mutex::new(HashMap::new()),
         };
         f(&mut shared);
         Self {
@@ -430,6 +443,7 @@ impl Shared {
             .filter_map(|d| self.spec(class, None, d, &limits).map(|spec| (d, spec)))
             .unzip();
         let built = Arc::new(PoolSpecs {
+            class: class.into(),
             limits,
             version,
             buckets: buckets.into(),
@@ -438,6 +452,30 @@ impl Shared {
         });
         specs.insert(class.to_owned(), Arc::clone(&built));
         built
+    }
+
+    /// The specs of a model's pool and whether the model counts cache reads toward ITPM.
+    pub(crate) fn model_specs(&self, model: &str) -> (Arc<PoolSpecs>, bool) {
+        let version = self
+            .learned_version
+            .load(std::sync::atomic::Ordering::Acquire);
+        if let Some((specs, counts_reads)) = self
+            .models
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(model)
+            && specs.version == version
+        {
+            return (Arc::clone(specs), *counts_reads);
+        }
+        let specs = self.pool_specs(&(self.classify)(model));
+        let counts_reads = (self.counts_reads)(model);
+        let mut models = self.models.lock().unwrap_or_else(PoisonError::into_inner);
+        if models.len() >= MODEL_CACHE_SIZE && !models.contains_key(model) {
+            models.clear();
+        }
+        models.insert(model.into(), (Arc::clone(&specs), counts_reads));
+        (specs, counts_reads)
     }
 
     pub(crate) fn output_reservation(&self, max_tokens: u64) -> u64 {
@@ -450,9 +488,15 @@ impl Shared {
         }
     }
 
-    /// Learns limits from headers and lowers the pool buckets to the server's remaining.
-    pub(crate) async fn adapt(&self, class: &str, headers: &http::HeaderMap) {
-        if !self.adaptive {
+    /// Learns limits from headers and lowers the pool buckets to the server's remaining (the
+    /// store updates go to `sink`).
+    pub(crate) fn adapt(
+        &self,
+        class: &str,
+        headers: &http::HeaderMap,
+        sink: &mut dyn FnMut(StoreOp),
+    ) {
+        if !self.adaptive || headers.is_empty() {
             return;
         }
         let parsed = RateLimitHeaders::parse(headers, SystemTime::now());
@@ -473,17 +517,18 @@ impl Shared {
             self.learned_version
                 .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }
-        let limits = self.limits(class);
-        for (dimension, remaining) in [
-            (Dimension::Requests, parsed.requests.remaining),
-            (Dimension::InputTokens, parsed.input_tokens.remaining),
-            (Dimension::OutputTokens, parsed.output_tokens.remaining),
-        ] {
-            if let (Some(spec), Some(remaining)) =
-                (self.spec(class, None, dimension, &limits), remaining)
-                && let Err(error) = self.store.correct(&spec, remaining).await
-            {
-                tracing::warn!(target: "claude_tower::ratelimit", %error, "could not correct a bucket");
+        let pool = self.pool_specs(class);
+        for (bucket, dimension) in pool.buckets.iter().zip(pool.dimensions.iter()) {
+            let remaining = match dimension {
+                Dimension::Requests => parsed.requests.remaining,
+                Dimension::InputTokens => parsed.input_tokens.remaining,
+                Dimension::OutputTokens => parsed.output_tokens.remaining,
+            };
+            if let Some(remaining) = remaining {
+                sink(StoreOp::Correct {
+                    bucket: bucket.clone(),
+                    remaining,
+                });
             }
         }
     }
@@ -506,8 +551,10 @@ impl<S> Layer<S> for RateLimitLayer {
 ///
 /// # Clone
 ///
-/// The call future owns the inner service (clone-and-swap), so `S: Clone`. A clone never
-/// copies a concurrency permit taken by `poll_ready`.
+/// A request admitted at once (the in-memory store, no wait) is sent through the inner service
+/// directly; one that must wait, or whose store answers asynchronously (Redis), is sent from
+/// a boxed future that owns a clone of the inner service (clone-and-swap), so `S: Clone`. A
+/// clone never copies a concurrency permit taken by `poll_ready`.
 pub struct RateLimit<S> {
     inner: S,
     semaphore: Option<PollSemaphore>,
@@ -536,12 +583,6 @@ impl<S: fmt::Debug> fmt::Debug for RateLimit<S> {
     }
 }
 
-claude_tower_core::boxed_response_future! {
-    /// Response future of [`RateLimit`]: waits for capacity and talks to the store, so it boxes
-    /// an async block behind this opaque type (one allocation per request).
-    ResponseFuture
-}
-
 impl<S> Service<http::Request<MessagesRequest>> for RateLimit<S>
 where
     S: Service<
@@ -555,7 +596,7 @@ where
 {
     type Response = http::Response<MessagesBody>;
     type Error = Error;
-    type Future = ResponseFuture;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if let Some(semaphore) = &mut self.semaphore
@@ -579,9 +620,32 @@ where
         } else {
             None
         };
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let shared = Arc::clone(&self.shared);
-        ResponseFuture::new(crate::admit::admit_and_call(shared, inner, request, permit))
+        let shared = &self.shared;
+        let prepared = admit::prepare(shared, &request);
+        let Some(admission) = prepared.acquire_now(shared) else {
+            // The store answers asynchronously: admit inside a boxed future (clone-and-swap,
+            // so the service that was polled ready is the one called).
+            let clone = self.inner.clone();
+            let inner = std::mem::replace(&mut self.inner, clone);
+            return ResponseFuture::boxed(admit::admit_and_call(
+                Arc::clone(shared),
+                inner,
+                request,
+                prepared,
+                permit,
+            ));
+        };
+        match prepared.admit(shared, admission, permit) {
+            Err(error) => ResponseFuture::failed(error),
+            // Admitted at once: no future of our own, just the inner one, finished in `poll`.
+            Ok(Admitted { wait, after }) if wait.is_zero() => {
+                ResponseFuture::admitted(self.inner.call(request), after)
+            }
+            Ok(Admitted { wait, after }) => {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::boxed(admit::call_and_finish(inner, request, wait, after))
+            }
+        }
     }
 }

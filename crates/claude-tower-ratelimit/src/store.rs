@@ -57,8 +57,13 @@ pub trait RateLimitStore: fmt::Debug + Send + Sync + 'static {
     /// Gives tokens back (positive deltas) or charges more (negative), capped at capacity.
     async fn adjust(&self, buckets: &[BucketSpec], deltas: &[f64]) -> Result<(), Error>;
 
-    /// For a store in memory: [`acquire`](Self::acquire) without a future (the layer then
-    /// admits without allocating one). `None` (the default) means "use `acquire`".
+    /// For a store in memory: [`acquire`](Self::acquire) without a future. `None` (the
+    /// default) means "use `acquire`".
+    ///
+    /// A store that answers this should answer every `*_now` method: the layer then admits,
+    /// sends and reconciles without a future of its own (the call future is the inner
+    /// service's, wrapped), and runs a `*_now` that answers `None` in a spawned task, so its
+    /// effect may land after the response is returned.
     fn acquire_now(
         &self,
         buckets: &[BucketSpec],
@@ -77,6 +82,20 @@ pub trait RateLimitStore: fmt::Debug + Send + Sync + 'static {
         None
     }
 
+    /// For a store in memory: [`correct`](Self::correct) without a future. `None` (the
+    /// default) means "use `correct`".
+    fn correct_now(&self, bucket: &BucketSpec, remaining: u64) -> Option<Result<(), Error>> {
+        let _ = (bucket, remaining);
+        None
+    }
+
+    /// For a store in memory: [`pause`](Self::pause) without a future. `None` (the default)
+    /// means "use `pause`".
+    fn pause_now(&self, pause_key: &str, duration: Duration) -> Option<Result<(), Error>> {
+        let _ = (pause_key, duration);
+        None
+    }
+
     /// Lowers a bucket to at most `remaining` (the server's view).
     async fn correct(&self, bucket: &BucketSpec, remaining: u64) -> Result<(), Error>;
 
@@ -91,9 +110,17 @@ pub trait RateLimitStore: fmt::Debug + Send + Sync + 'static {
 #[derive(Debug)]
 struct MemoryState {
     index: HashMap<std::sync::Arc<str>, usize>,
+    /// Recently used slots by their key's allocation: the layer shares one `Arc<str>` per pool
+    /// bucket across calls, so a pointer comparison usually finds a slot without hashing the
+    /// key. Holding the `Arc`s keeps their addresses from being reused by another key.
+    recent: [Option<(std::sync::Arc<str>, usize)>; RECENT],
+    next_recent: usize,
     buckets: Vec<TokenBucket>,
     pauses: HashMap<String, Duration>,
 }
+
+/// Size of [`MemoryState::recent`] (a few pools × three dimensions).
+const RECENT: usize = 12;
 
 /// An in-process store on tokio's clock (so paused-clock simulations are exact).
 pub struct MemoryRateLimitStore {
@@ -129,6 +156,8 @@ impl MemoryRateLimitStore {
             epoch: Instant::now(),
             state: Mutex::new(MemoryState {
                 index: HashMap::new(),
+                recent: Default::default(),
+                next_recent: 0,
                 buckets: Vec::new(),
                 pauses: HashMap::new(),
             }),
@@ -139,8 +168,15 @@ impl MemoryRateLimitStore {
         self.epoch.elapsed()
     }
 
-    /// The position of a bucket (created full on first use; its capacity follows the spec).
-    fn slot(state: &mut MemoryState, spec: &BucketSpec, now: Duration) -> usize {
+    /// The position of a bucket (created full on first use).
+    fn find(state: &mut MemoryState, spec: &BucketSpec, now: Duration) -> usize {
+        let recent = state.recent.iter().flatten();
+        if let Some(&(_, slot)) = recent
+            .into_iter()
+            .find(|(key, _)| std::sync::Arc::ptr_eq(key, &spec.key))
+        {
+            return slot;
+        }
         let slot = if let Some(&slot) = state.index.get(&*spec.key) {
             slot
         } else {
@@ -149,6 +185,16 @@ impl MemoryRateLimitStore {
             state.index.insert(std::sync::Arc::clone(&spec.key), slot);
             slot
         };
+        let next = state.next_recent;
+        state.recent[next] = Some((std::sync::Arc::clone(&spec.key), slot));
+        state.next_recent = (next + 1) % RECENT;
+        slot
+    }
+
+    /// The position of a bucket whose capacity follows the spec (admission and correction,
+    /// which carry the current limits).
+    fn slot(state: &mut MemoryState, spec: &BucketSpec, now: Duration) -> usize {
+        let slot = Self::find(state, spec, now);
         // A no-op unless the limit changed (compared as the bucket stores it: a limit above
         // 2^53 does not round-trip through `capacity()`).
         state.buckets[slot].set_capacity(spec.per_minute, now);
@@ -183,14 +229,21 @@ impl MemoryRateLimitStore {
                 refusal: Refusal::WouldWait(wait),
             };
         }
-        // Each bucket is looked up once; the walk is repeated on the (few) slots.
-        let mut slots = Vec::with_capacity(buckets.len());
+        // Each bucket is looked up once; the walk is repeated on the slots (inline for the
+        // usual few buckets, so admission does not allocate).
+        const INLINE: usize = 8;
+        let mut inline = [(0_usize, 0_u64, Duration::ZERO); INLINE];
+        let mut spilled = Vec::new();
         for (index, (spec, amount)) in buckets.iter().zip(amounts).enumerate() {
             let slot = Self::slot(&mut state, spec, now);
             match state.buckets[slot].wait_for(*amount, now) {
                 Ok(w) => {
                     wait = wait.max(w);
-                    slots.push((slot, *amount, w));
+                    if index < INLINE {
+                        inline[index] = (slot, *amount, w);
+                    } else {
+                        spilled.push((slot, *amount, w));
+                    }
                 }
                 Err(refusal) => {
                     return Admission::Refused {
@@ -200,23 +253,45 @@ impl MemoryRateLimitStore {
                 }
             }
         }
+        let taken = buckets.len().min(amounts.len());
+        let slots = || inline[..taken.min(INLINE)].iter().chain(&spilled);
         if wait > max_wait {
             return Admission::Refused {
-                bucket: slots.iter().position(|(_, _, w)| *w == wait),
+                bucket: slots().position(|(_, _, w)| *w == wait),
                 refusal: Refusal::WouldWait(wait),
             };
         }
-        for (slot, amount, _) in slots {
+        for &(slot, amount, _) in slots() {
             state.buckets[slot].take(amount as f64, now);
         }
         Admission::Granted { wait }
     }
 
+    fn correct_sync(&self, bucket: &BucketSpec, remaining: u64) {
+        let now = self.now();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::bucket(&mut state, bucket, now).correct(remaining, now);
+    }
+
+    fn pause_sync(&self, pause_key: &str, duration: Duration) {
+        let until = self.now() + duration;
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match state.pauses.get_mut(pause_key) {
+            Some(entry) => *entry = (*entry).max(until),
+            None => {
+                state.pauses.insert(pause_key.to_owned(), until);
+            }
+        }
+    }
+
     fn adjust_sync(&self, buckets: &[BucketSpec], deltas: &[f64]) {
         let now = self.now();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // The specs are the reservation's, possibly older than a limit learned since: they do
+        // not change the capacity.
         for (spec, delta) in buckets.iter().zip(deltas) {
-            Self::bucket(&mut state, spec, now).take(-delta, now);
+            let slot = Self::find(&mut state, spec, now);
+            state.buckets[slot].take(-delta, now);
         }
     }
 }
@@ -253,18 +328,23 @@ impl RateLimitStore for MemoryRateLimitStore {
         Some(Ok(()))
     }
 
+    fn correct_now(&self, bucket: &BucketSpec, remaining: u64) -> Option<Result<(), Error>> {
+        self.correct_sync(bucket, remaining);
+        Some(Ok(()))
+    }
+
+    fn pause_now(&self, pause_key: &str, duration: Duration) -> Option<Result<(), Error>> {
+        self.pause_sync(pause_key, duration);
+        Some(Ok(()))
+    }
+
     async fn correct(&self, bucket: &BucketSpec, remaining: u64) -> Result<(), Error> {
-        let now = self.now();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        Self::bucket(&mut state, bucket, now).correct(remaining, now);
+        self.correct_sync(bucket, remaining);
         Ok(())
     }
 
     async fn pause(&self, pause_key: &str, duration: Duration) -> Result<(), Error> {
-        let until = self.now() + duration;
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = state.pauses.entry(pause_key.to_owned()).or_insert(until);
-        *entry = (*entry).max(until);
+        self.pause_sync(pause_key, duration);
         Ok(())
     }
 
@@ -272,5 +352,59 @@ impl RateLimitStore for MemoryRateLimitStore {
         let now = self.now();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(Self::bucket(&mut state, bucket, now).available(now))
+    }
+}
+
+/// A store behind an `Arc` is a store (keep a handle to inspect it while a layer uses it).
+#[async_trait]
+impl<T: RateLimitStore + ?Sized> RateLimitStore for std::sync::Arc<T> {
+    async fn acquire(
+        &self,
+        buckets: &[BucketSpec],
+        amounts: &[u64],
+        pause_key: &str,
+        max_wait: Duration,
+    ) -> Result<Admission, Error> {
+        (**self)
+            .acquire(buckets, amounts, pause_key, max_wait)
+            .await
+    }
+
+    async fn adjust(&self, buckets: &[BucketSpec], deltas: &[f64]) -> Result<(), Error> {
+        (**self).adjust(buckets, deltas).await
+    }
+
+    fn acquire_now(
+        &self,
+        buckets: &[BucketSpec],
+        amounts: &[u64],
+        pause_key: &str,
+        max_wait: Duration,
+    ) -> Option<Result<Admission, Error>> {
+        (**self).acquire_now(buckets, amounts, pause_key, max_wait)
+    }
+
+    fn adjust_now(&self, buckets: &[BucketSpec], deltas: &[f64]) -> Option<Result<(), Error>> {
+        (**self).adjust_now(buckets, deltas)
+    }
+
+    fn correct_now(&self, bucket: &BucketSpec, remaining: u64) -> Option<Result<(), Error>> {
+        (**self).correct_now(bucket, remaining)
+    }
+
+    fn pause_now(&self, pause_key: &str, duration: Duration) -> Option<Result<(), Error>> {
+        (**self).pause_now(pause_key, duration)
+    }
+
+    async fn correct(&self, bucket: &BucketSpec, remaining: u64) -> Result<(), Error> {
+        (**self).correct(bucket, remaining).await
+    }
+
+    async fn pause(&self, pause_key: &str, duration: Duration) -> Result<(), Error> {
+        (**self).pause(pause_key, duration).await
+    }
+
+    async fn available(&self, bucket: &BucketSpec) -> Result<f64, Error> {
+        (**self).available(bucket).await
     }
 }

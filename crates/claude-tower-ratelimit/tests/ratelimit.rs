@@ -401,3 +401,134 @@ async fn concurrency_is_taken_in_poll_ready_and_held_until_the_stream_ends() {
     assert_eq!(mock.request_count(), 2);
     assert!(start.elapsed() >= streamed_for);
 }
+
+/// Capacity minus what the bucket holds now: what the layer has charged.
+async fn charged(store: &dyn RateLimitStore, layer: &RateLimitLayer, dimension: Dimension) -> f64 {
+    let bucket = layer.bucket("sonnet", dimension).unwrap();
+    bucket.per_minute as f64 - store.available(&bucket).await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn reservations_are_reconciled_to_the_real_usage_on_both_paths() {
+    // The memory store answers synchronously (the layer adds no future of its own); the same
+    // store behind `SharedStore` answers only through futures (the boxed path, as Redis).
+    // Not adaptive: the mock's headers would otherwise lower the buckets to its own view.
+    let sync_store = Arc::new(claude_tower_ratelimit::MemoryRateLimitStore::new());
+    let async_store = Arc::new(claude_tower_ratelimit::MemoryRateLimitStore::new());
+    let limits = Limits::new(1_000_000, 1_000_000_000, 1_000_000_000);
+    for (store, layer) in [
+        (
+            Arc::clone(&sync_store),
+            RateLimitLayer::with_store(Arc::clone(&sync_store))
+                .pool("sonnet", limits)
+                .adaptive(false),
+        ),
+        (
+            Arc::clone(&async_store),
+            RateLimitLayer::with_store(SharedStore(Arc::clone(&async_store)))
+                .pool("sonnet", limits)
+                .adaptive(false),
+        ),
+    ] {
+        let service = ServiceBuilder::new()
+            .layer(layer.clone())
+            .service(MockClaude::new());
+        // A complete message: charged its real input and output, not the reservation.
+        let message = service
+            .clone()
+            .oneshot(sized(4_000, 2_000).into_http())
+            .await
+            .unwrap()
+            .into_body()
+            .into_message()
+            .await
+            .unwrap();
+        let usage = message.usage.clone();
+        assert!(usage.output_tokens < 2_000, "the reservation was larger");
+        let input = charged(&*store, &layer, Dimension::InputTokens).await;
+        let output = charged(&*store, &layer, Dimension::OutputTokens).await;
+        assert_eq!(input, usage.input_tokens as f64);
+        assert_eq!(output, usage.output_tokens as f64);
+        assert_eq!(charged(&*store, &layer, Dimension::Requests).await, 1.0);
+        // A stream: reconciled when it ends.
+        let streamed = service
+            .oneshot(sized(4_000, 2_000).stream(true).into_http())
+            .await
+            .unwrap()
+            .into_body()
+            .into_message()
+            .await
+            .unwrap();
+        let input = charged(&*store, &layer, Dimension::InputTokens).await;
+        let output = charged(&*store, &layer, Dimension::OutputTokens).await;
+        assert_eq!(
+            input,
+            (usage.input_tokens + streamed.usage.input_tokens) as f64
+        );
+        assert_eq!(
+            output,
+            (usage.output_tokens + streamed.usage.output_tokens) as f64
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_call_gives_its_tokens_back() {
+    let store = Arc::new(claude_tower_ratelimit::MemoryRateLimitStore::new());
+    let layer = RateLimitLayer::with_store(Arc::clone(&store))
+        .pool("sonnet", Limits::new(1_000, 100_000, 100_000));
+    let mock = MockClaude::new()
+        .with_script([Attempt::ok().with_first_byte_delay(Duration::from_secs(10))]);
+    let service = ServiceBuilder::new().layer(layer.clone()).service(mock);
+    let mut call = Box::pin(service.oneshot(sized(4_000, 20_000).into_http()));
+    // Admitted and in flight: the reservation is taken.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), &mut call)
+            .await
+            .is_err()
+    );
+    let output = charged(&*store, &layer, Dimension::OutputTokens).await;
+    assert!(output > 19_000.0, "reserved {output}");
+    assert!(charged(&*store, &layer, Dimension::InputTokens).await > 500.0);
+    drop(call);
+    // Refunded at once (no task needed for the memory store); the request itself counts.
+    assert_eq!(charged(&*store, &layer, Dimension::OutputTokens).await, 0.0);
+    assert_eq!(charged(&*store, &layer, Dimension::InputTokens).await, 0.0);
+    assert!(charged(&*store, &layer, Dimension::Requests).await > 0.9);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconciling_with_older_limits_does_not_change_a_bucket_s_capacity() {
+    use claude_tower_ratelimit::{Admission, BucketSpec, MemoryRateLimitStore};
+    let store = MemoryRateLimitStore::new();
+    let learned = BucketSpec {
+        key: "k".into(),
+        per_minute: 1_000,
+    };
+    // A reservation taken before the limit was learned carries the configured 10,000.
+    let configured = BucketSpec {
+        key: "k".into(),
+        per_minute: 10_000,
+    };
+    let admission = store
+        .acquire(
+            std::slice::from_ref(&learned),
+            &[400],
+            "pause",
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        admission,
+        Admission::Granted {
+            wait: Duration::ZERO
+        }
+    );
+    store.adjust(&[configured], &[100.0]).await.unwrap();
+    assert_eq!(store.available(&learned).await.unwrap(), 700.0);
+    // Refilled at the learned rate (1,000 per minute), not the configured one.
+    tokio::time::advance(Duration::from_secs(6)).await;
+    let available = store.available(&learned).await.unwrap();
+    assert!((available - 800.0).abs() < 1e-6, "{available}");
+}
