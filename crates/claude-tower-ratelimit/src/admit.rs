@@ -18,7 +18,7 @@ use claude_tower_core::{
     Error, ErrorKind, EventStream, MessagesBody, MessagesRequest, StreamEvent, Usage,
 };
 use futures_core::Stream;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
 use crate::layer::{Dimension, Limits, PoolSpecs, Shared};
@@ -52,6 +52,28 @@ impl<T: Copy + Default> PerBucket<T> {
     }
 }
 
+/// Concurrency permits a request holds until its response is read or its stream ends.
+#[derive(Default)]
+pub(crate) struct Permits {
+    /// The layer's `max_concurrent` (taken in `poll_ready`), held for its `Drop`.
+    _global: Option<OwnedSemaphorePermit>,
+    /// The pool's `Limits::max_concurrent`.
+    pool: Option<OwnedSemaphorePermit>,
+    /// The key's `Limits::max_concurrent`.
+    key: Option<OwnedSemaphorePermit>,
+}
+
+impl Permits {
+    /// With the layer's permit from `poll_ready`, if any.
+    pub(crate) fn new(global: Option<OwnedSemaphorePermit>) -> Self {
+        Self {
+            _global: global,
+            pool: None,
+            key: None,
+        }
+    }
+}
+
 /// What a request asks of the buckets, computed before admission.
 pub(crate) struct Prepared {
     pool: Arc<PoolSpecs>,
@@ -59,6 +81,8 @@ pub(crate) struct Prepared {
     dimensions: Arc<[Dimension]>,
     amounts: PerBucket<u64>,
     counts_reads: bool,
+    /// The key's concurrency slots and their number.
+    key_slots: Option<(Arc<Semaphore>, usize)>,
 }
 
 /// The buckets and amounts of a request: its pool's buckets (shared, never copied) and, with
@@ -84,6 +108,10 @@ pub(crate) fn prepare(shared: &Shared, request: &http::Request<MessagesRequest>)
             .or(attribution.user)
             .map(|k| (per_key, k))
     });
+    let key_slots = key.as_ref().and_then(|(per_key, key)| {
+        let n = per_key.max_concurrent?;
+        Some((shared.key_slots(&pool.class, key, n), n))
+    });
     let (buckets, dimensions) = match key {
         Some((per_key, key)) => {
             let mut buckets = pool.buckets.to_vec();
@@ -106,6 +134,7 @@ pub(crate) fn prepare(shared: &Shared, request: &http::Request<MessagesRequest>)
         dimensions,
         amounts,
         counts_reads,
+        key_slots,
     }
 }
 
@@ -115,25 +144,106 @@ pub(crate) struct Admitted {
     pub(crate) after: After,
 }
 
+/// A concurrency limit a request is subject to.
+struct Slots<'a> {
+    semaphore: Option<&'a Arc<Semaphore>>,
+    limit: usize,
+    whose: &'static str,
+}
+
 impl Prepared {
+    fn slots<'a>(
+        &'a self,
+        permits: &'a mut Permits,
+    ) -> [(Slots<'a>, &'a mut Option<OwnedSemaphorePermit>); 2] {
+        [
+            (
+                Slots {
+                    semaphore: self.pool.slots.as_ref(),
+                    limit: self.pool.limits.max_concurrent.unwrap_or(0),
+                    whose: "",
+                },
+                &mut permits.pool,
+            ),
+            (
+                Slots {
+                    semaphore: self.key_slots.as_ref().map(|(s, _)| s),
+                    limit: self.key_slots.as_ref().map_or(0, |(_, n)| *n),
+                    whose: "per key: ",
+                },
+                &mut permits.key,
+            ),
+        ]
+    }
+
+    /// Takes the pool's and the key's concurrency slots if they are free now; `false` when
+    /// one must be waited for.
+    pub(crate) fn try_take_slots(&self, permits: &mut Permits) -> bool {
+        for (slots, permit) in self.slots(permits) {
+            if let (Some(semaphore), None) = (slots.semaphore, &permit) {
+                match Arc::clone(semaphore).try_acquire_owned() {
+                    Ok(taken) => *permit = Some(taken),
+                    Err(_) => return false,
+                }
+            }
+        }
+        true
+    }
+
+    /// Waits (FIFO) for the concurrency slots not yet taken, until `deadline`.
+    async fn take_slots(
+        &self,
+        shared: &Shared,
+        permits: &mut Permits,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Error> {
+        for (slots, permit) in self.slots(permits) {
+            let (Some(semaphore), None) = (slots.semaphore, &permit) else {
+                continue;
+            };
+            match tokio::time::timeout_at(deadline, Arc::clone(semaphore).acquire_owned()).await {
+                Ok(Ok(taken)) => *permit = Some(taken),
+                // The layer never closes its semaphores.
+                Ok(Err(closed)) => return Err(Error::new(ErrorKind::Other, closed.to_string())),
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorKind::RateLimited,
+                        format!(
+                            "rate limit for pool {}: {}concurrent requests (limit {}): no slot was freed within max_wait {:.1}s (nothing was sent)",
+                            self.pool.class,
+                            slots.whose,
+                            slots.limit,
+                            shared.max_wait.as_secs_f64()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The store's answer without a future, when it has one.
-    pub(crate) fn acquire_now(&self, shared: &Shared) -> Option<Result<Admission, Error>> {
+    pub(crate) fn acquire_now(
+        &self,
+        shared: &Shared,
+        max_wait: Duration,
+    ) -> Option<Result<Admission, Error>> {
         shared.store.acquire_now(
             &self.buckets,
             self.amounts.as_slice(),
             &self.pool.pause_key,
-            shared.max_wait,
+            max_wait,
         )
     }
 
-    async fn acquire(&self, shared: &Shared) -> Result<Admission, Error> {
+    async fn acquire(&self, shared: &Shared, max_wait: Duration) -> Result<Admission, Error> {
         shared
             .store
             .acquire(
                 &self.buckets,
                 self.amounts.as_slice(),
                 &self.pool.pause_key,
-                shared.max_wait,
+                max_wait,
             )
             .await
     }
@@ -143,7 +253,7 @@ impl Prepared {
         self,
         shared: &Arc<Shared>,
         admission: Result<Admission, Error>,
-        permit: Option<OwnedSemaphorePermit>,
+        permits: Permits,
     ) -> Result<Admitted, Error> {
         let (wait, reservation) = match admission {
             Ok(Admission::Granted { wait }) => (
@@ -190,7 +300,7 @@ impl Prepared {
                 shared: Arc::clone(shared),
                 pool: self.pool,
                 reservation,
-                permit,
+                permits,
             },
         })
     }
@@ -202,7 +312,7 @@ pub(crate) struct After {
     shared: Arc<Shared>,
     pool: Arc<PoolSpecs>,
     reservation: Option<Reservation>,
-    permit: Option<OwnedSemaphorePermit>,
+    permits: Permits,
 }
 
 /// Work for the store after a response.
@@ -391,7 +501,7 @@ pub(crate) fn finish(
         shared,
         pool,
         reservation,
-        permit,
+        permits,
     } = after;
     let class = &pool.class;
     let mut sink = |op| sink.put(&shared, op);
@@ -412,7 +522,7 @@ pub(crate) fn finish(
             if let Some(reservation) = reservation {
                 sink(reservation.settle(None));
             }
-            drop(permit);
+            drop(permits);
             Err(error)
         }
         Ok(response) => {
@@ -423,7 +533,7 @@ pub(crate) fn finish(
                     if let Some(reservation) = reservation {
                         sink(reservation.settle(Some(&message.usage)));
                     }
-                    drop(permit);
+                    drop(permits);
                     MessagesBody::Message(message)
                 }
                 MessagesBody::Stream(stream) => {
@@ -431,7 +541,7 @@ pub(crate) fn finish(
                         inner: stream,
                         reservation,
                         usage: None,
-                        permit,
+                        permits,
                         settling: None,
                     }))
                 }
@@ -479,7 +589,7 @@ pub(crate) async fn admit_and_call<S>(
     inner: S,
     request: http::Request<MessagesRequest>,
     prepared: Prepared,
-    permit: Option<OwnedSemaphorePermit>,
+    permits: Permits,
 ) -> Result<http::Response<MessagesBody>, Error>
 where
     S: Service<
@@ -488,8 +598,19 @@ where
             Error = Error,
         >,
 {
-    let admission = prepared.acquire(&shared).await;
-    let Admitted { wait, after } = prepared.admit(&shared, admission, permit)?;
+    // Concurrency slots first (so no tokens are held while waiting for one), then the
+    // buckets, within one max_wait in all.
+    let start = tokio::time::Instant::now();
+    let mut permits = permits;
+    prepared
+        .take_slots(&shared, &mut permits, start + shared.max_wait)
+        .await?;
+    let max_wait = shared.max_wait.saturating_sub(start.elapsed());
+    let admission = match prepared.acquire_now(&shared, max_wait) {
+        Some(admission) => admission,
+        None => prepared.acquire(&shared, max_wait).await,
+    };
+    let Admitted { wait, after } = prepared.admit(&shared, admission, permits)?;
     call_and_finish(inner, request, wait, after).await
 }
 
@@ -499,7 +620,7 @@ struct Reconciling {
     inner: EventStream,
     reservation: Option<Reservation>,
     usage: Option<Usage>,
-    permit: Option<OwnedSemaphorePermit>,
+    permits: Permits,
     settling: Option<(
         Pin<Box<dyn Future<Output = ()> + Send>>,
         Option<Result<StreamEvent, Error>>,
@@ -518,7 +639,7 @@ impl Stream for Reconciling {
                 }
                 let last = last.take();
                 this.settling = None;
-                this.permit = None;
+                this.permits = Permits::default();
                 return Poll::Ready(last);
             }
             let item = match Pin::new(&mut this.inner).poll_next(cx) {
@@ -552,7 +673,7 @@ impl Stream for Reconciling {
                             continue;
                         }
                     }
-                    this.permit = None;
+                    this.permits = Permits::default();
                 }
             }
             return Poll::Ready(item);

@@ -13,7 +13,7 @@ use tokio_util::sync::PollSemaphore;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::admit::{self, Admitted, StoreOp};
+use crate::admit::{self, Admitted, Permits, StoreOp};
 use crate::future::ResponseFuture;
 use crate::store::{BucketSpec, MemoryRateLimitStore, RateLimitStore};
 
@@ -28,6 +28,9 @@ pub struct Limits {
     pub input_tokens_per_minute: Option<u64>,
     /// Output tokens per minute.
     pub output_tokens_per_minute: Option<u64>,
+    /// Requests in flight at once (a response counts until it is read, a stream until it
+    /// ends). Per process: a concurrency limit is not shared through the store.
+    pub max_concurrent: Option<usize>,
 }
 
 impl Limits {
@@ -42,6 +45,7 @@ impl Limits {
             requests_per_minute: Some(requests_per_minute),
             input_tokens_per_minute: Some(input_tokens_per_minute),
             output_tokens_per_minute: Some(output_tokens_per_minute),
+            max_concurrent: None,
         }
     }
 
@@ -73,6 +77,13 @@ impl Limits {
         self
     }
 
+    /// Sets the most requests in flight at once (waits for a slot count toward `max_wait`).
+    #[must_use]
+    pub fn with_max_concurrent(mut self, n: usize) -> Self {
+        self.max_concurrent = Some(n);
+        self
+    }
+
     fn min(self, other: Self) -> Self {
         let pick = |a: Option<u64>, b: Option<u64>| match (a, b) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -88,6 +99,10 @@ impl Limits {
                 self.output_tokens_per_minute,
                 other.output_tokens_per_minute,
             ),
+            max_concurrent: match (self.max_concurrent, other.max_concurrent) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
         }
     }
 }
@@ -128,7 +143,14 @@ pub(crate) struct Shared {
     /// Per model id: its pool's specs and whether it counts cache reads (so a call does not
     /// classify, allocate or look up its pool by name). Bounded by [`MODEL_CACHE_SIZE`].
     pub(crate) models: Mutex<HashMap<Box<str>, (Arc<PoolSpecs>, bool)>>,
+    /// Concurrency slots of each pool with `max_concurrent` (kept across spec rebuilds).
+    pub(crate) pool_slots: Mutex<HashMap<Arc<str>, Arc<Semaphore>>>,
+    /// Concurrency slots of each key (`"{class}\0{key}"`), pruned of idle ones when large.
+    pub(crate) key_slots: Mutex<HashMap<Box<str>, Arc<Semaphore>>>,
 }
+
+/// Key slot count above which idle key semaphores are dropped.
+const KEY_SLOTS_PRUNE_AT: usize = 4096;
 
 /// Most model ids remembered by a layer (cleared when full: a pool's specs are shared, so
 /// re-learning a model costs one classification).
@@ -145,6 +167,8 @@ pub(crate) struct PoolSpecs {
     pub(crate) buckets: Arc<[BucketSpec]>,
     pub(crate) dimensions: Arc<[Dimension]>,
     pub(crate) pause_key: Arc<str>,
+    /// The pool's concurrency slots, when it has `max_concurrent`.
+    pub(crate) slots: Option<Arc<Semaphore>>,
 }
 
 impl fmt::Debug for Shared {
@@ -233,6 +257,8 @@ impl RateLimitLayer {
                 concurrency: None,
                 specs: Mutex::new(HashMap::new()),
                 models: Mutex::new(HashMap::new()),
+                pool_slots: Mutex::new(HashMap::new()),
+                key_slots: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -261,6 +287,8 @@ impl RateLimitLayer {
             concurrency: old.concurrency.clone(),
             specs: Mutex::new(HashMap::new()),
             models: Mutex::new(HashMap::new()),
+            pool_slots: Mutex::new(HashMap::new()),
+            key_slots: Mutex::new(HashMap::new()),
         };
         f(&mut shared);
         Self {
@@ -442,16 +470,48 @@ impl Shared {
             .into_iter()
             .filter_map(|d| self.spec(class, None, d, &limits).map(|spec| (d, spec)))
             .unzip();
+        let class: Arc<str> = class.into();
+        let slots = limits.max_concurrent.map(|n| {
+            let mut slots = self
+                .pool_slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(
+                slots
+                    .entry(Arc::clone(&class))
+                    .or_insert_with(|| Arc::new(Semaphore::new(n))),
+            )
+        });
         let built = Arc::new(PoolSpecs {
-            class: class.into(),
+            class: Arc::clone(&class),
+            slots,
             limits,
             version,
             buckets: buckets.into(),
             dimensions: dimensions.into(),
             pause_key: format!("{}:{class}:pause", self.prefix).into(),
         });
-        specs.insert(class.to_owned(), Arc::clone(&built));
+        specs.insert(class.to_string(), Arc::clone(&built));
         built
+    }
+
+    /// The concurrency slots of `key` within `class` (per-key `max_concurrent`).
+    pub(crate) fn key_slots(&self, class: &str, key: &str, n: usize) -> Arc<Semaphore> {
+        let mut slots = self
+            .key_slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let name = format!("{class}\0{key}");
+        if let Some(existing) = slots.get(name.as_str()) {
+            return Arc::clone(existing);
+        }
+        if slots.len() >= KEY_SLOTS_PRUNE_AT {
+            // Only the map holds an idle key's semaphore (a waiter or a permit holds a clone).
+            slots.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
+        }
+        let semaphore = Arc::new(Semaphore::new(n));
+        slots.insert(name.into(), Arc::clone(&semaphore));
+        semaphore
     }
 
     /// The specs of a model's pool and whether the model counts cache reads toward ITPM.
@@ -507,6 +567,7 @@ impl Shared {
             requests_per_minute: parsed.requests.limit,
             input_tokens_per_minute: parsed.input_tokens.limit,
             output_tokens_per_minute: parsed.output_tokens.limit,
+            max_concurrent: None,
         };
         let previous = self
             .learned
@@ -620,11 +681,18 @@ where
         } else {
             None
         };
+        let mut permits = Permits::new(permit);
         let shared = &self.shared;
         let prepared = admit::prepare(shared, &request);
-        let Some(admission) = prepared.acquire_now(shared) else {
-            // The store answers asynchronously: admit inside a boxed future (clone-and-swap,
-            // so the service that was polled ready is the one called).
+        let admission = if prepared.try_take_slots(&mut permits) {
+            prepared.acquire_now(shared, shared.max_wait)
+        } else {
+            None
+        };
+        let Some(admission) = admission else {
+            // A concurrency slot must be waited for, or the store answers asynchronously:
+            // admit inside a boxed future (clone-and-swap, so the service that was polled
+            // ready is the one called).
             let clone = self.inner.clone();
             let inner = std::mem::replace(&mut self.inner, clone);
             return ResponseFuture::boxed(admit::admit_and_call(
@@ -632,10 +700,10 @@ where
                 inner,
                 request,
                 prepared,
-                permit,
+                permits,
             ));
         };
-        match prepared.admit(shared, admission, permit) {
+        match prepared.admit(shared, admission, permits) {
             Err(error) => ResponseFuture::failed(error),
             // Admitted at once: no future of our own, just the inner one, finished in `poll`.
             Ok(Admitted { wait, after }) if wait.is_zero() => {

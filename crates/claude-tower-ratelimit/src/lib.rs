@@ -24,8 +24,12 @@
 //!   the memory store, a request admitted at once goes straight to the inner service (the
 //!   response future wraps the inner one; no boxing, no clone), so admission and
 //!   reconciliation cost well under a microsecond (`cargo xtask bench`).
-//! - Optional global concurrency limit, taken in `poll_ready`. The pools depend on the
-//!   request's model, so their waits happen in the call future.
+//! - **Concurrency**: a global limit ([`RateLimitLayer::max_concurrent`]), taken in
+//!   `poll_ready`, and per pool or per key ([`Limits::with_max_concurrent`]), taken in the
+//!   call future since they depend on the request (FIFO, within `max_wait`; a slot is held
+//!   until the response is read or the stream ends). Concurrency is counted per process, not
+//!   through the store. The pools depend on the request's model, so their waits happen in
+//!   the call future.
 //!
 //! # Example
 //!
@@ -58,8 +62,8 @@
 //!
 //! let layer = RateLimitLayer::new()
 //!     .pool("opus", Limits::new(4_000, 2_000_000, 400_000))
-//!     .pool("sonnet", Limits::new(4_000, 2_000_000, 400_000))
-//!     .per_key(Limits::new(100, 200_000, 40_000))
+//!     .pool("sonnet", Limits::new(4_000, 2_000_000, 400_000).with_max_concurrent(32))
+//!     .per_key(Limits::new(100, 200_000, 40_000).with_max_concurrent(4))
 //!     .output_reservation(OutputReservation::Percent(50))
 //!     .max_wait(Duration::from_secs(10))
 //!     .max_concurrent(64);

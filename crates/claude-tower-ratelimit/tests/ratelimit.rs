@@ -532,3 +532,91 @@ async fn reconciling_with_older_limits_does_not_change_a_bucket_s_capacity() {
     let available = store.available(&learned).await.unwrap();
     assert!((available - 800.0).abs() < 1e-6, "{available}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn pools_and_keys_have_their_own_concurrency_limits() {
+    let mock = MockClaude::new();
+    let service = ServiceBuilder::new()
+        .layer(
+            RateLimitLayer::new()
+                .pool(
+                    "sonnet",
+                    Limits::new(1_000, 1_000_000, 1_000_000).with_max_concurrent(1),
+                )
+                .per_key(Limits::learn().with_max_concurrent(1))
+                .max_wait(Duration::from_secs(5)),
+        )
+        .service(mock.clone());
+    let for_tenant = |request: MessagesRequest, tenant: &str| {
+        let mut request = request.into_http();
+        request.extensions_mut().insert(Attribution::tenant(tenant));
+        request
+    };
+    // A sonnet stream holds the pool's one slot until it is read to the end.
+    let held = service
+        .clone()
+        .oneshot(sized(100, 50).stream(true).into_http())
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(service.clone().oneshot(sized(100, 50).into_http()));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(mock.request_count(), 1, "the second sonnet call waits");
+    // Another pool is not held up.
+    let haiku = MessagesRequest::new("claude-haiku-4-5", 50).user("hi");
+    service.clone().oneshot(haiku.into_http()).await.unwrap();
+    assert_eq!(mock.request_count(), 2);
+    held.into_body().into_message().await.unwrap();
+    waiting.await.unwrap().unwrap();
+    assert_eq!(mock.request_count(), 3);
+
+    // Past max_wait, a call waiting for a slot fails naming the limit (nothing sent).
+    let held = service
+        .clone()
+        .oneshot(sized(100, 50).stream(true).into_http())
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let error = service
+        .clone()
+        .oneshot(sized(100, 50).into_http())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::RateLimited);
+    assert!(
+        error
+            .message()
+            .contains("pool sonnet: concurrent requests (limit 1)"),
+        "{}",
+        error.message()
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    assert_eq!(mock.request_count(), 4);
+    drop(held);
+
+    // Per key: tenant a's one slot does not hold up tenant b.
+    let haiku = || MessagesRequest::new("claude-haiku-4-5", 50).user("hi");
+    let held = service
+        .clone()
+        .oneshot(for_tenant(haiku().stream(true), "a"))
+        .await
+        .unwrap();
+    service
+        .clone()
+        .oneshot(for_tenant(haiku(), "b"))
+        .await
+        .unwrap();
+    let error = service
+        .clone()
+        .oneshot(for_tenant(haiku(), "a"))
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .message()
+            .contains("per key: concurrent requests (limit 1)"),
+        "{}",
+        error.message()
+    );
+    held.into_body().into_message().await.unwrap();
+    service.oneshot(for_tenant(haiku(), "a")).await.unwrap();
+}
