@@ -20,17 +20,45 @@ use serde_json::json;
 use tower::{Service, ServiceBuilder, ServiceExt, util::BoxCloneService};
 
 const MODEL: &str = "claude-sonnet-4-6";
-/// Relative prices (× base input): input, 5m write, 1h write, read.
-const PRICES: (f64, f64, f64, f64) = (1.0, 1.25, 2.0, 0.1);
+
+/// Dollars per token: input, 5m write, 1h write, read.
+#[derive(Clone, Copy)]
+struct Prices {
+    input: f64,
+    write_5m: f64,
+    write_1h: f64,
+    read: f64,
+}
+
+/// The model's prices from an external table (litellm's, in `../shared/data/
+/// anthropic-fixtures/prices/`), not from this repository.
+fn prices() -> Prices {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/anthropic-fixtures/prices/litellm-1.109.1-anthropic.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let entry = &json["entries"][MODEL];
+    let field = |name: &str| {
+        entry[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{MODEL}.{name} missing from {}", path.display()))
+    };
+    Prices {
+        input: field("input_cost_per_token"),
+        write_5m: field("cache_creation_input_token_cost"),
+        write_1h: field("cache_creation_input_token_cost_above_1hr"),
+        read: field("cache_read_input_token_cost"),
+    }
+}
 
 type Svc = BoxCloneService<http::Request<MessagesRequest>, http::Response<MessagesBody>, Error>;
 
-fn cost(u: &Usage) -> f64 {
+fn cost(u: &Usage, prices: Prices) -> f64 {
     let split = u.cache_creation.unwrap_or_default();
-    u.input_tokens as f64 * PRICES.0
-        + split.ephemeral_5m_input_tokens as f64 * PRICES.1
-        + split.ephemeral_1h_input_tokens as f64 * PRICES.2
-        + u.cache_read_tokens() as f64 * PRICES.3
+    u.input_tokens as f64 * prices.input
+        + split.ephemeral_5m_input_tokens as f64 * prices.write_5m
+        + split.ephemeral_1h_input_tokens as f64 * prices.write_1h
+        + u.cache_read_tokens() as f64 * prices.read
 }
 
 fn tools() -> Vec<Tool> {
@@ -198,9 +226,11 @@ fn prefix_hashes(request: &MessagesRequest) -> Vec<(u64, u64)> {
 
 #[tokio::test(start_paused = true)]
 async fn this_layer_reaches_95_percent_of_the_optimal_saving_and_beats_every_other_strategy() {
+    let prices = prices();
     let mut totals = Vec::new();
     let mut optimal = 0.0;
     let mut requests = 0;
+    let mut last_prompt = 0;
     for (index, (name, mut service)) in strategies().into_iter().enumerate() {
         let mut rng = fastrand::Rng::with_seed(42);
         let mut conversations: Vec<Conversation> = (0..4).map(start).collect();
@@ -223,7 +253,7 @@ async fn this_layer_reaches_95_percent_of_the_optimal_saving_and_beats_every_oth
                         .find(|(h, _)| seen.contains(h))
                         .map_or(0, |(_, tokens)| *tokens);
                     let all = hashes.last().map_or(0, |(_, tokens)| *tokens);
-                    optimal += hit as f64 * PRICES.3 + (all - hit) as f64 * PRICES.0;
+                    optimal += hit as f64 * prices.read + (all - hit) as f64 * prices.input;
                     seen.extend(hashes.iter().map(|(h, _)| *h));
                     requests += 1;
                 }
@@ -235,31 +265,32 @@ async fn this_layer_reaches_95_percent_of_the_optimal_saving_and_beats_every_oth
                     .await
                     .unwrap();
                 let usage = response.into_body().into_message().await.unwrap().usage;
-                total += cost(&usage);
+                total += cost(&usage, prices);
                 read += usage.cache_read_tokens();
                 prompt += usage.total_input_tokens();
+                last_prompt = usage.total_input_tokens();
             }
         }
         totals.push((name, total, read as f64 / prompt as f64));
     }
     let none = totals[0].1;
     println!(
-        "\n{requests} requests, ~{} prompt tokens each at the end",
-        0
+        "\n{requests} requests to {MODEL} (input ${:.2}/MTok, 5m write ${:.2}, 1h write ${:.2}, read ${:.2}; litellm 1.109.1 table); the last prompt had {last_prompt} tokens",
+        prices.input * 1e6,
+        prices.write_5m * 1e6,
+        prices.write_1h * 1e6,
+        prices.read * 1e6,
     );
-    println!(
-        "| strategy | cost (× base input price per token, in M) | hit ratio | share of the optimal saving |"
-    );
+    println!("| strategy | prompt cost (USD) | hit ratio | share of the optimal saving |");
     println!("|---|---|---|---|");
     for (name, total, ratio) in &totals {
         println!(
-            "| {name} | {:.3} | {:.1} % | {:.1} % |",
-            total / 1e6,
+            "| {name} | ${total:.2} | {:.1} % | {:.1} % |",
             ratio * 100.0,
             (none - total) / (none - optimal) * 100.0
         );
     }
-    println!("| optimal bound | {:.3} | | 100.0 % |", optimal / 1e6);
+    println!("| optimal bound | ${optimal:.2} | | 100.0 % |");
     let ours = totals[3].1;
     let share = (none - ours) / (none - optimal);
     assert!(
