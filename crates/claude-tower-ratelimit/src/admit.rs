@@ -551,6 +551,21 @@ pub(crate) fn finish(
     }
 }
 
+/// The inner service: Messages API requests in, responses out.
+pub(crate) trait Inner:
+    Service<http::Request<MessagesRequest>, Response = http::Response<MessagesBody>, Error = Error>
+{
+}
+
+impl<S> Inner for S where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        >
+{
+}
+
 /// Sends an admitted request and finishes it, awaiting the store (the path for stores that
 /// answer only asynchronously, and for admissions that must wait).
 pub(crate) async fn call_and_finish<S>(
@@ -560,11 +575,7 @@ pub(crate) async fn call_and_finish<S>(
     after: After,
 ) -> Result<http::Response<MessagesBody>, Error>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        >,
+    S: Inner,
 {
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
@@ -592,11 +603,7 @@ pub(crate) async fn admit_and_call<S>(
     permits: Permits,
 ) -> Result<http::Response<MessagesBody>, Error>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        >,
+    S: Inner,
 {
     // Concurrency slots first (so no tokens are held while waiting for one), then the
     // buckets, within one max_wait in all.
