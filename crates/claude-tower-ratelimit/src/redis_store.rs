@@ -11,7 +11,8 @@ use redis::aio::ConnectionManager;
 
 use crate::store::{Admission, BucketSpec, RateLimitStore};
 
-/// Shared by the scripts: refills bucket `i` (hash `tokens`, `at` in µs of Redis TIME).
+/// Shared by the scripts: refills a bucket (hash `tokens`, `at` in µs of Redis TIME, and `cap`,
+/// the capacity the last admission or correction used).
 const PRELUDE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -23,8 +24,8 @@ local function load(key, cap)
   if now > at then tokens = math.min(cap, tokens + (now - at) * cap / 60000000) end
   return tokens
 end
-local function store(key, tokens)
-  redis.call('HSET', key, 'tokens', tostring(tokens), 'at', tostring(now))
+local function store(key, tokens, cap)
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'at', tostring(now), 'cap', tostring(cap))
   redis.call('PEXPIRE', key, 180000)
 end
 ";
@@ -52,16 +53,18 @@ for i = 1, n do
 end
 if wait > max_wait then return {2, blocker, math.ceil(wait)} end
 for i = 1, n do
-  store(KEYS[i], tokens[i] - tonumber(ARGV[2 * i + 1]))
+  store(KEYS[i], tokens[i] - tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i]))
 end
 return {0, math.ceil(wait)}
 ";
 
-/// KEYS: buckets. ARGV: capacity and delta per bucket (delta > 0 gives tokens back).
+/// KEYS: buckets. ARGV: capacity and delta per bucket (delta > 0 gives tokens back). The
+/// capacity stored by the last admission wins over the argument, which may predate a limit
+/// learned since the reservation.
 const ADJUST: &str = r"
 for i = 1, #KEYS do
-  local cap = tonumber(ARGV[2 * i - 1])
-  store(KEYS[i], math.min(cap, load(KEYS[i], cap) + tonumber(ARGV[2 * i])))
+  local cap = tonumber(redis.call('HGET', KEYS[i], 'cap') or ARGV[2 * i - 1])
+  store(KEYS[i], math.min(cap, load(KEYS[i], cap) + tonumber(ARGV[2 * i])), cap)
 end
 return 0
 ";
@@ -69,7 +72,7 @@ return 0
 /// KEYS[1]: bucket. ARGV: capacity, remaining.
 const CORRECT: &str = r"
 local cap = tonumber(ARGV[1])
-store(KEYS[1], math.min(load(KEYS[1], cap), tonumber(ARGV[2])))
+store(KEYS[1], math.min(load(KEYS[1], cap), tonumber(ARGV[2])), cap)
 return 0
 ";
 

@@ -620,3 +620,36 @@ async fn pools_and_keys_have_their_own_concurrency_limits() {
     held.into_body().into_message().await.unwrap();
     service.oneshot(for_tenant(haiku(), "a")).await.unwrap();
 }
+
+#[tokio::test]
+async fn redis_reconciling_with_older_limits_does_not_change_a_bucket_s_capacity() {
+    use claude_tower_ratelimit::BucketSpec;
+    let redis = RedisServer::start().await;
+    let store = RedisRateLimitStore::connect(&redis.url()).await.unwrap();
+    let learned = BucketSpec {
+        key: "k".into(),
+        per_minute: 6_000,
+    };
+    let configured = BucketSpec {
+        key: "k".into(),
+        per_minute: 600_000,
+    };
+    store
+        .acquire(
+            std::slice::from_ref(&learned),
+            &[4_000],
+            "pause",
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    // In flight for 500 ms (real clock, Redis TIME): 50 tokens refill at 6,000 per minute,
+    // 5,000 at the configured rate (which would fill the bucket).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    store.adjust(&[configured], &[1_000.0]).await.unwrap();
+    let available = store.available(&learned).await.unwrap();
+    assert!(
+        (3_000.0..3_500.0).contains(&available),
+        "refilled at the configured rate: {available}"
+    );
+}
