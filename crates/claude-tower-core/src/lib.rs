@@ -66,6 +66,9 @@ pub mod layout;
 pub(crate) mod macros;
 pub mod models;
 pub mod ratelimit;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod request;
 mod response;
 mod stream;

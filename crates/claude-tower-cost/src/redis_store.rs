@@ -59,20 +59,22 @@ impl fmt::Debug for RedisBudgetStore {
 }
 
 fn redis_error(error: &redis::RedisError) -> Error {
-    Error::new(ErrorKind::Other, format!("budget store (redis): {error}"))
+    claude_tower_core::redis::error("budget store", error)
 }
 
 impl RedisBudgetStore {
     /// Connects (with an auto-reconnecting connection manager) to `url`, e.g.
     /// `redis://127.0.0.1:6379/`.
     ///
+    /// Commands time out after a second and reconnection is retried once per failing call
+    /// ([`claude_tower_core::redis::request_path_config`]), so an unreachable server is
+    /// reported quickly; pass your own `ConnectionManager` to [`new`](Self::new) for other
+    /// settings.
+    ///
     /// # Errors
     /// When the URL is invalid or the server cannot be reached.
     pub async fn connect(url: &str) -> Result<Self, Error> {
-        let client = redis::Client::open(url).map_err(|e| redis_error(&e))?;
-        let connection = ConnectionManager::new(client)
-            .await
-            .map_err(|e| redis_error(&e))?;
+        let connection = claude_tower_core::redis::connect(url, "budget store").await?;
         Ok(Self::new(connection))
     }
 

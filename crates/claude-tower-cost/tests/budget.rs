@@ -291,3 +291,32 @@ async fn windows_roll_over_and_soft_limits_alert_once() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_redis_store_fails_closed_or_open_within_seconds() {
+    let redis = RedisServer::start().await;
+    let store = RedisBudgetStore::connect(&redis.url()).await.unwrap();
+    drop(redis);
+    let mock = MockClaude::new();
+    let layer = BudgetLayer::new(store).global(Usd::from_cents(100), Window::Day);
+    let closed = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(mock.clone());
+    let error = tokio::time::timeout(
+        Duration::from_secs(10),
+        closed.oneshot(request().into_http()),
+    )
+    .await
+    .expect("an unreachable store is reported within seconds")
+    .unwrap_err();
+    assert!(error.message().contains("budget store (redis)"), "{error}");
+    assert_eq!(mock.request_count(), 0, "nothing sent when failing closed");
+    let open = ServiceBuilder::new()
+        .layer(layer.fail_open(true))
+        .service(mock.clone());
+    tokio::time::timeout(Duration::from_secs(10), open.oneshot(request().into_http()))
+        .await
+        .expect("an unreachable store is reported within seconds")
+        .unwrap();
+    assert_eq!(mock.request_count(), 1);
+}

@@ -110,10 +110,7 @@ impl fmt::Debug for RedisRateLimitStore {
 }
 
 fn redis_error(error: &redis::RedisError) -> Error {
-    Error::new(
-        ErrorKind::Other,
-        format!("rate-limit store (redis): {error}"),
-    )
+    claude_tower_core::redis::error("rate-limit store", error)
 }
 
 fn script(body: &str) -> Script {
@@ -127,13 +124,15 @@ fn micros(duration: Duration) -> u64 {
 impl RedisRateLimitStore {
     /// Connects (auto-reconnecting) to `url`, e.g. `redis://127.0.0.1:6379/`.
     ///
+    /// Commands time out after a second and reconnection is retried once per failing call
+    /// ([`claude_tower_core::redis::request_path_config`]), so an unreachable server is
+    /// reported quickly; pass your own `ConnectionManager` to [`new`](Self::new) for other
+    /// settings.
+    ///
     /// # Errors
     /// When the URL is invalid or the server cannot be reached.
     pub async fn connect(url: &str) -> Result<Self, Error> {
-        let client = redis::Client::open(url).map_err(|e| redis_error(&e))?;
-        let connection = ConnectionManager::new(client)
-            .await
-            .map_err(|e| redis_error(&e))?;
+        let connection = claude_tower_core::redis::connect(url, "rate-limit store").await?;
         Ok(Self::new(connection))
     }
 

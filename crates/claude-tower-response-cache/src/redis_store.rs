@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use claude_tower_core::{Error, ErrorKind};
+use claude_tower_core::Error;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
@@ -26,19 +26,21 @@ impl fmt::Debug for RedisResponseStore {
 }
 
 fn redis_error(error: &redis::RedisError) -> Error {
-    Error::new(ErrorKind::Other, format!("response store (redis): {error}"))
+    claude_tower_core::redis::error("response store", error)
 }
 
 impl RedisResponseStore {
     /// Connects (auto-reconnecting) to `url`, e.g. `redis://127.0.0.1:6379/`.
     ///
+    /// Commands time out after a second and reconnection is retried once per failing call
+    /// ([`claude_tower_core::redis::request_path_config`]), so an unreachable server is
+    /// reported quickly; pass your own `ConnectionManager` to [`new`](Self::new) for other
+    /// settings.
+    ///
     /// # Errors
     /// When the URL is invalid or the server cannot be reached.
     pub async fn connect(url: &str) -> Result<Self, Error> {
-        let client = redis::Client::open(url).map_err(|e| redis_error(&e))?;
-        let connection = ConnectionManager::new(client)
-            .await
-            .map_err(|e| redis_error(&e))?;
+        let connection = claude_tower_core::redis::connect(url, "response store").await?;
         Ok(Self { connection })
     }
 

@@ -473,3 +473,26 @@ where
         assert_eq!(status(&response), CacheStatus::Miss);
     }
 }
+
+#[tokio::test]
+async fn an_unreachable_redis_store_is_a_miss_within_seconds() {
+    let redis = RedisServer::start().await;
+    let store = RedisResponseStore::connect(&redis.url()).await.unwrap();
+    drop(redis);
+    let mock = MockClaude::new();
+    let service = ServiceBuilder::new()
+        .layer(ResponseCacheLayer::new(store))
+        .service(mock.clone());
+    for expected in 1..=2 {
+        let response = tokio::time::timeout(
+            Duration::from_secs(10),
+            service.clone().oneshot(request().into_http()),
+        )
+        .await
+        .expect("an unreachable store is reported within seconds")
+        .unwrap();
+        assert_eq!(status(&response), CacheStatus::Miss);
+        response.into_body().into_message().await.unwrap();
+        assert_eq!(mock.request_count(), expected, "every call goes upstream");
+    }
+}
