@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::macros::{open_str_enum, open_tagged_enum};
+use crate::macros::{open_str_enum, open_tagged_enum, text_or_blocks};
 
 /// Extra JSON fields kept verbatim.
 pub type Extra = Map<String, Value>;
@@ -331,26 +331,4 @@ impl ContentBlock {
     }
 }
 
-impl Serialize for ToolResultContent {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Text(text) => serializer.serialize_str(text),
-            Self::Blocks(blocks) => blocks.serialize(serializer),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for ToolResultContent {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
-        match Value::deserialize(deserializer)? {
-            Value::String(text) => Ok(Self::Text(text)),
-            value @ Value::Array(_) => serde_json::from_value(value)
-                .map(Self::Blocks)
-                .map_err(D::Error::custom),
-            _ => Err(D::Error::custom(
-                "content must be a string or an array of blocks",
-            )),
-        }
-    }
-}
+text_or_blocks!(ToolResultContent, "content");

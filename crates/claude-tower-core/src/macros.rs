@@ -145,8 +145,42 @@ macro_rules! open_tagged_enum {
     };
 }
 
+/// Serde for an enum `{ Text(String), Blocks(Vec<ContentBlock>) }`, which the API sends as a
+/// JSON string or an array of blocks (message content, `tool_result` content, system).
+macro_rules! text_or_blocks {
+    ($name:ident, $what:literal) => {
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    Self::Text(text) => serializer.serialize_str(text),
+                    Self::Blocks(blocks) => ::serde::Serialize::serialize(blocks, serializer),
+                }
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<Self, D::Error> {
+                use ::serde::de::Error as _;
+                match <::serde_json::Value as ::serde::Deserialize>::deserialize(deserializer)? {
+                    ::serde_json::Value::String(text) => Ok(Self::Text(text)),
+                    value @ ::serde_json::Value::Array(_) => ::serde_json::from_value(value)
+                        .map(Self::Blocks)
+                        .map_err(D::Error::custom),
+                    _ => Err(D::Error::custom(concat!(
+                        $what,
+                        " must be a string or an array of blocks"
+                    ))),
+                }
+            }
+        }
+    };
+}
+
 pub(crate) use open_str_enum;
 pub(crate) use open_tagged_enum;
+pub(crate) use text_or_blocks;
 
 /// Serializes `inner` with a leading `"type": kind` field.
 #[derive(serde::Serialize)]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::content::{CacheControl, ContentBlock, Extra};
-use crate::macros::{open_str_enum, open_tagged_enum};
+use crate::macros::{open_str_enum, open_tagged_enum, text_or_blocks};
 
 open_str_enum! {
     /// The author of a message.
@@ -76,29 +76,7 @@ impl From<Vec<ContentBlock>> for MessageContent {
     }
 }
 
-impl Serialize for MessageContent {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Text(text) => serializer.serialize_str(text),
-            Self::Blocks(blocks) => blocks.serialize(serializer),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for MessageContent {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
-        match Value::deserialize(deserializer)? {
-            Value::String(text) => Ok(Self::Text(text)),
-            value @ Value::Array(_) => serde_json::from_value(value)
-                .map(Self::Blocks)
-                .map_err(D::Error::custom),
-            _ => Err(D::Error::custom(
-                "message content must be a string or an array of blocks",
-            )),
-        }
-    }
-}
+text_or_blocks!(MessageContent, "message content");
 
 /// One turn of the conversation (`{"role", "content"}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,23 +123,7 @@ pub enum System {
     Blocks(Vec<ContentBlock>),
 }
 
-impl Serialize for System {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Text(text) => serializer.serialize_str(text),
-            Self::Blocks(blocks) => blocks.serialize(serializer),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for System {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match MessageContent::deserialize(deserializer)? {
-            MessageContent::Text(text) => Ok(Self::Text(text)),
-            MessageContent::Blocks(blocks) => Ok(Self::Blocks(blocks)),
-        }
-    }
-}
+text_or_blocks!(System, "system");
 
 impl System {
     /// The blocks of the system prompt (empty for the string form).

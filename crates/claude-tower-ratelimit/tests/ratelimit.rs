@@ -27,6 +27,25 @@ fn sized(chars: usize, max_tokens: u32) -> MessagesRequest {
     MessagesRequest::new(MODEL, max_tokens).user(text)
 }
 
+/// Sends `request` and returns its error, asserting it is `RateLimited` and names `limit`.
+async fn refused<S>(
+    service: &S,
+    request: http::Request<MessagesRequest>,
+    limit: &str,
+) -> claude_tower_core::Error
+where
+    S: tower::Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<claude_tower_core::MessagesBody>,
+            Error = claude_tower_core::Error,
+        > + Clone,
+{
+    let error = service.clone().oneshot(request).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::RateLimited, "{error}");
+    assert!(error.message().contains(limit), "{error}");
+    error
+}
+
 #[derive(Default)]
 struct Tally {
     ok: AtomicUsize,
@@ -187,18 +206,12 @@ async fn a_request_larger_than_a_bucket_fails_at_once_naming_the_limit() {
         .layer(RateLimitLayer::new().pool("sonnet", Limits::new(50, 1_000, 8_000)))
         .service(mock.clone());
     let start = Instant::now();
-    let error = service
-        .clone()
-        .oneshot(sized(10_000, 100).into_http())
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::RateLimited);
-    assert!(
-        error
-            .message()
-            .contains("input tokens per minute (limit 1000)"),
-        "{error}"
-    );
+    let error = refused(
+        &service,
+        sized(10_000, 100).into_http(),
+        "input tokens per minute (limit 1000)",
+    )
+    .await;
     assert!(error.message().contains("can never fit"), "{error}");
     assert_eq!(start.elapsed(), Duration::ZERO, "at once");
     // A request that would fit only later than max_wait: refused, with when it would fit.
@@ -219,14 +232,12 @@ async fn a_request_larger_than_a_bucket_fails_at_once_naming_the_limit() {
         .oneshot(sized(100, 100).into_http())
         .await
         .unwrap();
-    let error = service
-        .oneshot(sized(100, 100).into_http())
-        .await
-        .unwrap_err();
-    assert!(
-        error.message().contains("requests per minute (limit 2)"),
-        "{error}"
-    );
+    let error = refused(
+        &service,
+        sized(100, 100).into_http(),
+        "requests per minute (limit 2)",
+    )
+    .await;
     assert_eq!(
         error.retry_after(),
         Some(Duration::from_secs(30)),
@@ -576,19 +587,12 @@ async fn pools_and_keys_have_their_own_concurrency_limits() {
         .await
         .unwrap();
     let start = Instant::now();
-    let error = service
-        .clone()
-        .oneshot(sized(100, 50).into_http())
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::RateLimited);
-    assert!(
-        error
-            .message()
-            .contains("pool sonnet: concurrent requests (limit 1)"),
-        "{}",
-        error.message()
-    );
+    refused(
+        &service,
+        sized(100, 50).into_http(),
+        "pool sonnet: concurrent requests (limit 1)",
+    )
+    .await;
     assert_eq!(start.elapsed(), Duration::from_secs(5));
     assert_eq!(mock.request_count(), 4);
     drop(held);
@@ -605,18 +609,12 @@ async fn pools_and_keys_have_their_own_concurrency_limits() {
         .oneshot(for_tenant(haiku(), "b"))
         .await
         .unwrap();
-    let error = service
-        .clone()
-        .oneshot(for_tenant(haiku(), "a"))
-        .await
-        .unwrap_err();
-    assert!(
-        error
-            .message()
-            .contains("per key: concurrent requests (limit 1)"),
-        "{}",
-        error.message()
-    );
+    refused(
+        &service,
+        for_tenant(haiku(), "a"),
+        "per key: concurrent requests (limit 1)",
+    )
+    .await;
     held.into_body().into_message().await.unwrap();
     service.oneshot(for_tenant(haiku(), "a")).await.unwrap();
 }
