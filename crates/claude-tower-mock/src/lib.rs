@@ -43,6 +43,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache_sim;
+mod log_capture;
 mod redis_server;
 mod reply;
 mod script;
@@ -50,6 +51,7 @@ mod server;
 mod service;
 
 pub use cache_sim::LOOKBACK_POSITIONS;
+pub use log_capture::LogCapture;
 pub use redis_server::{INSTALL_HINT, RedisServer};
 pub use script::Attempt;
 pub use server::{MockServer, MockServerBuilder};

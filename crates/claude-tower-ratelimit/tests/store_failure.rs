@@ -2,37 +2,16 @@
 //! either way. In its own test binary so that no other test shares the process-wide
 //! `tracing` callsite cache.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use claude_tower_core::{ErrorKind, MessagesRequest};
-use claude_tower_mock::{MockClaude, RedisServer};
+use claude_tower_mock::{LogCapture, MockClaude, RedisServer};
 use claude_tower_ratelimit::{Limits, RateLimitLayer, RedisRateLimitStore};
 use tower::{ServiceBuilder, ServiceExt};
 
-/// A `tracing` writer that appends everything to a shared buffer.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn an_unreachable_store_fails_open_or_closed_as_configured_with_a_warning() {
-    let capture = Capture::default();
+    let capture = LogCapture::default();
     let writer = capture.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)

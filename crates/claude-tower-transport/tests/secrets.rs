@@ -1,10 +1,8 @@
 //! The API key never appears in `Debug` output, error messages or logs. In its own test
 //! binary so that no other test shares the process-wide `tracing` callsite cache.
 
-use std::sync::{Arc, Mutex};
-
 use claude_tower_core::MessagesRequest;
-use claude_tower_mock::{Attempt, MockServer};
+use claude_tower_mock::{Attempt, LogCapture, MockServer};
 use claude_tower_transport::Transport;
 use http::StatusCode;
 use tower::ServiceExt;
@@ -15,23 +13,9 @@ fn request() -> MessagesRequest {
     MessagesRequest::new("claude-haiku-4-5", 200).user("Hello there")
 }
 
-/// A `tracing` writer that appends everything to a shared buffer.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_api_key_never_appears_in_debug_errors_or_logs() {
-    let capture = Capture::default();
+    let capture = LogCapture::default();
     let writer = capture.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -82,7 +66,7 @@ async fn the_api_key_never_appears_in_debug_errors_or_logs() {
     assert_eq!(error.status(), Some(StatusCode::UNAUTHORIZED));
     texts.push(format!("{error} {error:?}"));
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.contains("sending request"),
         "the transport logged something: {logs}"
