@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's automation (matklad's cargo-xtask convention).
 //!
 //! ```text
-//! cargo xtask ci      # everything CI checks: fmt, clippy -D warnings, tests, doc tests, docs, tidy, every example
+//! cargo xtask ci      # everything CI checks: fmt, clippy -D warnings, tests, doc tests, docs, each feature alone, tidy, every example
 //! cargo xtask bench   # criterion benches → markdown table (also target/bench-report.md)
 //! cargo xtask tidy    # repository rules (READMEs, CHANGELOGs, lints, `//!` headers)
 //! ```
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&root(), &std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, benches compile, tidy, every example (what CI runs)\n  bench  criterion benches; prints a markdown table, writes target/bench-report.md\n  tidy   repository rules"
+                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, benches compile, each feature alone, tidy, every example (what CI runs)\n  bench  criterion benches; prints a markdown table, writes target/bench-report.md\n  tidy   repository rules"
             );
             return ExitCode::from(2);
         }
@@ -98,6 +98,55 @@ fn ensure_redis() -> Result<(), String> {
         return Ok(());
     }
     Err("redis-server is missing; install it with: apt-get install -y redis-server".to_owned())
+}
+
+/// Each crate with each of its features alone and without dev-dependencies (STYLE §7.10
+/// step 5): catches code that compiles only with the workspace's unified features. Installs
+/// `cargo-hack` from crates.io when it is missing. Warnings fail the step (the other steps
+/// build with all features, so only this one sees a feature-gated import go unused).
+fn feature_combinations() -> Result<(), String> {
+    if !has("cargo", &["hack", "--version"]) {
+        step(
+            "install cargo-hack",
+            "cargo",
+            &["install", "cargo-hack", "--locked"],
+            &[],
+        )?;
+    }
+    let args = [
+        "hack",
+        "check",
+        "--each-feature",
+        "--no-dev-deps",
+        "--workspace",
+    ];
+    println!("\n==> features: cargo {}", args.join(" "));
+    let output = Command::new("cargo")
+        .args(args)
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("features: cannot run cargo hack: {e}"))?;
+    let log = String::from_utf8_lossy(&output.stderr);
+    // Without dev-dependencies, the `[profile.dev.package.proptest]` override names no package.
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|line| line.starts_with("warning:") && !line.contains("profile package spec"))
+        .collect();
+    for line in log.lines().filter(|line| line.starts_with("info: running")) {
+        println!("{line}");
+    }
+    if !output.status.success() {
+        eprintln!("{log}");
+        return Err(format!("features failed ({})", output.status));
+    }
+    if !warnings.is_empty() {
+        eprintln!("{log}");
+        return Err(format!(
+            "features: {} warning lines (a feature alone leaves something unused?)",
+            warnings.len()
+        ));
+    }
+    Ok(())
 }
 
 fn ci() -> Result<(), String> {
@@ -176,6 +225,7 @@ fn ci() -> Result<(), String> {
         &["check", "--workspace", "--benches", "--locked"],
         &[],
     )?;
+    feature_combinations()?;
     println!("\n==> tidy");
     tidy::run(&root())?;
     // Every example, as a newcomer runs it (mock backend, no key); the README's first command
