@@ -96,6 +96,21 @@ fn layers(c: &mut Criterion) {
         });
     });
 
+    // The same conversation with 8 tools (12 parameters each), as an agent loop sends it.
+    let with_tools = fifty_messages().tools(eight_tools());
+    group.bench_function(BenchmarkId::new("bare", "50-messages-8-tools"), |b| {
+        let bare = Bare::default();
+        b.to_async(&runtime)
+            .iter(|| bare.clone().oneshot(with_tools.clone().into_http()));
+    });
+    group.bench_function(
+        BenchmarkId::new("prompt-cache", "50-messages-8-tools"),
+        |b| {
+            b.to_async(&runtime)
+                .iter(|| prompt_cache.clone().oneshot(with_tools.clone().into_http()));
+        },
+    );
+
     let cost = CostLayer::new().layer(Bare::default());
     group.bench_function(BenchmarkId::new("cost", "1-message"), |b| {
         b.to_async(&runtime)
@@ -250,6 +265,26 @@ fn fifty_messages() -> MessagesRequest {
             .assistant(format!("Answer {i}: {}", "a reply ".repeat(30)));
     }
     request.user("And finally?")
+}
+
+fn eight_tools() -> Vec<claude_tower_core::Tool> {
+    (0..8)
+        .map(|i| {
+            let properties: serde_json::Map<String, serde_json::Value> = (0..12)
+                .map(|p| {
+                    (
+                        format!("param_{p}"),
+                        serde_json::json!({"type": "string", "description": format!("parameter {p} of tool {i}")}),
+                    )
+                })
+                .collect();
+            claude_tower_core::Tool::new(
+                format!("tool_{i}"),
+                format!("Tool {i}. {}", "It does a useful thing carefully. ".repeat(12)),
+                serde_json::json!({"type": "object", "properties": properties}),
+            )
+        })
+        .collect()
 }
 
 fn deterministic_request() -> http::Request<MessagesRequest> {

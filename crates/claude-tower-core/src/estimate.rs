@@ -38,6 +38,8 @@
 //! exact counts come from `count_tokens`. Images and PDFs are coarse (the real cost depends on
 //! pixels and pages).
 
+use serde_json::{Map, Value};
+
 use crate::content::{ContentBlock, MediaBlock, ToolResultContent};
 use crate::request::{MessageContent, MessagesRequest, System};
 
@@ -68,12 +70,128 @@ pub fn estimate_text_tokens(text: &str) -> u64 {
         }
         (ascii, other)
     };
+    tokens_of(ascii, other)
+}
+
+/// Tokens of `ascii` ASCII characters and `other` other characters.
+fn tokens_of(ascii: u64, other: u64) -> u64 {
     // ceil(ascii / 3.5) = ceil(2 * ascii / 7)
     (2 * ascii).div_ceil(7) + other
 }
 
-fn estimate_json_tokens<T: serde::Serialize>(value: &T) -> u64 {
-    serde_json::to_string(value).map_or(0, |json| estimate_text_tokens(&json))
+/// Counts the characters of what is written to it (JSON, streamed by serde_json).
+#[derive(Default)]
+struct CharCounter {
+    ascii: u64,
+    other: u64,
+}
+
+impl std::io::Write for CharCounter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if bytes.is_ascii() {
+            self.ascii += bytes.len() as u64;
+        } else {
+            self.ascii += bytes.iter().filter(|&&b| b < 0x80).count() as u64;
+            self.other += bytes.iter().filter(|&&b| b >= 0xC0).count() as u64;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CharCounter {
+    fn text(&mut self, text: &str) {
+        let _ = std::io::Write::write(self, text.as_bytes());
+    }
+
+    /// A JSON string as serde_json writes it: quoted, with `"`, `\\` and control characters
+    /// escaped (`\n` and the like in two characters, others as `\u00XX`).
+    fn string(&mut self, text: &str) {
+        self.text(text);
+        self.ascii += 2;
+        let bytes = text.as_bytes();
+        // Most strings need no escape: a branch-free count (vectorised) tells, 255 at a time.
+        let needs_escape = |b: u8| u8::from(b < 0x20 || b == b'"' || b == b'\\');
+        let escaped: u32 = bytes
+            .chunks(255)
+            .map(|chunk| u32::from(chunk.iter().map(|&b| needs_escape(b)).sum::<u8>()))
+            .sum();
+        if escaped == 0 {
+            return;
+        }
+        for &byte in bytes {
+            self.ascii += match byte {
+                b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0C => 1,
+                0x00..=0x1F => 5,
+                _ => 0,
+            };
+        }
+    }
+
+    /// The compact serialization of `value`, counted by walking it (no serializer).
+    fn value(&mut self, value: &Value) {
+        match value {
+            Value::Null => self.ascii += 4,
+            Value::Bool(true) => self.ascii += 4,
+            Value::Bool(false) => self.ascii += 5,
+            Value::Number(number) => {
+                if let Some(n) = number.as_u64() {
+                    self.ascii += u64::from(n.checked_ilog10().unwrap_or(0)) + 1;
+                } else if let Some(n) = number.as_i64() {
+                    self.ascii += u64::from(n.unsigned_abs().checked_ilog10().unwrap_or(0)) + 2;
+                } else {
+                    self.text(&number.to_string());
+                }
+            }
+            Value::String(text) => self.string(text),
+            Value::Array(items) => {
+                self.ascii += 2 + items.len().saturating_sub(1) as u64;
+                for item in items {
+                    self.value(item);
+                }
+            }
+            Value::Object(map) => self.map(map),
+        }
+    }
+
+    fn map(&mut self, map: &Map<String, Value>) {
+        // `{`, `}`, a `:` per entry and a `,` between entries.
+        self.ascii += 2 + (2 * map.len()).saturating_sub(1) as u64;
+        for (key, value) in map {
+            self.string(key);
+            self.value(value);
+        }
+    }
+}
+
+/// Estimated tokens of a JSON value: [`estimate_text_tokens`] of its compact serialization,
+/// counted by walking the value (no string is built, nothing is formatted but floats).
+#[must_use]
+pub fn estimate_value_tokens(value: &Value) -> u64 {
+    let mut counter = CharCounter::default();
+    counter.value(value);
+    tokens_of(counter.ascii, counter.other)
+}
+
+/// [`estimate_value_tokens`] of a JSON object.
+pub(crate) fn estimate_map_tokens(map: &Map<String, Value>) -> u64 {
+    let mut counter = CharCounter::default();
+    counter.map(map);
+    tokens_of(counter.ascii, counter.other)
+}
+
+/// Estimated tokens of a value's JSON, as [`estimate_text_tokens`] of its compact
+/// serialization, counted while serializing (no string is built).
+#[must_use]
+pub fn estimate_json_tokens<T: serde::Serialize + ?Sized>(value: &T) -> u64 {
+    let mut counter = CharCounter::default();
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => tokens_of(counter.ascii, counter.other),
+        Err(_) => 0,
+    }
 }
 
 fn estimate_media(block: &MediaBlock, document: bool) -> u64 {
@@ -92,7 +210,7 @@ fn estimate_media(block: &MediaBlock, document: bool) -> u64 {
     }
     match source_type {
         "text" => estimate_text_tokens(data),
-        "content" => estimate_json_tokens(&block.source),
+        "content" => estimate_value_tokens(&block.source),
         _ => {
             let decoded = (data.len() as u64) * 3 / 4;
             decoded.div_ceil(60_000).max(1) * 2_000
@@ -110,7 +228,7 @@ pub fn estimate_block_tokens(block: &ContentBlock) -> u64 {
         ContentBlock::Thinking(thinking) => estimate_text_tokens(&thinking.thinking),
         ContentBlock::RedactedThinking(redacted) => estimate_text_tokens(&redacted.data) / 4,
         ContentBlock::ToolUse(tool) | ContentBlock::ServerToolUse(tool) => {
-            estimate_text_tokens(&tool.name) + estimate_json_tokens(&tool.input) + 4
+            estimate_text_tokens(&tool.name) + estimate_value_tokens(&tool.input) + 4
         }
         ContentBlock::ToolResult(result) => {
             4 + match &result.content {
@@ -152,9 +270,9 @@ impl MessagesRequest {
             for tool in tools.iter() {
                 total += TOOL_OVERHEAD_TOKENS + estimate_text_tokens(&tool.name);
                 total += tool.description.as_deref().map_or(0, estimate_text_tokens);
-                total += tool.input_schema.as_ref().map_or(0, estimate_json_tokens);
+                total += tool.input_schema.as_deref().map_or(0, estimate_value_tokens);
                 if !tool.extra.is_empty() {
-                    total += estimate_json_tokens(&tool.extra);
+                    total += estimate_map_tokens(&tool.extra);
                 }
             }
         }
@@ -175,6 +293,43 @@ impl MessagesRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Any JSON value: every kind of number, strings with escapes, control characters and
+    /// non-ASCII text, nested arrays and objects.
+    fn json() -> impl Strategy<Value = Value> {
+        let text = "(\\PC|[\\x00-\\x1f\"\\\\/]|é|日本|🦀){0,12}";
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            text.prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(text, inner, 0..6)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Walking a value counts exactly what serializing it writes.
+        #[test]
+        fn walking_a_value_counts_its_serialization(value in json()) {
+            let serialized = serde_json::to_string(&value).unwrap();
+            prop_assert_eq!(estimate_value_tokens(&value), estimate_text_tokens(&serialized));
+            prop_assert_eq!(estimate_json_tokens(&value), estimate_text_tokens(&serialized));
+            if let Value::Object(map) = &value {
+                prop_assert_eq!(estimate_map_tokens(map), estimate_text_tokens(&serialized));
+            }
+        }
+    }
 
     #[test]
     fn text_rule() {

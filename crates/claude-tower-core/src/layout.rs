@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::content::{CacheControl, ContentBlock};
 use crate::estimate::{
     MESSAGE_OVERHEAD_TOKENS, TOOL_OVERHEAD_TOKENS, TOOL_SYSTEM_PROMPT_TOKENS,
-    estimate_block_tokens, estimate_text_tokens,
+    estimate_block_tokens, estimate_map_tokens, estimate_text_tokens, estimate_value_tokens,
 };
 use crate::request::{MessageContent, MessagesRequest, System};
 
@@ -80,13 +80,9 @@ pub fn positions_counting_up_to(request: &MessagesRequest, limit: u64) -> Vec<Po
         for (i, tool) in tools.iter().enumerate() {
             let mut tokens = TOOL_OVERHEAD_TOKENS + estimate_text_tokens(&tool.name);
             tokens += tool.description.as_deref().map_or(0, estimate_text_tokens);
-            tokens += tool
-                .input_schema
-                .as_ref()
-                .map_or(0, |s| estimate_text_tokens(&s.to_string()));
+            tokens += tool.input_schema.as_deref().map_or(0, estimate_value_tokens);
             if !tool.extra.is_empty() {
-                tokens +=
-                    estimate_text_tokens(&serde_json::to_string(&tool.extra).unwrap_or_default());
+                tokens += estimate_map_tokens(&tool.extra);
             }
             if i == 0 {
                 tokens += TOOL_SYSTEM_PROMPT_TOKENS;

@@ -157,9 +157,10 @@ pub struct Tool {
     /// What the tool does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// JSON schema of the input (client tools).
+    /// JSON schema of the input (client tools). Shared: a request that sets a cache marker on
+    /// a tool copies the tool, not its schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_schema: Option<Value>,
+    pub input_schema: Option<Arc<Value>>,
     /// Cache breakpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<CacheControl>,
@@ -179,7 +180,7 @@ impl Tool {
         Self {
             name: name.into(),
             description: Some(description.into()),
-            input_schema: Some(input_schema),
+            input_schema: Some(Arc::new(input_schema)),
             ..Self::default()
         }
     }

@@ -76,7 +76,7 @@ pub(crate) fn reply(request: &MessagesRequest, seq: u64) -> Message {
         tool_results.is_empty(),
         stop_reason == StopReason::EndTurn,
     ) {
-        let input = input_from_schema(tool.input_schema.as_ref());
+        let input = input_from_schema(tool.input_schema.as_deref());
         let block =
             ContentBlock::tool_use(format!("toolu_mock_{seq:020}"), tool.name.clone(), input);
         output_tokens += claude_tower_core::estimate::estimate_block_tokens(&block);
