@@ -41,7 +41,7 @@
 use serde_json::{Map, Value};
 
 use crate::content::{ContentBlock, MediaBlock, ToolResultContent};
-use crate::request::{MessageContent, MessagesRequest, System};
+use crate::request::{InputSchema, MessageContent, MessagesRequest, System};
 
 /// Tokens of framing per message.
 pub const MESSAGE_OVERHEAD_TOKENS: u64 = 4;
@@ -270,7 +270,10 @@ impl MessagesRequest {
             for tool in tools.iter() {
                 total += TOOL_OVERHEAD_TOKENS + estimate_text_tokens(&tool.name);
                 total += tool.description.as_deref().map_or(0, estimate_text_tokens);
-                total += tool.input_schema.as_deref().map_or(0, estimate_value_tokens);
+                total += tool
+                    .input_schema
+                    .as_ref()
+                    .map_or(0, InputSchema::estimated_tokens);
                 if !tool.extra.is_empty() {
                     total += estimate_map_tokens(&tool.extra);
                 }

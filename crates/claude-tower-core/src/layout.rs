@@ -7,9 +7,9 @@ use std::sync::Arc;
 use crate::content::{CacheControl, ContentBlock};
 use crate::estimate::{
     MESSAGE_OVERHEAD_TOKENS, TOOL_OVERHEAD_TOKENS, TOOL_SYSTEM_PROMPT_TOKENS,
-    estimate_block_tokens, estimate_map_tokens, estimate_text_tokens, estimate_value_tokens,
+    estimate_block_tokens, estimate_map_tokens, estimate_text_tokens,
 };
-use crate::request::{MessageContent, MessagesRequest, System};
+use crate::request::{InputSchema, MessageContent, MessagesRequest, System};
 
 /// Where a position lives in the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,7 +80,10 @@ pub fn positions_counting_up_to(request: &MessagesRequest, limit: u64) -> Vec<Po
         for (i, tool) in tools.iter().enumerate() {
             let mut tokens = TOOL_OVERHEAD_TOKENS + estimate_text_tokens(&tool.name);
             tokens += tool.description.as_deref().map_or(0, estimate_text_tokens);
-            tokens += tool.input_schema.as_deref().map_or(0, estimate_value_tokens);
+            tokens += tool
+                .input_schema
+                .as_ref()
+                .map_or(0, InputSchema::estimated_tokens);
             if !tool.extra.is_empty() {
                 tokens += estimate_map_tokens(&tool.extra);
             }

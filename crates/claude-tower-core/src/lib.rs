@@ -87,8 +87,8 @@ pub use error::{
     parse_retry_after,
 };
 pub use request::{
-    MessageContent, MessageParam, MessagesRequest, Metadata, OutputConfig, Role, System,
-    ThinkingConfig, ThinkingEnabled, ThinkingOther, Tool, ToolChoice,
+    InputSchema, MessageContent, MessageParam, MessagesRequest, Metadata, OutputConfig, Role,
+    System, ThinkingConfig, ThinkingEnabled, ThinkingOther, Tool, ToolChoice,
 };
 pub use response::{
     CacheCreation, Message, MessageDeltaUsage, OutputTokensDetails, ServerToolUsage, StopReason,

@@ -157,10 +157,9 @@ pub struct Tool {
     /// What the tool does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// JSON schema of the input (client tools). Shared: a request that sets a cache marker on
-    /// a tool copies the tool, not its schema.
+    /// JSON schema of the input (client tools).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_schema: Option<Arc<Value>>,
+    pub input_schema: Option<InputSchema>,
     /// Cache breakpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<CacheControl>,
@@ -180,9 +179,95 @@ impl Tool {
         Self {
             name: name.into(),
             description: Some(description.into()),
-            input_schema: Some(Arc::new(input_schema)),
+            input_schema: Some(InputSchema::new(input_schema)),
             ..Self::default()
         }
+    }
+}
+
+/// A tool's input schema: an immutable JSON value, shared by every copy of the tool (a
+/// request that sets a cache marker on a tool copies the tool, not its schema), with its token
+/// estimate computed once. It reads as a [`Value`] (`Deref`) and serializes as one.
+///
+/// ```
+/// use claude_tower_core::InputSchema;
+/// use serde_json::json;
+///
+/// let schema = InputSchema::new(json!({"type": "object", "properties": {}}));
+/// assert_eq!(schema["type"], "object");
+/// assert_eq!(schema.estimated_tokens(), schema.clone().estimated_tokens());
+/// ```
+#[derive(Clone)]
+pub struct InputSchema(Arc<SchemaInner>);
+
+struct SchemaInner {
+    value: Value,
+    tokens: std::sync::OnceLock<u64>,
+}
+
+impl InputSchema {
+    /// Wraps a JSON schema.
+    #[must_use]
+    pub fn new(value: Value) -> Self {
+        Self(Arc::new(SchemaInner {
+            value,
+            tokens: std::sync::OnceLock::new(),
+        }))
+    }
+
+    /// The schema.
+    #[must_use]
+    pub fn value(&self) -> &Value {
+        &self.0.value
+    }
+
+    /// Estimated tokens of the schema's JSON
+    /// ([`estimate_value_tokens`](crate::estimate::estimate_value_tokens)), computed on first
+    /// use and kept.
+    #[must_use]
+    pub fn estimated_tokens(&self) -> u64 {
+        *self
+            .0
+            .tokens
+            .get_or_init(|| crate::estimate::estimate_value_tokens(&self.0.value))
+    }
+}
+
+impl std::ops::Deref for InputSchema {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.0.value
+    }
+}
+
+impl From<Value> for InputSchema {
+    fn from(value: Value) -> Self {
+        Self::new(value)
+    }
+}
+
+impl std::fmt::Debug for InputSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.value.fmt(f)
+    }
+}
+
+impl PartialEq for InputSchema {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.value == other.0.value
+    }
+}
+
+impl Serialize for InputSchema {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.value.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for InputSchema {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(Self::new)
     }
 }
 
