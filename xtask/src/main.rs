@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's automation (matklad's cargo-xtask convention).
 //!
 //! ```text
-//! cargo xtask ci      # everything CI checks: fmt, clippy -D warnings, tests, doc tests, docs, each feature alone, tidy, every example
+//! cargo xtask ci      # everything CI checks: fmt, clippy -D warnings, tests, doc tests, docs, each feature alone, cargo deny, tidy, every example
 //! cargo xtask bench   # criterion benches → markdown table (also target/bench-report.md)
 //! cargo xtask tidy    # repository rules (READMEs, CHANGELOGs, lints, `//!` headers)
 //! ```
@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&root(), &std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, benches compile, each feature alone, tidy, every example (what CI runs)\n  bench  criterion benches; prints a markdown table, writes target/bench-report.md\n  tidy   repository rules"
+                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, benches compile, each feature alone, cargo deny, tidy, every example (what CI runs)\n  bench  criterion benches; prints a markdown table, writes target/bench-report.md\n  tidy   repository rules"
             );
             return ExitCode::from(2);
         }
@@ -149,6 +149,35 @@ fn feature_combinations() -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo deny` on licences, bans and sources (deny.toml; STYLE §7.10 step 7), offline:
+/// advisories need the RustSec database from GitHub. Installs `cargo-deny` from crates.io when
+/// it is missing.
+fn dependency_policy() -> Result<(), String> {
+    if !has("cargo", &["deny", "--version"]) {
+        step(
+            "install cargo-deny",
+            "cargo",
+            &["install", "cargo-deny", "--locked"],
+            &[],
+        )?;
+    }
+    step(
+        "dependencies",
+        "cargo",
+        &[
+            "deny",
+            "--offline",
+            "--locked",
+            "check",
+            "--hide-inclusion-graph",
+            "licenses",
+            "bans",
+            "sources",
+        ],
+        &[],
+    )
+}
+
 fn ci() -> Result<(), String> {
     ensure_redis()?;
     step("fmt", "cargo", &["fmt", "--all", "--check"], &[])?;
@@ -226,6 +255,7 @@ fn ci() -> Result<(), String> {
         &[],
     )?;
     feature_combinations()?;
+    dependency_policy()?;
     println!("\n==> tidy");
     tidy::run(&root())?;
     // Every example, as a newcomer runs it (mock backend, no key); the README's first command
