@@ -100,19 +100,26 @@ fn ensure_redis() -> Result<(), String> {
     Err("redis-server is missing; install it with: apt-get install -y redis-server".to_owned())
 }
 
+/// Installs `cargo-<name>` from crates.io when `cargo <name>` is missing.
+fn ensure_cargo_tool(name: &str) -> Result<(), String> {
+    if has("cargo", &[name, "--version"]) {
+        return Ok(());
+    }
+    let package = format!("cargo-{name}");
+    step(
+        &format!("install {package}"),
+        "cargo",
+        &["install", &package, "--locked"],
+        &[],
+    )
+}
+
 /// Each crate with each of its features alone and without dev-dependencies (STYLE §7.10
 /// step 5): catches code that compiles only with the workspace's unified features. Installs
 /// `cargo-hack` from crates.io when it is missing. Warnings fail the step (the other steps
 /// build with all features, so only this one sees a feature-gated import go unused).
 fn feature_combinations() -> Result<(), String> {
-    if !has("cargo", &["hack", "--version"]) {
-        step(
-            "install cargo-hack",
-            "cargo",
-            &["install", "cargo-hack", "--locked"],
-            &[],
-        )?;
-    }
+    ensure_cargo_tool("hack")?;
     let args = [
         "hack",
         "check",
@@ -153,14 +160,7 @@ fn feature_combinations() -> Result<(), String> {
 /// advisories need the RustSec database from GitHub. Installs `cargo-deny` from crates.io when
 /// it is missing.
 fn dependency_policy() -> Result<(), String> {
-    if !has("cargo", &["deny", "--version"]) {
-        step(
-            "install cargo-deny",
-            "cargo",
-            &["install", "cargo-deny", "--locked"],
-            &[],
-        )?;
-    }
+    ensure_cargo_tool("deny")?;
     step(
         "dependencies",
         "cargo",

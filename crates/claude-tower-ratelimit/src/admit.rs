@@ -6,22 +6,18 @@
 //! the inner future completes, and what the store must do afterwards is a list of
 //! [`StoreOp`]s, run at once ([`StoreOp::run_now`]) or awaited ([`StoreOp::run`]).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use claude_tower_core::ext::Attribution;
 use claude_tower_core::ratelimit::Refusal;
-use claude_tower_core::{
-    Error, ErrorKind, EventStream, MessagesBody, MessagesRequest, StreamEvent, Usage,
-};
-use futures_core::Stream;
+use claude_tower_core::{Error, ErrorKind, EventStream, MessagesBody, MessagesRequest, Usage};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
-use crate::layer::{Dimension, Limits, PoolSpecs, Shared};
+use crate::future::Reconciling;
+use crate::layer::{PoolSpecs, Shared};
+use crate::limits::{Dimension, Limits};
 use crate::store::{Admission, BucketSpec, RateLimitStore};
 
 /// Most buckets one request touches: three of its pool, three of its key.
@@ -380,8 +376,8 @@ pub(crate) fn run_now_or_spawn(shared: &Arc<Shared>, op: StoreOp) {
 }
 
 /// What was reserved, to reconcile later.
-struct Reservation {
-    shared: Arc<Shared>,
+pub(crate) struct Reservation {
+    pub(crate) shared: Arc<Shared>,
     buckets: Arc<[BucketSpec]>,
     dimensions: Arc<[Dimension]>,
     amounts: PerBucket<u64>,
@@ -414,7 +410,7 @@ impl Reservation {
     }
 
     /// The store update that charges the real usage (`None`: nothing known, refund all).
-    fn settle(mut self, usage: Option<&Usage>) -> StoreOp {
+    pub(crate) fn settle(mut self, usage: Option<&Usage>) -> StoreOp {
         self.done = true;
         StoreOp::Adjust {
             buckets: Arc::clone(&self.buckets),
@@ -536,15 +532,9 @@ pub(crate) fn finish(
                     drop(permits);
                     MessagesBody::Message(message)
                 }
-                MessagesBody::Stream(stream) => {
-                    MessagesBody::Stream(EventStream::new(Reconciling {
-                        inner: stream,
-                        reservation,
-                        usage: None,
-                        permits,
-                        settling: None,
-                    }))
-                }
+                MessagesBody::Stream(stream) => MessagesBody::Stream(EventStream::new(
+                    Reconciling::new(stream, reservation, permits),
+                )),
             };
             Ok(http::Response::from_parts(parts, body))
         }
@@ -619,81 +609,4 @@ where
     };
     let Admitted { wait, after } = prepared.admit(&shared, admission, permits)?;
     call_and_finish(inner, request, wait, after).await
-}
-
-/// Reconciles the reservation when a stream ends, fails or is dropped (and holds the
-/// concurrency permit until then).
-struct Reconciling {
-    inner: EventStream,
-    reservation: Option<Reservation>,
-    usage: Option<Usage>,
-    permits: Permits,
-    settling: Option<(
-        Pin<Box<dyn Future<Output = ()> + Send>>,
-        Option<Result<StreamEvent, Error>>,
-    )>,
-}
-
-impl Stream for Reconciling {
-    type Item = Result<StreamEvent, Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some((future, last)) = this.settling.as_mut() {
-                if future.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                let last = last.take();
-                this.settling = None;
-                this.permits = Permits::default();
-                return Poll::Ready(last);
-            }
-            let item = match Pin::new(&mut this.inner).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(item) => item,
-            };
-            match &item {
-                Some(Ok(StreamEvent::MessageStart(start))) => {
-                    this.usage = Some(start.message.usage.clone());
-                }
-                Some(Ok(StreamEvent::MessageDelta(delta))) => {
-                    if let Some(usage) = &mut this.usage {
-                        usage.apply_delta(&delta.usage);
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    if let Some(reservation) = this.reservation.take() {
-                        let shared = Arc::clone(&reservation.shared);
-                        let op = reservation.settle(this.usage.as_ref());
-                        if let Some(done) = op.run_now(&*shared.store) {
-                            op.report(done);
-                        } else {
-                            this.settling = Some((
-                                Box::pin(async move {
-                                    let done = op.run(&*shared.store).await;
-                                    op.report(done);
-                                }),
-                                item,
-                            ));
-                            continue;
-                        }
-                    }
-                    this.permits = Permits::default();
-                }
-            }
-            return Poll::Ready(item);
-        }
-    }
-}
-
-impl Drop for Reconciling {
-    fn drop(&mut self) {
-        if let Some(reservation) = self.reservation.take() {
-            let shared = Arc::clone(&reservation.shared);
-            let op = reservation.settle(self.usage.as_ref());
-            run_now_or_spawn(&shared, op);
-        }
-    }
 }

@@ -89,15 +89,16 @@
 mod admit;
 mod future;
 mod layer;
+mod limits;
 #[cfg(feature = "redis")]
 mod redis_store;
 pub mod store;
 
 pub use future::ResponseFuture;
 pub use layer::{
-    DEFAULT_MAX_WAIT, Dimension, Limits, OutputReservation, RateLimit, RateLimitLayer,
-    default_counts_cache_reads, default_model_class,
+    DEFAULT_MAX_WAIT, RateLimit, RateLimitLayer, default_counts_cache_reads, default_model_class,
 };
+pub use limits::{Dimension, Limits, OutputReservation};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis_store::RedisRateLimitStore;
