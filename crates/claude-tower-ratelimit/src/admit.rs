@@ -109,7 +109,8 @@ pub(crate) fn prepare(shared: &Shared, request: &http::Request<MessagesRequest>)
         Some((shared.key_slots(&pool.class, key, n), n))
     });
     let (buckets, dimensions) = match key {
-        Some((per_key, key)) => {
+        // A key with token or request limits (not only a concurrency limit) has buckets too.
+        Some((per_key, key)) if Dimension::ALL.iter().any(|d| d.of(&per_key).is_some()) => {
             let mut buckets = pool.buckets.to_vec();
             let mut dimensions = pool.dimensions.to_vec();
             for dimension in Dimension::ALL {
@@ -122,7 +123,7 @@ pub(crate) fn prepare(shared: &Shared, request: &http::Request<MessagesRequest>)
             (Arc::from(buckets), Arc::from(dimensions))
         }
         // The common case: the pool's own buckets, shared.
-        None => (Arc::clone(&pool.buckets), Arc::clone(&pool.dimensions)),
+        _ => (Arc::clone(&pool.buckets), Arc::clone(&pool.dimensions)),
     };
     Prepared {
         pool,
