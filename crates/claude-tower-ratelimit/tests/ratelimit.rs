@@ -508,19 +508,21 @@ async fn a_cancelled_call_gives_its_tokens_back() {
     assert!(charged(&*store, &layer, Dimension::Requests).await > 0.9);
 }
 
+/// Bucket `k` with a per-minute limit (the same bucket, seen with an older or newer limit).
+fn bucket_k(per_minute: u64) -> claude_tower_ratelimit::BucketSpec {
+    claude_tower_ratelimit::BucketSpec {
+        key: "k".into(),
+        per_minute,
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn reconciling_with_older_limits_does_not_change_a_bucket_s_capacity() {
-    use claude_tower_ratelimit::{Admission, BucketSpec, MemoryRateLimitStore};
+    use claude_tower_ratelimit::{Admission, MemoryRateLimitStore};
     let store = MemoryRateLimitStore::new();
-    let learned = BucketSpec {
-        key: "k".into(),
-        per_minute: 1_000,
-    };
+    let learned = bucket_k(1_000);
     // A reservation taken before the limit was learned carries the configured 10,000.
-    let configured = BucketSpec {
-        key: "k".into(),
-        per_minute: 10_000,
-    };
+    let configured = bucket_k(10_000);
     let admission = store
         .acquire(
             std::slice::from_ref(&learned),
@@ -621,17 +623,10 @@ async fn pools_and_keys_have_their_own_concurrency_limits() {
 
 #[tokio::test]
 async fn redis_reconciling_with_older_limits_does_not_change_a_bucket_s_capacity() {
-    use claude_tower_ratelimit::BucketSpec;
     let redis = RedisServer::start().await;
     let store = RedisRateLimitStore::connect(&redis.url()).await.unwrap();
-    let learned = BucketSpec {
-        key: "k".into(),
-        per_minute: 6_000,
-    };
-    let configured = BucketSpec {
-        key: "k".into(),
-        per_minute: 600_000,
-    };
+    let learned = bucket_k(6_000);
+    let configured = bucket_k(600_000);
     store
         .acquire(
             std::slice::from_ref(&learned),
