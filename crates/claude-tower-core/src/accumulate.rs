@@ -81,16 +81,25 @@ impl MessageAccumulator {
         self.json_buffers.get(&index).map(String::as_str)
     }
 
-    /// Feeds one event.
+    /// Feeds one event. Any event order is accepted without panicking: a repeated
+    /// `message_start` starts the message over, a stop for an unknown block is ignored, and
+    /// the rest of what cannot be applied is an [`ErrorKind::Decode`](crate::ErrorKind::Decode)
+    /// error.
     ///
     /// # Errors
     /// An `error` event (mapped like an HTTP error, e.g. to `Overloaded`), a tool input that
-    /// is not valid JSON at `content_block_stop`, or a block event before `message_start`.
+    /// is not valid JSON at `content_block_stop`, or a block event before `message_start` or
+    /// its block's `content_block_start` ([`ErrorKind::Decode`](crate::ErrorKind::Decode)).
     pub fn push(&mut self, event: &StreamEvent) -> Result<(), Error> {
         self.events += 1;
         match event {
             StreamEvent::MessageStart(start) => {
+                // A repeated `message_start` starts the message over: the blocks opened so
+                // far belonged to the message it replaces.
                 self.message = Some(start.message.clone());
+                self.open_blocks.clear();
+                self.json_buffers.clear();
+                self.stopped = false;
             }
             StreamEvent::ContentBlockStart(start) => {
                 let message = self.require_message("content_block_start")?;
@@ -107,8 +116,8 @@ impl MessageAccumulator {
                         .push_str(&json.partial_json);
                     return Ok(());
                 }
-                let message = self.require_message("content_block_delta")?;
-                apply_delta(&mut message.content[position], &delta.delta);
+                let block = self.block_mut(position, "content_block_delta")?;
+                apply_delta(block, &delta.delta);
             }
             StreamEvent::ContentBlockStop(stop) => {
                 let Some(&position) = self.open_blocks.get(&stop.index) else {
@@ -116,8 +125,7 @@ impl MessageAccumulator {
                     return Ok(());
                 };
                 if let Some(json) = self.json_buffers.remove(&stop.index) {
-                    let message = self.require_message("content_block_stop")?;
-                    set_input(&mut message.content[position], &json)?;
+                    set_input(self.block_mut(position, "content_block_stop")?, &json)?;
                 }
             }
             StreamEvent::MessageDelta(delta) => {
@@ -165,6 +173,13 @@ impl MessageAccumulator {
         self.message
             .as_mut()
             .ok_or_else(|| Error::decode(format!("`{event}` event before `message_start`")))
+    }
+
+    fn block_mut(&mut self, position: usize, event: &str) -> Result<&mut ContentBlock, Error> {
+        self.require_message(event)?
+            .content
+            .get_mut(position)
+            .ok_or_else(|| Error::decode(format!("`{event}` for a block that no longer exists")))
     }
 
     fn block_position(&self, index: usize, event: &str) -> Result<usize, Error> {

@@ -83,8 +83,9 @@ pub use content::{
     ToolUseBlock,
 };
 pub use error::{
-    ApiErrorBody, BoxError, Error, ErrorEnvelope, ErrorKind, SPEND_CAP_ERROR_CODE,
-    parse_retry_after,
+    ApiErrorBody, BoxError, DEFAULT_MAX_RETRY_AFTER, Error, ErrorEnvelope, ErrorKind,
+    RETRY_AFTER_IGNORED_ABOVE, SPEND_CAP_ERROR_CODE, parse_retry_after, sanitize_retry_after,
+    saturating_secs,
 };
 pub use request::{
     InputSchema, MessageContent, MessageParam, MessagesRequest, Metadata, OutputConfig, Role,

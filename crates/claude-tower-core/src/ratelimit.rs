@@ -31,6 +31,10 @@ pub struct TokenBucket {
     at: Duration,
 }
 
+/// The longest wait a bucket ever computes (a year): waits saturate here instead of
+/// overflowing a [`Duration`].
+const MAX_WAIT: Duration = Duration::from_secs(365 * 86_400);
+
 /// Why a reservation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -95,7 +99,7 @@ impl TokenBucket {
         if rate <= 0.0 {
             return Err(Refusal::TooLarge);
         }
-        Ok(Duration::from_secs_f64(missing / rate))
+        Ok(crate::error::saturating_secs(missing / rate, MAX_WAIT))
     }
 
     /// Reserves `amount` tokens: returns how long the caller must wait before using them
@@ -120,8 +124,17 @@ impl TokenBucket {
 
     /// Removes tokens unconditionally (may go into debt); a negative amount gives tokens back
     /// (never above capacity).
+    ///
+    /// Amounts come from untrusted usage reports, so one call moves at most one full bucket
+    /// either way (a NaN moves nothing): a reply claiming `u64::MAX` output tokens costs the
+    /// pool at most a minute of refill, never years.
     pub fn take(&mut self, amount: f64, now: Duration) {
         self.refill(now);
+        let amount = if amount.is_nan() {
+            0.0
+        } else {
+            amount.clamp(-self.capacity, self.capacity)
+        };
         self.tokens = (self.tokens - amount).min(self.capacity);
     }
 
@@ -152,7 +165,7 @@ impl TokenBucket {
         if missing <= 0.0 || rate <= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(missing / rate)
+            crate::error::saturating_secs(missing / rate, MAX_WAIT)
         }
     }
 }
@@ -329,6 +342,20 @@ mod tests {
             (bucket.available(Duration::from_secs(2)) - 600.0).abs() < 1e-9,
             "refunds stop at capacity"
         );
+    }
+
+    #[test]
+    fn absurd_amounts_never_panic_and_cost_at_most_a_bucket() {
+        let mut bucket = TokenBucket::full(600, Duration::ZERO);
+        bucket.take(u64::MAX as f64, Duration::ZERO);
+        assert!(bucket.available(Duration::ZERO).abs() < 1e-9);
+        assert_eq!(bucket.until_full(Duration::ZERO), Duration::from_secs(60));
+        bucket.take(f64::NAN, Duration::ZERO);
+        bucket.take(f64::INFINITY, Duration::ZERO);
+        assert!(bucket.wait_for(600, Duration::ZERO).unwrap() <= Duration::from_secs(180));
+        assert_eq!(bucket.wait_for(u64::MAX, Duration::ZERO), Err(Refusal::TooLarge));
+        let tiny = TokenBucket::full(1, Duration::ZERO);
+        assert!(tiny.wait_for(1, Duration::ZERO).is_ok());
     }
 
     #[test]

@@ -28,7 +28,7 @@ open_str_enum! {
 }
 
 /// `usage.cache_creation`: the TTL split of cache writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CacheCreation {
     /// Tokens written with a 5 minute lifetime.
     #[serde(default)]
@@ -36,6 +36,9 @@ pub struct CacheCreation {
     /// Tokens written with a 1 hour lifetime.
     #[serde(default)]
     pub ephemeral_1h_input_tokens: u64,
+    /// Fields this crate does not model (kept on a round trip).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// `usage.server_tool_use`.
@@ -115,9 +118,15 @@ impl Usage {
     }
 
     /// The whole prompt: uncached + written + read.
+    ///
+    /// Usage numbers come from the network and are untrusted: the sum **saturates** at
+    /// `u64::MAX` instead of overflowing (a count that large is already wrong; saturating keeps
+    /// every later comparison and limit on the safe side, where wrapping would make it tiny).
     #[must_use]
     pub fn total_input_tokens(&self) -> u64 {
-        self.input_tokens + self.cache_write_tokens() + self.cache_read_tokens()
+        self.input_tokens
+            .saturating_add(self.cache_write_tokens())
+            .saturating_add(self.cache_read_tokens())
     }
 
     /// Applies a `message_delta` usage with the API's **overwrite** semantics: the delta is

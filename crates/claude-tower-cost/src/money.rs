@@ -75,10 +75,14 @@ impl Usd {
     }
 
     /// `self × numerator ÷ denominator`, rounded to the nearest pico-dollar (half up).
+    /// Saturates instead of overflowing (exact for every amount below ~10²⁶ $).
     #[must_use]
     pub fn mul_ratio(self, numerator: u128, denominator: u128) -> Self {
-        let product = self.0 * numerator;
-        Self((product + denominator / 2) / denominator.max(1))
+        let denominator = denominator.max(1);
+        match self.0.checked_mul(numerator) {
+            Some(product) => Self(product.saturating_add(denominator / 2) / denominator),
+            None => Self((self.0 / denominator).saturating_mul(numerator)),
+        }
     }
 
     /// The exact decimal string of dollars with 12 decimals.
@@ -102,16 +106,19 @@ impl fmt::Display for Usd {
     }
 }
 
+/// Addition **saturates** at `u128::MAX` pico-dollars: amounts are computed from untrusted
+/// usage numbers, and a saturated amount stays above every budget (fails safe) where a
+/// wrapped one would look cheap.
 impl Add for Usd {
     type Output = Self;
     fn add(self, other: Self) -> Self {
-        Self(self.0 + other.0)
+        Self(self.0.saturating_add(other.0))
     }
 }
 
 impl AddAssign for Usd {
     fn add_assign(&mut self, other: Self) {
-        self.0 += other.0;
+        self.0 = self.0.saturating_add(other.0);
     }
 }
 
@@ -186,7 +193,7 @@ impl PerMillion {
     /// The cost of `tokens` tokens.
     #[must_use]
     pub fn cost(self, tokens: u64) -> Usd {
-        Usd(self.0 * u128::from(tokens))
+        Usd(self.0.saturating_mul(u128::from(tokens)))
     }
 }
 

@@ -312,10 +312,12 @@ impl PriceTable {
     pub fn cost(&self, model: &str, usage: &Usage, modifiers: Modifiers) -> Result<Cost, Error> {
         let row = self.resolve(model)?;
         let write_total = usage.cache_write_tokens();
-        let (mut write_5m, write_1h) = usage.cache_creation.map_or((0, 0), |c| {
+        let (mut write_5m, write_1h) = usage.cache_creation.as_ref().map_or((0, 0), |c| {
             (c.ephemeral_5m_input_tokens, c.ephemeral_1h_input_tokens)
         });
-        write_5m += write_total.saturating_sub(write_5m + write_1h);
+        // Untrusted counts: saturating sums (see `Usd`'s `Add`), never a wrap or a panic.
+        write_5m =
+            write_5m.saturating_add(write_total.saturating_sub(write_5m.saturating_add(write_1h)));
         let prompt = usage.total_input_tokens();
         let tier = row.above.as_ref().filter(|t| prompt > t.input_tokens_over);
         let (input, output, w5, w1, read) = match tier {
@@ -403,11 +405,14 @@ impl PriceTable {
         for m in multipliers.into_iter().flatten() {
             // Round up: a reservation must never be short.
             let (n, d) = m.ratio();
-            total = Usd::from_picodollars((total.picodollars() * n).div_ceil(d));
+            total = Usd::from_picodollars(
+                total
+                    .picodollars()
+                    .checked_mul(n)
+                    .map_or(u128::MAX, |p| p.div_ceil(d)),
+            );
         }
-        let search =
-            row.web_search_per_1000.picodollars_per_token() * 1000 * u128::from(web_searches);
-        Ok(total + Usd::from_picodollars(search))
+        Ok(total + searches_cost(row, web_searches))
     }
 }
 
@@ -417,8 +422,15 @@ fn web_search_cost(row: &PriceRow, usage: &Usage) -> Usd {
         .server_tool_use
         .as_ref()
         .map_or(0, |s| s.web_search_requests);
+    searches_cost(row, searches)
+}
+
+fn searches_cost(row: &PriceRow, searches: u64) -> Usd {
     Usd::from_picodollars(
-        row.web_search_per_1000.picodollars_per_token() * 1000 * u128::from(searches),
+        row.web_search_per_1000
+            .picodollars_per_token()
+            .saturating_mul(1000)
+            .saturating_mul(u128::from(searches)),
     )
 }
 
@@ -433,6 +445,36 @@ mod tests {
             output_tokens: output,
             ..Usage::default()
         }
+    }
+
+    #[test]
+    fn absurd_usage_saturates_instead_of_overflowing() {
+        let table = PriceTable::builtin();
+        let mut u = usage(u64::MAX, u64::MAX);
+        u.cache_read_input_tokens = Some(u64::MAX);
+        u.cache_creation_input_tokens = Some(u64::MAX);
+        u.cache_creation = Some(CacheCreation {
+            ephemeral_5m_input_tokens: u64::MAX,
+            ephemeral_1h_input_tokens: u64::MAX,
+            ..Default::default()
+        });
+        u.server_tool_use = Some(ServerToolUsage {
+            web_search_requests: u64::MAX,
+            ..Default::default()
+        });
+        let modifiers = Modifiers {
+            batch: true,
+            us_only: true,
+            fast: true,
+        };
+        let cost = table.cost("claude-opus-4-6", &u, modifiers).unwrap();
+        // Far above any budget, and never below the sane part of it.
+        assert!(cost.total >= cost.output);
+        assert!(cost.total > Usd::from_cents(u64::MAX));
+        let worst = table
+            .worst_case("claude-opus-4-6", u64::MAX, u64::MAX, u64::MAX, modifiers)
+            .unwrap();
+        assert!(worst > Usd::from_cents(u64::MAX));
     }
 
     #[test]
@@ -462,6 +504,7 @@ mod tests {
         u.cache_creation = Some(CacheCreation {
             ephemeral_5m_input_tokens: 1_000_000,
             ephemeral_1h_input_tokens: 1_000_000,
+            ..Default::default()
         });
         u.cache_read_input_tokens = Some(1_000_000);
         let cost = table

@@ -35,6 +35,7 @@ fn usage(input: u64, output: u64, w5: u64, w1: u64, read: u64, batch: bool) -> U
         cache_creation: Some(CacheCreation {
             ephemeral_5m_input_tokens: w5,
             ephemeral_1h_input_tokens: w1,
+            ..Default::default()
         }),
         service_tier: Some(if batch { "batch" } else { "standard" }.to_owned()),
         ..Usage::default()

@@ -41,6 +41,7 @@ fn arb_usage() -> impl Strategy<Value = Usage> {
             cache_creation: Some(CacheCreation {
                 ephemeral_5m_input_tokens: w5,
                 ephemeral_1h_input_tokens: w1,
+                ..Default::default()
             }),
             server_tool_use: Some(ServerToolUsage {
                 web_search_requests: searches,
@@ -58,10 +59,11 @@ fn sum(a: &Usage, b: &Usage) -> Usage {
     total.output_tokens += b.output_tokens;
     total.cache_creation_input_tokens = Some(a.cache_write_tokens() + b.cache_write_tokens());
     total.cache_read_input_tokens = Some(a.cache_read_tokens() + b.cache_read_tokens());
-    let (ac, bc) = (a.cache_creation.unwrap(), b.cache_creation.unwrap());
+    let (ac, bc) = (a.cache_creation.clone().unwrap(), b.cache_creation.clone().unwrap());
     total.cache_creation = Some(CacheCreation {
         ephemeral_5m_input_tokens: ac.ephemeral_5m_input_tokens + bc.ephemeral_5m_input_tokens,
         ephemeral_1h_input_tokens: ac.ephemeral_1h_input_tokens + bc.ephemeral_1h_input_tokens,
+        ..Default::default()
     });
     let searches = a.server_tool_use.as_ref().unwrap().web_search_requests
         + b.server_tool_use.as_ref().unwrap().web_search_requests;

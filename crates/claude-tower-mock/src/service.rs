@@ -331,6 +331,7 @@ impl MockClaude {
             usage.cache_creation = Some(claude_tower_core::CacheCreation {
                 ephemeral_5m_input_tokens: cache.write_5m,
                 ephemeral_1h_input_tokens: cache.write_1h,
+                ..Default::default()
             });
         }
         charge_output(&mut state, body, message.usage.output_tokens);

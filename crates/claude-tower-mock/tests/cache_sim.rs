@@ -56,7 +56,7 @@ async fn writes_at_breakpoints_then_reads_and_splits_ttls() {
     let total = first.estimate_input_tokens();
     let u = usage(&mock, first.clone()).await;
     assert_eq!(u.cache_read_tokens(), 0);
-    let split = u.cache_creation.unwrap();
+    let split = u.cache_creation.clone().unwrap();
     assert!(
         split.ephemeral_1h_input_tokens > 2_000,
         "the system prompt, written for 1h"

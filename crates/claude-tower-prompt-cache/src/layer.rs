@@ -33,7 +33,7 @@ impl CacheReport {
     /// From a response's usage.
     #[must_use]
     pub fn from_usage(usage: &Usage) -> Self {
-        let split = usage.cache_creation.unwrap_or_default();
+        let split = usage.cache_creation.clone().unwrap_or_default();
         let written = usage.cache_write_tokens();
         let written_1h = split.ephemeral_1h_input_tokens.min(written);
         Self {

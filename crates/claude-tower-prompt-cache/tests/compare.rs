@@ -54,7 +54,7 @@ fn prices() -> Prices {
 type Svc = BoxCloneService<http::Request<MessagesRequest>, http::Response<MessagesBody>, Error>;
 
 fn cost(u: &Usage, prices: Prices) -> f64 {
-    let split = u.cache_creation.unwrap_or_default();
+    let split = u.cache_creation.clone().unwrap_or_default();
     u.input_tokens as f64 * prices.input
         + split.ephemeral_5m_input_tokens as f64 * prices.write_5m
         + split.ephemeral_1h_input_tokens as f64 * prices.write_1h

@@ -273,6 +273,12 @@ impl Prepared {
                     }
                     _ => self.pool.limits,
                 };
+                if refusal == Refusal::TooLarge {
+                    // A learned limit too small for this request would refuse it forever, and
+                    // nothing sent means nothing corrects it: forget what was learned, so the
+                    // next request is admitted on the configured limits and learns afresh.
+                    shared.forget_learned(&self.pool.class);
+                }
                 return Err(refusal_error(
                     &self.pool.class,
                     dimension,
@@ -390,22 +396,30 @@ impl Reservation {
     /// Deltas that turn the reservation into the real charge.
     fn deltas(&self, usage: Option<&Usage>) -> PerBucket<f64> {
         let mut deltas = PerBucket::new();
-        for (dimension, reserved) in self.dimensions.iter().zip(self.amounts.as_slice()) {
+        let buckets = self.buckets.iter();
+        for ((dimension, reserved), bucket) in self
+            .dimensions
+            .iter()
+            .zip(self.amounts.as_slice())
+            .zip(buckets)
+        {
+            // Usage numbers are untrusted: saturating sums, and one settlement moves a bucket
+            // by at most its capacity (as `TokenBucket::take` does for the memory store).
             let actual = match (dimension, usage) {
                 (Dimension::Requests, _) => *reserved,
                 (_, None) => 0,
-                (Dimension::InputTokens, Some(u)) => {
-                    u.input_tokens
-                        + u.cache_write_tokens()
-                        + if self.counts_reads {
-                            u.cache_read_tokens()
-                        } else {
-                            0
-                        }
-                }
+                (Dimension::InputTokens, Some(u)) => u
+                    .input_tokens
+                    .saturating_add(u.cache_write_tokens())
+                    .saturating_add(if self.counts_reads {
+                        u.cache_read_tokens()
+                    } else {
+                        0
+                    }),
                 (Dimension::OutputTokens, Some(u)) => u.output_tokens,
             };
-            deltas.push(*reserved as f64 - actual as f64);
+            let capacity = bucket.per_minute as f64;
+            deltas.push((*reserved as f64 - actual as f64).clamp(-capacity, capacity));
         }
         deltas
     }
@@ -506,7 +520,10 @@ pub(crate) fn finish(
         Err(error) => {
             if error.status() == Some(http::StatusCode::TOO_MANY_REQUESTS) && !error.is_spend_cap()
             {
-                let duration = error.retry_after().unwrap_or(Duration::from_secs(1));
+                let duration = error
+                    .retry_after()
+                    .unwrap_or(Duration::from_secs(1))
+                    .min(shared.max_pause);
                 tracing::debug!(target: "claude_tower::ratelimit", %class, ?duration, "429 from upstream: pausing the pool");
                 sink(StoreOp::Pause {
                     key: Arc::clone(&pool.pause_key),

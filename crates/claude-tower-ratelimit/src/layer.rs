@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) output: OutputReservation,
     pub(crate) counts_reads: CountsReadsFn,
     pub(crate) max_wait: Duration,
+    /// Longest pool pause a 429's hint may cause.
+    pub(crate) max_pause: Duration,
     pub(crate) adaptive: bool,
     pub(crate) fail_open: bool,
     pub(crate) prefix: String,
@@ -150,6 +152,7 @@ impl RateLimitLayer {
                 output: OutputReservation::MaxTokens,
                 counts_reads: Arc::new(default_counts_cache_reads),
                 max_wait: DEFAULT_MAX_WAIT,
+                max_pause: claude_tower_core::DEFAULT_MAX_RETRY_AFTER,
                 adaptive: true,
                 fail_open: false,
                 prefix: "claude-tower:rl".to_owned(),
@@ -180,6 +183,7 @@ impl RateLimitLayer {
             output: old.output,
             counts_reads: Arc::clone(&old.counts_reads),
             max_wait: old.max_wait,
+            max_pause: old.max_pause,
             adaptive: old.adaptive,
             fail_open: old.fail_open,
             prefix: old.prefix.clone(),
@@ -241,7 +245,20 @@ impl RateLimitLayer {
         self.edit(|s| s.max_wait = max_wait)
     }
 
+    /// Longest pause of a pool after an upstream 429 (default
+    /// [`DEFAULT_MAX_RETRY_AFTER`](claude_tower_core::DEFAULT_MAX_RETRY_AFTER), 60 s): a longer
+    /// `retry-after` hint is capped here, so one header can never stop a pool for longer.
+    #[must_use]
+    pub fn max_pause(self, max_pause: Duration) -> Self {
+        self.edit(|s| s.max_pause = max_pause)
+    }
+
     /// Whether to correct the buckets from the `anthropic-ratelimit-*` headers (default on).
+    ///
+    /// Learning is sanitised: a learned limit of `0` is ignored (it would refuse every request
+    /// forever, and nothing would be sent to correct it), and a bucket correction or usage
+    /// report moves a bucket by at most its capacity, so the pool is never blocked for longer
+    /// than a minute of refill without sending.
     #[must_use]
     pub fn adaptive(self, adaptive: bool) -> Self {
         self.edit(|s| s.adaptive = adaptive)
@@ -409,6 +426,20 @@ impl Shared {
 
     /// Learns limits from headers and lowers the pool buckets to the server's remaining (the
     /// store updates go to `sink`).
+    /// Drops the limits learned for `class` (see the `TooLarge` refusal in `admit`).
+    pub(crate) fn forget_learned(&self, class: &str) {
+        let removed = self
+            .learned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(class);
+        if removed.is_some() {
+            tracing::debug!(target: "claude_tower::ratelimit", %class, "a request can never fit the learned limits: forgetting them");
+            self.learned_version
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
     pub(crate) fn adapt(
         &self,
         class: &str,
@@ -422,10 +453,13 @@ impl Shared {
         if parsed.is_empty() {
             return;
         }
+        // A limit of 0 would refuse every request forever ("can never fit"), and since nothing
+        // is sent then, it would never be corrected: ignored, as if absent.
+        let sane = |limit: Option<u64>| limit.filter(|&l| l > 0);
         let learned = Limits {
-            requests_per_minute: parsed.requests.limit,
-            input_tokens_per_minute: parsed.input_tokens.limit,
-            output_tokens_per_minute: parsed.output_tokens.limit,
+            requests_per_minute: sane(parsed.requests.limit),
+            input_tokens_per_minute: sane(parsed.input_tokens.limit),
+            output_tokens_per_minute: sane(parsed.output_tokens.limit),
             max_concurrent: None,
         };
         let previous = self

@@ -175,8 +175,9 @@ impl RateLimitStore for RedisRateLimitStore {
             .map_err(|e| redis_error(&e))?;
         let index = |i: i64| usize::try_from(i).ok().filter(|i| *i > 0).map(|i| i - 1);
         match reply.as_slice() {
+            // A reply is untrusted too: a grant never waits longer than `max_wait`.
             [0, wait] => Ok(Admission::Granted {
-                wait: Duration::from_micros(u64::try_from(*wait).unwrap_or(0)),
+                wait: Duration::from_micros(u64::try_from(*wait).unwrap_or(0)).min(max_wait),
             }),
             [1, bucket] => Ok(Admission::Refused {
                 bucket: index(*bucket),

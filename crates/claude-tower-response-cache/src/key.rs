@@ -20,6 +20,8 @@ pub const IGNORED_FIELDS: &[&str] = &[
 ];
 
 /// Headers in the key: the API version and the betas (split, trimmed, sorted, deduplicated).
+/// Credential headers (`x-api-key`, `authorization`) are in it too, as a fingerprint (see
+/// [`KeyScope`]).
 pub const KEYED_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta"];
 
 /// Cache keys are already uniform 128-bit hashes: the table uses their low bits as is.
@@ -87,6 +89,44 @@ pub fn cache_key(
     request: &http::Request<MessagesRequest>,
     partition_by_user: bool,
 ) -> Result<CacheKey, Error> {
+    cache_key_with(
+        request,
+        &KeyScope {
+            partition_by_user,
+            ..KeyScope::default()
+        },
+    )
+}
+
+/// What separates cache entries besides the request itself.
+///
+/// **Credentials.** A request that carries its own credential (`x-api-key` or
+/// `authorization`, as a multi-tenant gateway sends them) is keyed by a SHA-256 fingerprint of
+/// that value (never the raw value), so two credentials never share an entry. Requests without
+/// one use the transport's configured credential, which the cache cannot see: a store shared by
+/// services with *different* configured credentials must give each a distinct
+/// [`tenant`](Self::tenant). Sharing across credentials happens only when
+/// [`share_across_credentials`](Self::share_across_credentials) is set on purpose.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyScope {
+    /// Separate entries per user (the `Attribution` user, else `metadata.user_id`).
+    pub partition_by_user: bool,
+    /// An explicit scope (tenant, workspace, deployment) hashed into every key.
+    pub tenant: Option<std::sync::Arc<str>>,
+    /// Leave request credentials out of the key (entries shared between credentials).
+    pub share_across_credentials: bool,
+}
+
+/// The key of a request under `scope`; see [`cache_key`] and [`KeyScope`].
+///
+/// # Errors
+/// Only if the request cannot be serialized (a non-finite float).
+pub fn cache_key_with(
+    request: &http::Request<MessagesRequest>,
+    scope: &KeyScope,
+) -> Result<CacheKey, Error> {
+    let partition_by_user = scope.partition_by_user;
     let body = request.body();
     // Markers are removed on a copy only when there are any (the common case has none).
     let stripped;
@@ -156,8 +196,37 @@ pub fn cache_key(
             let user = Attribution::of(request).user.unwrap_or_default();
             crate::canonical::write_strs(bytes, [user.as_str()]);
         }
+        if let Some(tenant) = &scope.tenant {
+            bytes.extend_from_slice(b"\0tenant");
+            crate::canonical::write_strs(bytes, [&**tenant]);
+        }
+        if !scope.share_across_credentials {
+            write_credential_fingerprint(bytes, request.headers());
+        }
         Ok(CacheKey(xxh3_128(bytes)))
     })
+}
+
+/// Appends a SHA-256 fingerprint of the request's own credential headers, if any (nothing
+/// when the request carries none: the common case costs nothing).
+fn write_credential_fingerprint(bytes: &mut Vec<u8>, headers: &http::HeaderMap) {
+    use sha2::Digest as _;
+    let mut hasher: Option<sha2::Sha256> = None;
+    for name in ["x-api-key", "authorization"] {
+        for value in headers.get_all(name) {
+            let h = hasher.get_or_insert_with(|| {
+                sha2::Sha256::new_with_prefix(b"claude-tower response-cache credential v1\0")
+            });
+            h.update(name.as_bytes());
+            h.update(b"\0");
+            h.update(value.as_bytes());
+            h.update(b"\0");
+        }
+    }
+    if let Some(hasher) = hasher {
+        bytes.extend_from_slice(b"\0credential");
+        bytes.extend_from_slice(&hasher.finalize());
+    }
 }
 
 /// The fields of the request that are in the key, in a fixed order (absent ones left out;

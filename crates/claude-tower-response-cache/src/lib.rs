@@ -83,12 +83,14 @@ mod redis_store;
 mod service;
 pub mod store;
 
-pub use key::{CacheKey, IGNORED_FIELDS, KEYED_HEADERS, cache_key};
+pub use key::{CacheKey, IGNORED_FIELDS, KEYED_HEADERS, KeyScope, cache_key, cache_key_with};
 pub use policy::{CacheMode, CachePolicy, DeterministicPolicy};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis_store::RedisResponseStore;
-pub use service::{DEFAULT_TTL, ResponseCache, ResponseCacheLayer, ResponseFuture};
+pub use service::{
+    DEFAULT_MAX_RECORDED_BYTES, DEFAULT_TTL, ResponseCache, ResponseCacheLayer, ResponseFuture,
+};
 #[cfg(feature = "moka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "moka")))]
 pub use store::MemoryResponseStore;

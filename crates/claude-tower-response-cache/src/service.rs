@@ -16,7 +16,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::flight::{self, Flights, LeaderGuard, Outcome, Role};
-use crate::key::{CacheKey, cache_key};
+use crate::key::{CacheKey, KeyScope, cache_key_with};
 use crate::policy::{CacheMode, CachePolicy, DeterministicPolicy};
 use crate::store::{CachedResponse, ResponseStore};
 
@@ -24,8 +24,9 @@ struct Shared {
     store: Arc<dyn ResponseStore>,
     policy: Arc<dyn CachePolicy>,
     ttl: Duration,
-    partition_by_user: bool,
+    scope: KeyScope,
     serve_stale_on_error: bool,
+    max_recorded_bytes: usize,
     flights: Arc<Flights>,
 }
 
@@ -35,8 +36,9 @@ impl fmt::Debug for Shared {
             .field("store", &self.store)
             .field("policy", &self.policy)
             .field("ttl", &self.ttl)
-            .field("partition_by_user", &self.partition_by_user)
+            .field("scope", &self.scope)
             .field("serve_stale_on_error", &self.serve_stale_on_error)
+            .field("max_recorded_bytes", &self.max_recorded_bytes)
             .field("in_flight", &self.flights.len())
             .finish()
     }
@@ -61,6 +63,9 @@ impl fmt::Debug for ResponseCacheLayer {
 /// Default entry lifetime.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
 
+/// Default cap of a stream recording: 8 MiB.
+pub const DEFAULT_MAX_RECORDED_BYTES: usize = 8 << 20;
+
 impl ResponseCacheLayer {
     /// A cache in `store`.
     #[must_use]
@@ -70,8 +75,9 @@ impl ResponseCacheLayer {
                 store: Arc::new(store),
                 policy: Arc::new(DeterministicPolicy::default()),
                 ttl: DEFAULT_TTL,
-                partition_by_user: false,
+                scope: KeyScope::default(),
                 serve_stale_on_error: false,
+                max_recorded_bytes: DEFAULT_MAX_RECORDED_BYTES,
                 flights: Arc::new(Flights::default()),
             }),
         }
@@ -90,8 +96,9 @@ impl ResponseCacheLayer {
             store: Arc::clone(&old.store),
             policy: Arc::clone(&old.policy),
             ttl: old.ttl,
-            partition_by_user: old.partition_by_user,
+            scope: old.scope.clone(),
             serve_stale_on_error: old.serve_stale_on_error,
+            max_recorded_bytes: old.max_recorded_bytes,
             flights: Arc::clone(&old.flights),
         };
         f(&mut shared);
@@ -115,7 +122,31 @@ impl ResponseCacheLayer {
     /// Separate entries per user (the `Attribution` user, else `metadata.user_id`).
     #[must_use]
     pub fn partition_by_user(self, yes: bool) -> Self {
-        self.edit(|s| s.partition_by_user = yes)
+        self.edit(|s| s.scope.partition_by_user = yes)
+    }
+
+    /// An explicit scope (tenant, workspace, deployment) in every key: give each service a
+    /// distinct one when services with different configured credentials share a store (see
+    /// [`KeyScope`]).
+    #[must_use]
+    pub fn tenant(self, tenant: impl Into<String>) -> Self {
+        let tenant: Arc<str> = tenant.into().into();
+        self.edit(|s| s.scope.tenant = Some(tenant))
+    }
+
+    /// Let requests with different credential headers share entries (off by default: a
+    /// request's own `x-api-key` / `authorization` is part of its key, as a fingerprint).
+    #[must_use]
+    pub fn share_across_credentials(self, yes: bool) -> Self {
+        self.edit(|s| s.scope.share_across_credentials = yes)
+    }
+
+    /// Largest recording kept of a streamed miss (default [`DEFAULT_MAX_RECORDED_BYTES`],
+    /// measured on the events' JSON size; pings are not recorded). A longer stream still
+    /// reaches the caller whole, but is not cached.
+    #[must_use]
+    pub fn max_recorded_bytes(self, bytes: usize) -> Self {
+        self.edit(|s| s.max_recorded_bytes = bytes)
     }
 
     /// When upstream fails, answer from an expired entry if the store still has one
@@ -233,7 +264,7 @@ where
             if mode == Some(CacheMode::Bypass) || !shared.policy.cacheable_request(&request) {
                 None
             } else {
-                let key = match cache_key(&request, shared.partition_by_user) {
+                let key = match cache_key_with(&request, &shared.scope) {
                     Ok(key) => key,
                     Err(error) => return ResponseFuture::ready(Err(error)),
                 };
@@ -429,6 +460,7 @@ where
         MessagesBody::Stream(events) => MessagesBody::Stream(EventStream::new(Recording {
             inner: events,
             recorded: Vec::new(),
+            recorded_bytes: 0,
             accumulator: MessageAccumulator::new(),
             finish: Some(Finish { shared, key, guard }),
             storing: None,
@@ -451,9 +483,38 @@ struct Finish {
 struct Recording {
     inner: EventStream,
     recorded: Vec<StreamEvent>,
+    recorded_bytes: usize,
     accumulator: MessageAccumulator,
     finish: Option<Finish>,
     storing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl Recording {
+    /// Stops recording and frees what was kept (followers try again themselves).
+    fn abandon(&mut self) {
+        self.finish = None;
+        self.recorded = Vec::new();
+        self.accumulator = MessageAccumulator::new();
+    }
+}
+
+/// The size an event adds to a recording: the text of the common deltas (no serialization on
+/// the hot path), the JSON size of the rest.
+fn approx_event_bytes(event: &StreamEvent) -> usize {
+    use claude_tower_core::Delta;
+    const OVERHEAD: usize = 64;
+    let payload = match event {
+        StreamEvent::ContentBlockDelta(delta) => match &delta.delta {
+            Delta::Text(d) => d.text.len(),
+            Delta::Thinking(d) => d.thinking.len(),
+            Delta::InputJson(d) => d.partial_json.len(),
+            Delta::Signature(d) => d.signature.len(),
+            other => serde_json::to_vec(other).map_or(0, |v| v.len()),
+        },
+        StreamEvent::MessageStop(_) | StreamEvent::ContentBlockStop(_) => 0,
+        other => serde_json::to_vec(other).map_or(0, |v| v.len()),
+    };
+    payload.saturating_add(OVERHEAD)
 }
 
 impl Stream for Recording {
@@ -474,11 +535,19 @@ impl Stream for Recording {
                 Poll::Ready(item) => item,
             };
             match &item {
+                // Pings carry nothing to replay: never recorded, so a ping flood costs nothing.
+                Some(Ok(StreamEvent::Ping(_))) => {}
                 Some(Ok(event)) => {
-                    if this.finish.is_some() {
-                        if this.accumulator.push(event).is_err() {
+                    if let Some(finish) = &this.finish {
+                        let limit = finish.shared.max_recorded_bytes;
+                        this.recorded_bytes =
+                            this.recorded_bytes.saturating_add(approx_event_bytes(event));
+                        if this.recorded_bytes > limit {
+                            tracing::debug!(target: "claude_tower::response_cache", limit, "stream larger than the recording cap: not cached");
+                            this.abandon();
+                        } else if this.accumulator.push(event).is_err() {
                             // Not a reply we can replay faithfully: stop recording.
-                            this.finish = None;
+                            this.abandon();
                         } else {
                             this.recorded.push(event.clone());
                         }

@@ -20,6 +20,12 @@ use crate::body::Delivered;
 use crate::layer::Shared;
 use crate::policy::Policy;
 
+/// Most events held back while peeking a stream for its first content event. Past it the
+/// stream is delivered as it is (a later failure is then not retried), so a flood of pings or
+/// unknown events cannot grow the buffer: memory stays within this many events, each capped
+/// by the transport's event size limit.
+pub const MAX_HELD_EVENTS: usize = 32;
+
 type Request = http::Request<MessagesRequest>;
 type Response = http::Response<MessagesBody>;
 
@@ -177,7 +183,9 @@ where
                     let item = ready!(Pin::new(events).poll_next(cx));
                     let deliver = match &item {
                         Some(Ok(event)) => {
-                            event.is_content() || matches!(event, StreamEvent::MessageStop(_))
+                            event.is_content()
+                                || matches!(event, StreamEvent::MessageStop(_))
+                                || held.len() >= MAX_HELD_EVENTS
                         }
                         Some(Err(_)) => false,
                         None => true,

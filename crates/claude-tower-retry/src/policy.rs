@@ -47,7 +47,7 @@ impl Default for SdkPolicy {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(8),
             jitter: 0.25,
-            max_server_delay: Duration::from_secs(60),
+            max_server_delay: claude_tower_core::DEFAULT_MAX_RETRY_AFTER,
         }
     }
 }
@@ -112,7 +112,10 @@ impl SdkPolicy {
     pub fn backoff(&self, retries: u32, u: f64) -> Duration {
         let exp = 2f64.powi(i32::try_from(retries.min(1000)).unwrap_or(1000));
         let base = (self.initial_backoff.as_secs_f64() * exp).min(self.max_backoff.as_secs_f64());
-        Duration::from_secs_f64(base * (1.0 - self.jitter * u.clamp(0.0, 1.0)))
+        claude_tower_core::saturating_secs(
+            base * (1.0 - self.jitter * u.clamp(0.0, 1.0)),
+            self.max_backoff,
+        )
     }
 }
 

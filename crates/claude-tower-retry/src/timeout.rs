@@ -18,11 +18,16 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 /// Limits of a [`Timeout`] service. All are off by default.
+///
+/// `ping` events do not count as events for the first-event and idle limits (a server that
+/// sends only pings is as stalled as a silent one); [`pings_keep_alive`](Self::pings_keep_alive)
+/// turns that off.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TimeoutLayer {
     total: Option<Duration>,
     first_event: Option<Duration>,
     idle: Option<Duration>,
+    pings_keep_alive: bool,
 }
 
 impl TimeoutLayer {
@@ -33,7 +38,16 @@ impl TimeoutLayer {
             total: None,
             first_event: None,
             idle: None,
+            pings_keep_alive: false,
         }
+    }
+
+    /// Streams: whether `ping` events reset the first-event and idle timers (default `false`:
+    /// only real events do, so a ping flood cannot keep a stalled stream open).
+    #[must_use]
+    pub const fn pings_keep_alive(mut self, keep_alive: bool) -> Self {
+        self.pings_keep_alive = keep_alive;
+        self
     }
 
     /// Deadline for the whole call: the response of a non-streaming call, the end of a stream.
@@ -257,8 +271,17 @@ impl Stream for TimedStream {
         }
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(item)) => {
-                this.seen_event = true;
-                this.arm(Instant::now());
+                let ping = matches!(item, Ok(StreamEvent::Ping(_)));
+                if !ping || this.limits.pings_keep_alive {
+                    this.seen_event = true;
+                    this.arm(Instant::now());
+                } else if let Some(sleep) = this.sleep.as_mut()
+                    && sleep.as_mut().poll(cx).is_ready()
+                {
+                    // A flood of pings is always ready: check the deadline between them.
+                    this.done = true;
+                    return Poll::Ready(Some(Err(this.timeout_error())));
+                }
                 if item.is_err() {
                     this.done = true;
                 }

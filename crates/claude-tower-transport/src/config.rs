@@ -55,13 +55,18 @@ pub(crate) struct Config {
     pub(crate) auth: Auth,
     pub(crate) api_version: HeaderValue,
     pub(crate) timeout: Duration,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) max_error_body_bytes: usize,
+    pub(crate) max_event_bytes: usize,
 }
 
 /// Builds a [`Transport`]. Anything not set falls back to the environment
 /// (`ANTHROPIC_API_KEY`, then `ANTHROPIC_AUTH_TOKEN`; `ANTHROPIC_BASE_URL`), then to the
 /// defaults: base URL `https://api.anthropic.com`, `anthropic-version: 2023-06-01`, connect
-/// timeout 5 s, total timeout 600 s (streams: until the response head), idle read timeout
-/// 600 s (between body chunks, so a stalled stream fails).
+/// timeout 5 s, total timeout 600 s (streams: until the response head, and the whole error
+/// body of a failed stream), idle read timeout 600 s (between body chunks, so a stalled stream
+/// fails), body caps [`DEFAULT_MAX_BODY_BYTES`], [`DEFAULT_MAX_ERROR_BODY_BYTES`] and
+/// [`DEFAULT_MAX_EVENT_BYTES`], and no redirect following.
 ///
 /// Credentials are held as [`SecretString`] and never printed.
 #[derive(Default)]
@@ -73,6 +78,9 @@ pub struct TransportBuilder {
     connect_timeout: Option<Duration>,
     timeout: Option<Duration>,
     read_timeout: Option<Duration>,
+    max_body_bytes: Option<usize>,
+    max_error_body_bytes: Option<usize>,
+    max_event_bytes: Option<usize>,
     use_env: bool,
     client: Option<reqwest::Client>,
 }
@@ -90,6 +98,9 @@ impl fmt::Debug for TransportBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
             .field("read_timeout", &self.read_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_error_body_bytes", &self.max_error_body_bytes)
+            .field("max_event_bytes", &self.max_event_bytes)
             .field("use_env", &self.use_env)
             .finish_non_exhaustive()
     }
@@ -99,6 +110,15 @@ impl fmt::Debug for TransportBuilder {
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default total timeout (as the official SDKs).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default cap of a JSON (non-streaming) response body: 64 MiB. A 128k-token reply is well
+/// under 1 MiB; server-tool results (fetched pages, code output) make the rest of the room.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
+/// Default cap of an error body: 1 MiB (the API's error envelopes are under 1 KiB). A longer
+/// one is cut there and the error keeps its status and kind.
+pub const DEFAULT_MAX_ERROR_BODY_BYTES: usize = 1 << 20;
+/// Default cap of one SSE line or event (its `data`): 16 MiB. Deltas are small; the largest
+/// events are server-tool result blocks sent whole in `content_block_start`.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 << 20;
 
 impl TransportBuilder {
     pub(crate) fn new() -> Self {
@@ -159,6 +179,32 @@ impl TransportBuilder {
         self
     }
 
+    /// Largest JSON response body read (default [`DEFAULT_MAX_BODY_BYTES`]); a longer one
+    /// fails with [`ErrorKind::TooLarge`](claude_tower_core::ErrorKind::TooLarge) and drops the
+    /// connection.
+    #[must_use]
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    /// Largest error body read (default [`DEFAULT_MAX_ERROR_BODY_BYTES`]); the rest is not
+    /// read, the connection is dropped, and the error keeps its status, kind and headers
+    /// (its message says the body was cut).
+    #[must_use]
+    pub fn max_error_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_error_body_bytes = Some(bytes);
+        self
+    }
+
+    /// Largest SSE line or event `data` (default [`DEFAULT_MAX_EVENT_BYTES`]); a longer one
+    /// ends the stream with [`ErrorKind::TooLarge`](claude_tower_core::ErrorKind::TooLarge).
+    #[must_use]
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = Some(bytes);
+        self
+    }
+
     /// Do not read `ANTHROPIC_*` environment variables.
     #[must_use]
     pub fn ignore_env(mut self) -> Self {
@@ -168,6 +214,11 @@ impl TransportBuilder {
 
     /// Use this reqwest client (its own timeouts then apply instead of the connect and read
     /// timeouts set here).
+    ///
+    /// Build it with `redirect(reqwest::redirect::Policy::none())`: the API never redirects,
+    /// and reqwest strips only `Authorization` on a cross-origin hop, not `x-api-key`. The
+    /// transport's own client never follows redirects (a 3xx is an
+    /// [`ErrorKind::Api`](claude_tower_core::ErrorKind::Api) error).
     #[must_use]
     pub fn client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
@@ -226,6 +277,9 @@ impl TransportBuilder {
             None => reqwest::Client::builder()
                 .connect_timeout(self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
                 .read_timeout(self.read_timeout.unwrap_or(DEFAULT_TIMEOUT))
+                // The API does not redirect; following one could carry `x-api-key` (which
+                // reqwest does not strip across origins) to another host.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))?,
         };
@@ -234,6 +288,11 @@ impl TransportBuilder {
             auth,
             api_version,
             timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            max_body_bytes: self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            max_error_body_bytes: self
+                .max_error_body_bytes
+                .unwrap_or(DEFAULT_MAX_ERROR_BODY_BYTES),
+            max_event_bytes: self.max_event_bytes.unwrap_or(DEFAULT_MAX_EVENT_BYTES),
         };
         Ok(Transport {
             client,

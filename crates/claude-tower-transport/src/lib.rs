@@ -74,7 +74,10 @@ pub mod future;
 mod service;
 pub mod sse;
 
-pub use config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, TransportBuilder};
+pub use config::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ERROR_BODY_BYTES,
+    DEFAULT_MAX_EVENT_BYTES, DEFAULT_TIMEOUT, TransportBuilder,
+};
 pub use service::Transport;
 
 #[cfg(doctest)]

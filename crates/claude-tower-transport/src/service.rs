@@ -111,10 +111,9 @@ impl Transport {
             .send("/v1/messages/count_tokens", &parts.headers, bytes, false)
             .await?;
         let request_id = request_id(response.headers());
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| map_reqwest(&e, Phase::Body))?;
+        let body = read_capped(response, self.config.max_body_bytes, "the response body")
+            .await?
+            .map_err(|_| Error::too_large("the response body", self.config.max_body_bytes))?;
         let parsed: Value = serde_json::from_slice(&body).map_err(|e| {
             decode_error(
                 format!("invalid count_tokens response: {e}"),
@@ -147,6 +146,15 @@ impl Transport {
             let (name, value) = self.config.auth.header()?;
             outgoing.insert(name, value);
         }
+        // Credentials a request carries itself are secrets too (kept out of `Debug` and of
+        // HTTP/2 header compression tables).
+        for name in ["x-api-key", header::AUTHORIZATION.as_str()] {
+            if let http::header::Entry::Occupied(mut entry) = outgoing.entry(name) {
+                for value in entry.iter_mut() {
+                    value.set_sensitive(true);
+                }
+            }
+        }
         if !outgoing.contains_key("anthropic-version") {
             outgoing.insert("anthropic-version", self.config.api_version.clone());
         }
@@ -163,7 +171,8 @@ impl Transport {
             builder = builder.timeout(self.config.timeout);
         }
         tracing::debug!(target: "claude_tower::transport", %url, stream, "sending request");
-        let sent = tokio::time::timeout(self.config.timeout, builder.send()).await;
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let sent = tokio::time::timeout_at(deadline, builder.send()).await;
         let response = match sent {
             Err(_) => {
                 return Err(Error::timeout(format!(
@@ -185,8 +194,28 @@ impl Transport {
             return Ok(response);
         }
         let headers = response.headers().clone();
-        let body = response.bytes().await.unwrap_or_default();
-        Err(Error::from_response(status, &headers, body))
+        // The error body is read under the same deadline as the head (a streaming call has no
+        // reqwest timeout, and a trickling body must not hold the caller), and up to a cap.
+        let limit = self.config.max_error_body_bytes;
+        let read = tokio::time::timeout_at(deadline, read_capped(response, limit, "error body"));
+        let (body, note) = match read.await {
+            Ok(Ok(Ok(body))) => (body, None),
+            Ok(Ok(Err(cut))) => (cut, Some(format!("error body cut at {limit} bytes"))),
+            Ok(Err(_)) => (Bytes::new(), Some("error body unreadable".to_owned())),
+            Err(_) => (
+                Bytes::new(),
+                Some(format!(
+                    "error body not read within {:?}",
+                    self.config.timeout
+                )),
+            ),
+        };
+        let error = Error::from_response(status, &headers, body);
+        Err(match note {
+            // Said, not silent: the error's `source()` tells that its body is incomplete.
+            Some(note) => error.with_source(note),
+            None => error,
+        })
     }
 
     async fn messages(
@@ -208,12 +237,22 @@ impl Transport {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
         let body = if stream && !is_json {
-            MessagesBody::Stream(decode_sse(response, request_id))
+            MessagesBody::Stream(decode_sse(
+                response,
+                request_id,
+                self.config.max_event_bytes,
+            ))
         } else {
-            let bytes: Bytes = response
-                .bytes()
-                .await
-                .map_err(|e| map_reqwest(&e, Phase::Body))?;
+            let limit = self.config.max_body_bytes;
+            let bytes = read_capped(response, limit, "the response body")
+                .await?
+                .map_err(|_| {
+                    let error = Error::too_large("the response body", limit);
+                    match request_id.as_deref() {
+                        Some(id) => error.with_request_id(id),
+                        None => error,
+                    }
+                })?;
             let message: Message = serde_json::from_slice(&bytes).map_err(|e| {
                 decode_error(format!("invalid message JSON: {e}"), request_id.as_deref())
             })?;
@@ -241,12 +280,46 @@ fn decode_error(message: String, request_id: Option<&str>) -> Error {
     }
 }
 
+/// Reads a body up to `limit` bytes: `Ok(Ok(body))` when whole, `Ok(Err(first_bytes))` when
+/// it is longer (the rest is never read; dropping the response drops the connection).
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+    what: &str,
+) -> Result<Result<Bytes, Bytes>, Error> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > limit as u64)
+    {
+        tracing::debug!(target: "claude_tower::transport", what, limit, "declared length over the limit");
+        return Ok(Err(Bytes::new()));
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| map_reqwest(&e, Phase::Body))?
+    {
+        let room = limit - buf.len();
+        if chunk.len() > room {
+            buf.extend_from_slice(&chunk[..room]);
+            return Ok(Err(buf.freeze()));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Ok(buf.freeze()))
+}
+
 /// Decodes the SSE body incrementally into typed events.
-fn decode_sse(response: reqwest::Response, request_id: Option<String>) -> EventStream {
+fn decode_sse(
+    response: reqwest::Response,
+    request_id: Option<String>,
+    max_event_bytes: usize,
+) -> EventStream {
     let bytes = response
         .bytes_stream()
         .map(|chunk| chunk.map_err(|e| map_reqwest(&e, Phase::Stream)));
-    crate::sse::decode(bytes, request_id)
+    crate::sse::decode_with_limit(bytes, request_id, max_event_bytes)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

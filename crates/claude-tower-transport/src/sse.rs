@@ -21,6 +21,8 @@ use bytes::{Buf, BytesMut};
 use claude_tower_core::{Error, EventStream, StreamEvent};
 use futures_util::Stream;
 
+use crate::config::DEFAULT_MAX_EVENT_BYTES;
+
 /// Decodes a byte stream of `text/event-stream` into typed events, incrementally: each event
 /// is yielded as soon as its frame is complete, whatever the chunking.
 ///
@@ -46,10 +48,19 @@ pub fn decode<S>(bytes: S, request_id: Option<String>) -> EventStream
 where
     S: Stream<Item = Result<bytes::Bytes, Error>> + Send + 'static,
 {
+    decode_with_limit(bytes, request_id, DEFAULT_MAX_EVENT_BYTES)
+}
+
+/// [`decode`] with a cap on one line or event (`data`) in bytes: past it the stream ends with
+/// [`ErrorKind::TooLarge`](claude_tower_core::ErrorKind::TooLarge) and nothing more is read.
+pub fn decode_with_limit<S>(bytes: S, request_id: Option<String>, max_event_bytes: usize) -> EventStream
+where
+    S: Stream<Item = Result<bytes::Bytes, Error>> + Send + 'static,
+{
     EventStream::from_wire(
         Decoder {
             inner: bytes,
-            framer: Framer::default(),
+            framer: Framer::with_limit(max_event_bytes),
             ended: false,
         },
         request_id,
@@ -79,7 +90,12 @@ where
                     return Poll::Ready(Some(StreamEvent::from_sse(frame.event, frame.data)));
                 }
                 Ok(None) => {}
-                Err(error) => return Poll::Ready(Some(Err(error))),
+                Err(error) => {
+                    // Nothing after a framing error is trusted or read.
+                    *this.ended = true;
+                    this.framer.clear();
+                    return Poll::Ready(Some(Err(error)));
+                }
             }
             if *this.ended {
                 return Poll::Ready(None);
@@ -119,9 +135,11 @@ pub struct Frame<'a> {
 /// let frame = framer.next_frame().unwrap().unwrap();
 /// assert_eq!((frame.event, frame.data), ("ping", "{\"type\":\"ping\"}"));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Framer {
     buf: BytesMut,
+    /// Longest line, and longest `data`, in bytes.
+    limit: usize,
     /// The BOM check at the start of the stream is done.
     started: bool,
     /// The last line ended with `CR`: a following `LF` belongs to it.
@@ -133,7 +151,36 @@ pub struct Framer {
     data: String,
 }
 
+impl Default for Framer {
+    /// A framer with the [`DEFAULT_MAX_EVENT_BYTES`] limit.
+    fn default() -> Self {
+        Self::with_limit(DEFAULT_MAX_EVENT_BYTES)
+    }
+}
+
 impl Framer {
+    /// A framer whose lines and event `data` may be at most `limit` bytes long.
+    #[must_use]
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            limit,
+            started: false,
+            skip_lf: false,
+            dispatched: false,
+            has_data: false,
+            event: String::new(),
+            data: String::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.buf = BytesMut::new();
+        self.event = String::new();
+        self.data = String::new();
+        self.has_data = false;
+    }
+
     /// Appends bytes as they arrived.
     pub fn push(&mut self, chunk: &[u8]) {
         self.buf.extend_from_slice(chunk);
@@ -143,7 +190,8 @@ impl Framer {
     ///
     /// # Errors
     /// [`ErrorKind::Decode`](claude_tower_core::ErrorKind::Decode) for a line that is not
-    /// UTF-8.
+    /// UTF-8; [`ErrorKind::TooLarge`](claude_tower_core::ErrorKind::TooLarge) for a line, or an
+    /// event's `data`, longer than the limit.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, Error> {
         const BOM: &[u8] = b"\xEF\xBB\xBF";
         if self.dispatched {
@@ -171,8 +219,14 @@ impl Framer {
                 self.skip_lf = false;
             }
             let Some(end) = memchr::memchr2(b'\n', b'\r', &self.buf) else {
+                if self.buf.len() > self.limit {
+                    return Err(Error::too_large("an event-stream line", self.limit));
+                }
                 return Ok(None);
             };
+            if end > self.limit {
+                return Err(Error::too_large("an event-stream line", self.limit));
+            }
             let complete = self.line(end)?;
             self.skip_lf = self.buf[end] == b'\r';
             self.buf.advance(end + 1);
@@ -228,6 +282,9 @@ impl Framer {
         };
         let value = std::str::from_utf8(value)
             .map_err(|e| Error::decode(format!("invalid UTF-8 in the event stream: {e}")))?;
+        if target.len().saturating_add(value.len()) > self.limit {
+            return Err(Error::too_large("an event's data", self.limit));
+        }
         target.push_str(value);
         Ok(false)
     }

@@ -105,6 +105,15 @@ pub struct Cut {
     pub resume: usize,
 }
 
+impl Cut {
+    /// `(pinned, resume)` clamped to `len` messages with `pinned <= resume`, so a cut built by
+    /// hand never indexes out of bounds.
+    fn clamped(self, len: usize) -> (usize, usize) {
+        let pinned = self.pinned.min(len);
+        (pinned, self.resume.clamp(pinned, len))
+    }
+}
+
 /// Finds where to cut so that the estimated size fits `budget`, or `None` when nothing needs
 /// (or can be) dropped. Cut points keep the conversation valid: the kept part after the pinned prefix
 /// starts with an `assistant` turn after a pinned user message, or with a `user` turn that has
@@ -117,6 +126,10 @@ pub fn find_cut(request: &MessagesRequest, budget: u64, options: &TrimOptions) -
         return None;
     }
     let messages = &request.messages;
+    if messages.is_empty() {
+        // Nothing to drop (only the system prompt or tools are over): no cut, no panic.
+        return None;
+    }
     let pinned = usize::from(
         options.pin_first_user_message && messages.first().is_some_and(|m| m.role == Role::User),
     );
@@ -145,7 +158,7 @@ pub fn find_cut(request: &MessagesRequest, budget: u64, options: &TrimOptions) -
         if i > pinned && valid(i) {
             candidates.push((i, dropped));
         }
-        dropped += message_tokens(&messages[i]);
+        dropped = dropped.saturating_add(message_tokens(&messages[i]));
     }
     let needed = total - budget;
     let hysteresis = options.hysteresis.clamp(0.0, 1.0);
@@ -170,14 +183,15 @@ pub fn find_cut(request: &MessagesRequest, budget: u64, options: &TrimOptions) -
 pub fn apply_cut(request: &MessagesRequest, cut: Cut, summary: Option<&str>) -> MessagesRequest {
     let mut out = request.clone();
     let messages = out.messages_mut();
-    let mut kept: Vec<Arc<MessageParam>> = messages[..cut.pinned].to_vec();
+    let (pinned, resume) = cut.clamped(messages.len());
+    let mut kept: Vec<Arc<MessageParam>> = messages[..pinned].to_vec();
     if let Some(summary) = summary {
         // A user turn: consecutive user turns are merged by the API.
         kept.push(Arc::new(MessageParam::user(format!(
             "[Summary of the earlier conversation]\n{summary}"
         ))));
     }
-    kept.extend_from_slice(&messages[cut.resume..]);
+    kept.extend_from_slice(&messages[resume..]);
     // With nothing pinned and no summary, a resumed assistant turn cannot lead: find_cut never
     // returns such a cut.
     *messages = kept;
@@ -187,7 +201,8 @@ pub fn apply_cut(request: &MessagesRequest, cut: Cut, summary: Option<&str>) -> 
 /// The messages a cut removes (for the summarizer).
 #[must_use]
 pub fn dropped_messages(request: &MessagesRequest, cut: Cut) -> Vec<MessageParam> {
-    request.messages[cut.pinned..cut.resume]
+    let (pinned, resume) = cut.clamped(request.messages.len());
+    request.messages[pinned..resume]
         .iter()
         .map(|m| MessageParam::clone(m))
         .collect()
