@@ -356,3 +356,107 @@ mod tests {
         );
     }
 }
+
+/// Inputs whose size the estimate cannot know before sending (see
+/// [`MessagesRequest::unknown_size_inputs`]): budgets reserve a worst case for each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnknownInputs {
+    /// Documents given by URL or file id (the estimate counts them at a flat size).
+    pub documents: u64,
+    /// Images given by URL or file id.
+    pub images: u64,
+    /// Allowed uses of server tools that add input to the prompt (web fetch, web search,
+    /// code execution, …): each tool's `max_uses`, else 10.
+    pub tool_uses: u64,
+}
+
+impl UnknownInputs {
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl std::fmt::Display for UnknownInputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} document(s) and {} image(s) by URL or file, {} server-tool use(s) adding input",
+            self.documents, self.images, self.tool_uses
+        )
+    }
+}
+
+/// Server tool types whose results are added to the prompt.
+const INPUT_ADDING_TOOLS: &[&str] = &[
+    "web_fetch",
+    "web_search",
+    "code_execution",
+    "bash_code_execution",
+    "text_editor_code_execution",
+    "tool_search",
+    "mcp_toolset",
+];
+
+fn unknown_in_block(block: &ContentBlock, out: &mut UnknownInputs) {
+    let by_reference = |media: &MediaBlock| {
+        matches!(
+            media.source.get("type").and_then(Value::as_str),
+            Some("url" | "file")
+        )
+    };
+    match block {
+        ContentBlock::Document(media) if by_reference(media) => {
+            out.documents = out.documents.saturating_add(1);
+        }
+        ContentBlock::Image(media) if by_reference(media) => {
+            out.images = out.images.saturating_add(1);
+        }
+        ContentBlock::ToolResult(result) => {
+            if let Some(ToolResultContent::Blocks(blocks)) = &result.content {
+                for inner in blocks {
+                    unknown_in_block(inner, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+impl MessagesRequest {
+    /// Counts the inputs whose size cannot be known before sending: documents and images by
+    /// URL or file id (in messages, tool results and the system prompt), and the allowed uses
+    /// of server tools that add input.
+    #[must_use]
+    pub fn unknown_size_inputs(&self) -> UnknownInputs {
+        let mut out = UnknownInputs::default();
+        if let Some(System::Blocks(blocks)) = self.system.as_deref() {
+            for block in blocks {
+                unknown_in_block(block, &mut out);
+            }
+        }
+        for message in self.messages.iter() {
+            if let MessageContent::Blocks(blocks) = &message.content {
+                for block in blocks {
+                    unknown_in_block(block, &mut out);
+                }
+            }
+        }
+        for tool in self.tools.iter().flat_map(|t| t.iter()) {
+            let Some(kind) = tool.kind.as_deref() else {
+                continue;
+            };
+            if INPUT_ADDING_TOOLS.iter().any(|prefix| kind.starts_with(prefix)) {
+                let uses = tool
+                    .extra
+                    .get("max_uses")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(10);
+                out.tool_uses = out.tool_uses.saturating_add(uses);
+            }
+        }
+        out
+    }
+}

@@ -16,6 +16,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -90,6 +91,57 @@ struct Shared {
     clock: ClockFn,
     prefix: String,
     fail_open: bool,
+    lease: Duration,
+    settle_retry_for: Duration,
+    unknown_input: UnknownInput,
+    overshoots: Arc<AtomicU64>,
+}
+
+/// How a budget reserves for inputs whose size cannot be known before sending: documents and
+/// images given by URL or file id, and server tools that add input (web fetch, web search,
+/// code execution).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnknownInput {
+    /// Reserve a worst case per item (the default): `document_tokens` per document (capped
+    /// at the model's context window), `image_tokens` per image, and `tool_use_tokens` per
+    /// allowed use of an input-adding server tool (`max_uses`, else 10).
+    Reserve {
+        /// Per URL/file document (default [`DEFAULT_UNKNOWN_DOCUMENT_TOKENS`]).
+        document_tokens: u64,
+        /// Per URL/file image (default [`DEFAULT_UNKNOWN_IMAGE_TOKENS`]).
+        image_tokens: u64,
+        /// Per allowed use of an input-adding server tool (default
+        /// [`DEFAULT_UNKNOWN_TOOL_USE_TOKENS`]).
+        tool_use_tokens: u64,
+    },
+    /// Refuse such requests with [`ErrorKind::BudgetExceeded`] (nothing sent).
+    Refuse,
+}
+
+/// Default worst case of a document given by URL or file id: 100 pages (the API's PDF limit)
+/// at about 2,600 tokens a page (text plus the page image), capped by the context window.
+pub const DEFAULT_UNKNOWN_DOCUMENT_TOKENS: u64 = 260_000;
+/// Default worst case of an image given by URL or file id (a large image at the highest
+/// resolution current models accept).
+pub const DEFAULT_UNKNOWN_IMAGE_TOKENS: u64 = 5_000;
+/// Default worst case of one use of a server tool that adds input (a fetched page, search
+/// results, tool output).
+pub const DEFAULT_UNKNOWN_TOOL_USE_TOKENS: u64 = 25_000;
+/// Default lease of a reservation: an hour, above the longest request the defaults allow
+/// (600 s total timeout; long streams). Unsettled reservations stop counting after it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(3600);
+/// Default time a failed settle is retried in the background.
+pub const DEFAULT_SETTLE_RETRY_FOR: Duration = Duration::from_secs(60);
+
+impl Default for UnknownInput {
+    fn default() -> Self {
+        Self::Reserve {
+            document_tokens: DEFAULT_UNKNOWN_DOCUMENT_TOKENS,
+            image_tokens: DEFAULT_UNKNOWN_IMAGE_TOKENS,
+            tool_use_tokens: DEFAULT_UNKNOWN_TOOL_USE_TOKENS,
+        }
+    }
 }
 
 impl fmt::Debug for Shared {
@@ -100,6 +152,8 @@ impl fmt::Debug for Shared {
             .field("input_margin_percent", &self.margin_percent)
             .field("soft_percent", &self.soft.as_ref().map(|s| s.0))
             .field("fail_open", &self.fail_open)
+            .field("lease", &self.lease)
+            .field("unknown_input", &self.unknown_input)
             .finish_non_exhaustive()
     }
 }
@@ -153,6 +207,10 @@ impl BudgetLayer {
                 clock: Arc::new(SystemTime::now),
                 prefix: "claude-tower:budget".to_owned(),
                 fail_open: false,
+                lease: DEFAULT_LEASE,
+                settle_retry_for: DEFAULT_SETTLE_RETRY_FOR,
+                unknown_input: UnknownInput::default(),
+                overshoots: Arc::new(AtomicU64::new(0)),
             }),
         }
     }
@@ -171,6 +229,10 @@ impl BudgetLayer {
                     clock: Arc::clone(&old.clock),
                     prefix: old.prefix.clone(),
                     fail_open: old.fail_open,
+                    lease: old.lease,
+                    settle_retry_for: old.settle_retry_for,
+                    unknown_input: old.unknown_input,
+                    overshoots: Arc::clone(&old.overshoots),
                 };
                 f(&mut shared);
                 self.shared = Arc::new(shared);
@@ -244,6 +306,36 @@ impl BudgetLayer {
         self.edit(|s| s.fail_open = fail_open)
     }
 
+    /// How long a reservation holds if it is never settled (default [`DEFAULT_LEASE`]): set it
+    /// above the longest request (its total timeout plus a margin). After it, a reservation
+    /// left by a crash, a cancelled caller or a failed settle stops counting.
+    #[must_use]
+    pub fn lease(self, lease: Duration) -> Self {
+        self.edit(|s| s.lease = lease)
+    }
+
+    /// How long a settle that failed (store unreachable) is retried in the background
+    /// (default [`DEFAULT_SETTLE_RETRY_FOR`]); settles are idempotent, so retries never
+    /// double-charge.
+    #[must_use]
+    pub fn settle_retry_for(self, duration: Duration) -> Self {
+        self.edit(|s| s.settle_retry_for = duration)
+    }
+
+    /// How to reserve for inputs of unknown size (default [`UnknownInput::Reserve`] with the
+    /// documented per-item worst cases).
+    #[must_use]
+    pub fn unknown_input(self, policy: UnknownInput) -> Self {
+        self.edit(|s| s.unknown_input = policy)
+    }
+
+    /// How many settled requests cost more than their reservation (an estimate that was too
+    /// low); each also logs a `tracing` warning.
+    #[must_use]
+    pub fn overshoots(&self) -> u64 {
+        self.shared.overshoots.load(Ordering::Relaxed)
+    }
+
     /// The wall clock for day/month windows (tests).
     #[must_use]
     pub fn clock(self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
@@ -306,10 +398,39 @@ impl Shared {
     }
 
     fn worst_case(&self, request: &MessagesRequest) -> Result<Usd, Error> {
-        let input = request
+        let mut input = request
             .estimate_input_tokens()
             .saturating_mul(self.margin_percent)
             .div_ceil(100);
+        let unknown = request.unknown_size_inputs();
+        if !unknown.is_empty() {
+            match self.unknown_input {
+                UnknownInput::Refuse => {
+                    return Err(Error::new(
+                        ErrorKind::BudgetExceeded,
+                        format!(
+                            "the request has inputs whose size cannot be known before sending ({unknown}) and the budget refuses them (nothing was sent)"
+                        ),
+                    ));
+                }
+                UnknownInput::Reserve {
+                    document_tokens,
+                    image_tokens,
+                    tool_use_tokens,
+                } => {
+                    let window = claude_tower_core::models::ModelTable::builtin()
+                        .context_window(&request.model);
+                    let documents = unknown
+                        .documents
+                        .saturating_mul(document_tokens)
+                        .min(window.max(document_tokens));
+                    input = input
+                        .saturating_add(documents)
+                        .saturating_add(unknown.images.saturating_mul(image_tokens))
+                        .saturating_add(unknown.tool_uses.saturating_mul(tool_use_tokens));
+                }
+            }
+        }
         let searches = request
             .tools
             .iter()
@@ -377,33 +498,41 @@ claude_tower_core::boxed_response_future! {
     ResponseFuture
 }
 
-/// A reservation to settle exactly once: explicitly, or on drop (a cancelled call or a
-/// dropped stream) through a spawned task.
+/// A reservation to settle exactly once. It exists **before** the reserve is awaited, so a
+/// caller cancelled at any point leaves no reservation behind: unless settled, dropping it
+/// spawns a settle (with `actual`, 0 until a cost is known) that is retried in the background
+/// for `settle_retry_for`. Settles are idempotent per id (a late reserve of a settled id
+/// reserves nothing), and whatever still slips through lapses with its lease.
 struct Settlement {
     shared: Arc<Shared>,
     lines: Vec<BudgetLine>,
+    id: String,
     reserved: u64,
-    metering: Metering,
+    actual: u64,
     done: bool,
 }
 
 impl Settlement {
-    fn actual(&self, model: Option<&str>, usage: &Usage, cached: bool) -> u64 {
-        self.metering
-            .price(model, usage, cached)
-            .total
-            .nanodollars_ceil()
+    fn new(shared: Arc<Shared>, lines: Vec<BudgetLine>, reserved: u64) -> Self {
+        Self {
+            shared,
+            lines,
+            id: format!("{:032x}", fastrand::u128(..)),
+            reserved,
+            actual: 0,
+            done: false,
+        }
     }
 
+    /// Settles now; on failure the drop hands it to background retries.
     async fn settle(mut self, actual: u64) {
-        self.done = true;
-        settle(
-            Arc::clone(&self.shared),
-            std::mem::take(&mut self.lines),
-            self.reserved,
-            actual,
-        )
-        .await;
+        self.actual = actual;
+        if settle_once(&self.shared, &self.lines, &self.id, self.reserved, actual)
+            .await
+            .is_ok()
+        {
+            self.done = true;
+        }
     }
 }
 
@@ -412,47 +541,88 @@ impl Drop for Settlement {
         if self.done || self.lines.is_empty() {
             return;
         }
-        let (shared, lines, reserved) = (
+        let job = (
             Arc::clone(&self.shared),
             std::mem::take(&mut self.lines),
+            std::mem::take(&mut self.id),
             self.reserved,
+            self.actual,
         );
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(settle(shared, lines, reserved, 0));
+                handle.spawn(async move {
+                    let (shared, lines, id, reserved, actual) = job;
+                    settle_with_retries(shared, lines, id, reserved, actual).await;
+                });
             }
             Err(_) => {
-                tracing::warn!(target: "claude_tower::cost", "reservation dropped outside a runtime; not refunded")
+                tracing::warn!(target: "claude_tower::cost", "reservation dropped outside a runtime; it lapses with its lease")
             }
         }
     }
 }
 
-async fn settle(shared: Arc<Shared>, lines: Vec<BudgetLine>, reserved: u64, actual: u64) {
+/// One settle attempt; soft-limit alerts on success.
+async fn settle_once(
+    shared: &Shared,
+    lines: &[BudgetLine],
+    id: &str,
+    reserved: u64,
+    actual: u64,
+) -> Result<(), Error> {
+    let spent = match shared.store.settle(lines, id, reserved, actual).await {
+        Ok(spent) => spent,
+        Err(error) => {
+            tracing::warn!(target: "claude_tower::cost", %error, "could not settle a budget reservation; retrying in the background");
+            return Err(error);
+        }
+    };
     if actual > reserved {
+        shared.overshoots.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(target: "claude_tower::cost", reserved, actual, "actual cost above the reservation (estimate too low)");
     }
-    match shared.store.settle(&lines, reserved, actual).await {
-        Ok(spent) => {
-            if let Some((percent, alert)) = &shared.soft {
-                for (line, spent_after) in lines.iter().zip(spent) {
-                    let threshold = u128::from(line.limit) * u128::from(*percent) / 100;
-                    let before = u128::from(spent_after.saturating_sub(actual));
-                    if before < threshold && u128::from(spent_after) >= threshold {
-                        let event = BudgetAlert {
-                            key: line.key.clone(),
-                            spent: Usd::from_nanodollars(spent_after),
-                            limit: Usd::from_nanodollars(line.limit),
-                        };
-                        tracing::warn!(target: "claude_tower::cost", key = %event.key, spent = %event.spent, limit = %event.limit, "budget soft limit crossed");
-                        alert(&event);
-                    }
-                }
+    if let Some((percent, alert)) = &shared.soft {
+        for (line, spent_after) in lines.iter().zip(spent) {
+            let threshold = u128::from(line.limit) * u128::from(*percent) / 100;
+            let before = u128::from(spent_after.saturating_sub(actual));
+            if before < threshold && u128::from(spent_after) >= threshold {
+                let event = BudgetAlert {
+                    key: line.key.clone(),
+                    spent: Usd::from_nanodollars(spent_after),
+                    limit: Usd::from_nanodollars(line.limit),
+                };
+                tracing::warn!(target: "claude_tower::cost", key = %event.key, spent = %event.spent, limit = %event.limit, "budget soft limit crossed");
+                alert(&event);
             }
         }
-        Err(error) => {
-            tracing::warn!(target: "claude_tower::cost", %error, "could not settle a budget reservation")
+    }
+    Ok(())
+}
+
+/// Retries a settle with backoff (100 ms doubling to 5 s) for `settle_retry_for`; a settle
+/// that never gets through leaves its reservation to lapse with the lease.
+async fn settle_with_retries(
+    shared: Arc<Shared>,
+    lines: Vec<BudgetLine>,
+    id: String,
+    reserved: u64,
+    actual: u64,
+) {
+    let deadline = tokio::time::Instant::now() + shared.settle_retry_for;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        if settle_once(&shared, &lines, &id, reserved, actual)
+            .await
+            .is_ok()
+        {
+            return;
         }
+        if tokio::time::Instant::now() + delay > deadline {
+            tracing::warn!(target: "claude_tower::cost", actual, "gave up settling a reservation; it lapses with its lease and this spend is not counted");
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -502,11 +672,20 @@ where
     }
     let worst = shared.worst_case(request.body())?;
     let amount = worst.nanodollars_ceil();
-    match shared.store.reserve(&lines, amount).await {
+    // The guard exists before the reserve is awaited: cancelled from here on, it releases.
+    let mut settlement = Settlement::new(Arc::clone(&shared), lines, amount);
+    let lines = &settlement.lines;
+    match shared
+        .store
+        .reserve(lines, &settlement.id, amount, shared.lease)
+        .await
+    {
         Ok(Reservation::Granted) => {}
         Ok(Reservation::Refused { line, balance }) => {
-            let line = &lines[line];
-            return Err(Error::new(
+            let Some(line) = lines.get(line).or(lines.last()) else {
+                return Err(Error::new(ErrorKind::Other, "budget store refused no line"));
+            };
+            let error = Error::new(
                 ErrorKind::BudgetExceeded,
                 format!(
                     "{}: spent {}, reserved {}, limit {}; this request may cost up to {} (nothing was sent)",
@@ -516,11 +695,15 @@ where
                     Usd::from_nanodollars(line.limit),
                     worst
                 ),
-            ));
+            );
+            // Nothing was reserved.
+            settlement.done = true;
+            return Err(error);
         }
         Err(error) if shared.fail_open => {
+            // Sent unbudgeted; the settlement still charges what it costs (and releases a
+            // reserve that may have gone through after all).
             tracing::warn!(target: "claude_tower::cost", %error, "budget store failed; letting the request through (fail open)");
-            return inner.call(request).await;
         }
         Err(error) => {
             tracing::warn!(target: "claude_tower::cost", %error, "budget store failed; refusing the request (fail closed)");
@@ -528,13 +711,6 @@ where
         }
     }
     let metering = Metering::new(Arc::clone(&shared.table), None, &request);
-    let settlement = Settlement {
-        shared,
-        lines,
-        reserved: amount,
-        metering,
-        done: false,
-    };
     let response = match inner.call(request).await {
         Ok(response) => response,
         Err(error) => {
@@ -546,13 +722,16 @@ where
     let (parts, body) = response.into_parts();
     let body = match body {
         MessagesBody::Message(message) => {
-            let actual = settlement.actual(Some(&message.model), &message.usage, cached);
+            let actual = price(&metering, Some(&message.model), &message.usage, cached);
+            // Known before any await: a cancellation from here on still charges it.
+            settlement.actual = actual;
             settlement.settle(actual).await;
             MessagesBody::Message(message)
         }
         MessagesBody::Stream(stream) => MessagesBody::Stream(EventStream::new(SettlingStream {
             inner: stream,
             settlement: Some(settlement),
+            metering,
             usage: Usage::default(),
             model: None,
             cached,
@@ -567,6 +746,7 @@ where
 struct SettlingStream {
     inner: EventStream,
     settlement: Option<Settlement>,
+    metering: Metering,
     usage: Usage,
     model: Option<String>,
     cached: bool,
@@ -602,9 +782,14 @@ impl Stream for SettlingStream {
                 Some(Ok(StreamEvent::MessageDelta(delta))) => this.usage.apply_delta(&delta.usage),
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => {
-                    if let Some(settlement) = this.settlement.take() {
-                        let actual =
-                            settlement.actual(this.model.as_deref(), &this.usage, this.cached);
+                    if let Some(mut settlement) = this.settlement.take() {
+                        let actual = price(
+                            &this.metering,
+                            this.model.as_deref(),
+                            &this.usage,
+                            this.cached,
+                        );
+                        settlement.actual = actual;
                         this.settling = Some((Box::pin(settlement.settle(actual)), item));
                         continue;
                     }
@@ -618,17 +803,19 @@ impl Stream for SettlingStream {
 impl Drop for SettlingStream {
     fn drop(&mut self) {
         if let Some(mut settlement) = self.settlement.take() {
-            // Dropped mid-stream: charge what is known to have been used so far.
-            let actual = settlement.actual(self.model.as_deref(), &self.usage, self.cached);
-            settlement.done = true;
-            let (shared, lines, reserved) = (
-                Arc::clone(&settlement.shared),
-                std::mem::take(&mut settlement.lines),
-                settlement.reserved,
+            // Dropped mid-stream: charge what is known to have been used so far (the
+            // settlement's own drop settles it in the background).
+            settlement.actual = price(
+                &self.metering,
+                self.model.as_deref(),
+                &self.usage,
+                self.cached,
             );
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(settle(shared, lines, reserved, actual));
-            }
         }
     }
+}
+
+/// The cost of a response in nano-dollars, rounded up.
+fn price(metering: &Metering, model: Option<&str>, usage: &Usage, cached: bool) -> u64 {
+    metering.price(model, usage, cached).total.nanodollars_ceil()
 }

@@ -78,14 +78,18 @@ mod pricing;
 mod redis_store;
 pub mod store;
 
-pub use budget::{BudgetAlert, BudgetLayer, Scope, Window};
+pub use budget::{
+    BudgetAlert, BudgetLayer, DEFAULT_LEASE, DEFAULT_SETTLE_RETRY_FOR,
+    DEFAULT_UNKNOWN_DOCUMENT_TOKENS, DEFAULT_UNKNOWN_IMAGE_TOKENS,
+    DEFAULT_UNKNOWN_TOOL_USE_TOKENS, Scope, UnknownInput, Window,
+};
 pub use ledger::{CostLedger, LedgerSnapshot, Totals};
 pub use meter::{CostHandle, CostLayer, CostMeter, ResponseFuture};
 pub use money::{Multiplier, PerMillion, Usd};
 pub use pricing::{BUILTIN_PRICES, Cost, Modifiers, PriceRow, PriceTable, PriceTier, UnknownModel};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis_store::RedisBudgetStore;
+pub use redis_store::{DEFAULT_SETTLED_MEMORY, RedisBudgetStore};
 pub use store::{Balance, BudgetLine, BudgetStore, MemoryBudgetStore, Reservation};
 
 #[cfg(doctest)]

@@ -1,6 +1,7 @@
 //! [`RedisBudgetStore`]: budgets shared by every replica through Redis.
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use claude_tower_core::{Error, ErrorKind};
@@ -9,48 +10,107 @@ use redis::aio::ConnectionManager;
 
 use crate::store::{Balance, BudgetLine, BudgetStore, Reservation};
 
-/// Checks every line, then reserves on all of them, atomically (Lua runs alone in Redis).
-/// KEYS: the lines. ARGV: amount, then each line's limit, then each line's TTL in seconds
-/// (0 = none). Returns {0} when granted, {index, spent, reserved} when refused.
-const RESERVE: &str = r"
-local amount = tonumber(ARGV[1])
-local n = #KEYS
-for i = 1, n do
-  local spent = tonumber(redis.call('HGET', KEYS[i], 'spent') or '0')
-  local reserved = tonumber(redis.call('HGET', KEYS[i], 'reserved') or '0')
-  if spent + reserved + amount > tonumber(ARGV[1 + i]) then
-    return {i, spent, reserved}
+/// Shared by the scripts: the server's clock in ms, and the reclaiming of lapsed leases.
+/// A line is a hash `K` (`spent`, `held`) plus a sorted set `K:leases` of `"{id}|{amount}"`
+/// members scored by lease end; settled ids live in a sorted set scored by when they may be
+/// forgotten.
+const PRELUDE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function reclaim(h, z)
+  local lapsed = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  if #lapsed > 0 then
+    local total = 0
+    for _, m in ipairs(lapsed) do
+      total = total + (tonumber(string.match(m, '|(%d+)$')) or 0)
+    end
+    redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+    local left = redis.call('HINCRBY', h, 'held', string.format('%d', -total))
+    if left < 0 then redis.call('HSET', h, 'held', 0) end
   end
 end
+";
+
+/// Reserves on every line or none, atomically (Lua runs alone in Redis).
+/// KEYS: n hashes, n lease sets, the settled set. ARGV: id, amount, lease ms, n limits, n TTLs
+/// in seconds (0 = none). Returns {0} when granted (or already settled), {index, spent, held}
+/// when refused.
+const RESERVE: &str = r"
+local n = (#KEYS - 1) / 2
+local id, amount, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local settled = KEYS[#KEYS]
+redis.call('ZREMRANGEBYSCORE', settled, '-inf', now)
+if redis.call('ZSCORE', settled, id) then return {0} end
 for i = 1, n do
-  redis.call('HINCRBY', KEYS[i], 'reserved', amount)
-  local ttl = tonumber(ARGV[1 + n + i])
-  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
+  reclaim(KEYS[i], KEYS[n + i])
+  local spent = tonumber(redis.call('HGET', KEYS[i], 'spent') or '0')
+  local held = tonumber(redis.call('HGET', KEYS[i], 'held') or '0')
+  if spent + held + amount > tonumber(ARGV[3 + i]) then
+    return {i, spent, held}
+  end
+end
+local member = id .. '|' .. ARGV[2]
+for i = 1, n do
+  if redis.call('ZADD', KEYS[n + i], now + lease, member) == 1 then
+    redis.call('HINCRBY', KEYS[i], 'held', ARGV[2])
+  end
+  local ttl = tonumber(ARGV[3 + n + i])
+  if ttl > 0 then
+    redis.call('EXPIRE', KEYS[i], ttl)
+    redis.call('EXPIRE', KEYS[n + i], ttl)
+  end
 end
 return {0}
 ";
 
-/// Releases a reservation and adds the actual spend. ARGV: reserved, actual.
+/// Settles once per id: releases the lease (if still held) and adds the actual spend.
+/// KEYS as for RESERVE. ARGV: id, reserved, actual, how long to remember the id (ms).
 const SETTLE: &str = r"
+local n = (#KEYS - 1) / 2
+local id = ARGV[1]
+local settled = KEYS[#KEYS]
+redis.call('ZREMRANGEBYSCORE', settled, '-inf', now)
+local first = redis.call('ZADD', settled, 'NX', now + tonumber(ARGV[4]), id) == 1
+redis.call('PEXPIRE', settled, tonumber(ARGV[4]))
+local member = id .. '|' .. ARGV[2]
 local out = {}
-for i = 1, #KEYS do
-  local left = redis.call('HINCRBY', KEYS[i], 'reserved', -tonumber(ARGV[1]))
-  if left < 0 then redis.call('HSET', KEYS[i], 'reserved', 0) end
-  out[i] = redis.call('HINCRBY', KEYS[i], 'spent', tonumber(ARGV[2]))
+for i = 1, n do
+  if first then
+    if redis.call('ZREM', KEYS[n + i], member) == 1 then
+      local left = redis.call('HINCRBY', KEYS[i], 'held', string.format('%d', -tonumber(ARGV[2])))
+      if left < 0 then redis.call('HSET', KEYS[i], 'held', 0) end
+    end
+    out[i] = redis.call('HINCRBY', KEYS[i], 'spent', ARGV[3])
+  else
+    out[i] = tonumber(redis.call('HGET', KEYS[i], 'spent') or '0')
+  end
 end
 return out
 ";
 
-/// A budget store in Redis (one hash per budget key with `spent` and `reserved`), so any
-/// number of replicas share one set of budgets. Reserve and settle are Lua scripts, atomic on
-/// the server. Amounts are nano-dollars; Lua compares them as doubles, exact up to 2⁵³
+/// The balance of one line after reclaiming. KEYS: the hash, its lease set.
+const BALANCE: &str = r"
+reclaim(KEYS[1], KEYS[2])
+return {tonumber(redis.call('HGET', KEYS[1], 'spent') or '0'), tonumber(redis.call('HGET', KEYS[1], 'held') or '0')}
+";
+
+/// A budget store in Redis (per budget key: a hash with `spent` and `held`, and a sorted set
+/// of leases), so any number of replicas share one set of budgets. Reserve, settle and
+/// balance are Lua scripts, atomic on the server, that reclaim lapsed leases on Redis's own
+/// clock (`TIME`). Amounts are nano-dollars; Lua compares them as doubles, exact up to 2⁵³
 /// (about $9 million per key).
 #[derive(Clone)]
 pub struct RedisBudgetStore {
     connection: ConnectionManager,
     reserve: Script,
     settle: Script,
+    balance: Script,
+    remember: Duration,
 }
+
+/// How long a settled id is remembered by default (so a reserve that reaches Redis late, or a
+/// repeated settle, is a no-op): 3 hours, more than twice the default lease plus a margin.
+pub const DEFAULT_SETTLED_MEMORY: Duration = Duration::from_secs(3 * 3600);
 
 impl fmt::Debug for RedisBudgetStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -78,25 +138,60 @@ impl RedisBudgetStore {
         Ok(Self::new(connection))
     }
 
+    /// How long settled ids are remembered (default [`DEFAULT_SETTLED_MEMORY`]); keep it above
+    /// twice the budget layer's lease.
+    #[must_use]
+    pub fn settled_memory(mut self, remember: Duration) -> Self {
+        self.remember = remember;
+        self
+    }
+
     /// Uses an existing connection manager.
     #[must_use]
     pub fn new(connection: ConnectionManager) -> Self {
         Self {
             connection,
-            reserve: Script::new(RESERVE),
-            settle: Script::new(SETTLE),
+            reserve: Script::new(&format!("{PRELUDE}{RESERVE}")),
+            settle: Script::new(&format!("{PRELUDE}{SETTLE}")),
+            balance: Script::new(&format!("{PRELUDE}{BALANCE}")),
+            remember: DEFAULT_SETTLED_MEMORY,
         }
     }
 }
 
+/// The keys of the lines: hashes, lease sets, then the settled-id set (next to the first line).
+fn line_keys(invocation: &mut redis::ScriptInvocation<'_>, lines: &[BudgetLine]) {
+    for line in lines {
+        invocation.key(&line.key);
+    }
+    for line in lines {
+        invocation.key(format!("{}:leases", line.key));
+    }
+    let settled = lines
+        .first()
+        .map_or_else(|| "claude-tower:budget:settled".to_owned(), |l| format!("{}:settled", l.key));
+    invocation.key(settled);
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 #[async_trait]
 impl BudgetStore for RedisBudgetStore {
-    async fn reserve(&self, lines: &[BudgetLine], amount: u64) -> Result<Reservation, Error> {
-        let mut invocation = self.reserve.prepare_invoke();
-        for line in lines {
-            invocation.key(&line.key);
+    async fn reserve(
+        &self,
+        lines: &[BudgetLine],
+        id: &str,
+        amount: u64,
+        lease: Duration,
+    ) -> Result<Reservation, Error> {
+        if lines.is_empty() {
+            return Ok(Reservation::Granted);
         }
-        invocation.arg(amount);
+        let mut invocation = self.reserve.prepare_invoke();
+        line_keys(&mut invocation, lines);
+        invocation.arg(id).arg(amount).arg(millis(lease));
         for line in lines {
             invocation.arg(line.limit);
         }
@@ -111,7 +206,10 @@ impl BudgetStore for RedisBudgetStore {
         match reply.as_slice() {
             [0] => Ok(Reservation::Granted),
             [line, spent, reserved] => Ok(Reservation::Refused {
-                line: usize::try_from(*line).unwrap_or(1).saturating_sub(1),
+                line: usize::try_from(*line)
+                    .unwrap_or(1)
+                    .saturating_sub(1)
+                    .min(lines.len() - 1),
                 balance: Balance {
                     spent: *spent,
                     reserved: *reserved,
@@ -127,14 +225,20 @@ impl BudgetStore for RedisBudgetStore {
     async fn settle(
         &self,
         lines: &[BudgetLine],
+        id: &str,
         reserved: u64,
         actual: u64,
     ) -> Result<Vec<u64>, Error> {
-        let mut invocation = self.settle.prepare_invoke();
-        for line in lines {
-            invocation.key(&line.key);
+        if lines.is_empty() {
+            return Ok(Vec::new());
         }
-        invocation.arg(reserved).arg(actual);
+        let mut invocation = self.settle.prepare_invoke();
+        line_keys(&mut invocation, lines);
+        invocation
+            .arg(id)
+            .arg(reserved)
+            .arg(actual)
+            .arg(millis(self.remember));
         let mut connection = self.connection.clone();
         invocation
             .invoke_async(&mut connection)
@@ -143,17 +247,13 @@ impl BudgetStore for RedisBudgetStore {
     }
 
     async fn balance(&self, key: &str) -> Result<Balance, Error> {
+        let mut invocation = self.balance.prepare_invoke();
+        invocation.key(key).key(format!("{key}:leases"));
         let mut connection = self.connection.clone();
-        let (spent, reserved): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
-            .arg(key)
-            .arg("spent")
-            .arg("reserved")
-            .query_async(&mut connection)
+        let (spent, reserved): (u64, u64) = invocation
+            .invoke_async(&mut connection)
             .await
             .map_err(|e| redis_error(&e))?;
-        Ok(Balance {
-            spent: spent.unwrap_or(0),
-            reserved: reserved.unwrap_or(0),
-        })
+        Ok(Balance { spent, reserved })
     }
 }

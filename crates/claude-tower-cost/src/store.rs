@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use claude_tower_core::Error;
+use tokio::time::Instant;
 
 /// One budget a request is charged against: a store key, its limit, and how long the key
 /// must live (its window plus a margin; `None` for lifetime budgets).
@@ -50,31 +51,82 @@ pub enum Reservation {
 
 /// Where budgets live. Reservations are all-or-nothing across lines and atomic with respect
 /// to every other reservation on the same store, so concurrent requests never overspend.
+///
+/// **Leases.** Every reservation has an id and a lease: a reservation that is not settled
+/// within its lease (a crashed process, a cancelled caller whose refund never ran, a reserve
+/// executed by the store after the caller gave up, a settle that kept failing) stops counting
+/// and is reclaimed by the store. **Idempotence.** `settle` applies at most once per id, and
+/// a `reserve` arriving after its id was settled reserves nothing, so callers may retry both
+/// freely.
 #[async_trait]
 pub trait BudgetStore: fmt::Debug + Send + Sync + 'static {
-    /// Reserves `amount` on every line if, on each, `spent + reserved + amount <= limit`.
-    async fn reserve(&self, lines: &[BudgetLine], amount: u64) -> Result<Reservation, Error>;
+    /// Reserves `amount` under `id` on every line if, on each,
+    /// `spent + reserved + amount <= limit`; the reservation lapses after `lease`.
+    async fn reserve(
+        &self,
+        lines: &[BudgetLine],
+        id: &str,
+        amount: u64,
+        lease: Duration,
+    ) -> Result<Reservation, Error>;
 
-    /// Releases `reserved` and adds `actual` to the spend of every line; returns each line's
-    /// spend afterwards.
+    /// Releases reservation `id` (of `reserved`) and adds `actual` to the spend of every line;
+    /// returns each line's spend afterwards. A second settle of the same id changes nothing;
+    /// a settle after the lease lapsed still adds `actual` (the money was spent).
     async fn settle(
         &self,
         lines: &[BudgetLine],
+        id: &str,
         reserved: u64,
         actual: u64,
     ) -> Result<Vec<u64>, Error>;
 
-    /// The balance of a key.
+    /// The balance of a key (lapsed reservations not counted).
     async fn balance(&self, key: &str) -> Result<Balance, Error>;
 }
 
-/// An in-process store: one mutex around a map (reservations are atomic across lines).
+/// How long a settled id is remembered (so a late reserve or a repeated settle of it is a
+/// no-op): twice the lease plus this margin.
+pub(crate) const SETTLED_MEMORY_MARGIN: Duration = Duration::from_secs(60);
+
+/// An in-process store: one mutex around a map (reservations are atomic across lines). Leases
+/// run on tokio's clock (so tests can pause it).
 ///
 /// Window keys are not expired: a process running for years keeps one small entry per
 /// (scope, day/month).
 #[derive(Default)]
 pub struct MemoryBudgetStore {
-    balances: Mutex<HashMap<String, Balance>>,
+    state: Mutex<MemoryState>,
+}
+
+#[derive(Default)]
+struct MemoryState {
+    balances: HashMap<String, KeyState>,
+    /// Settled ids and until when they are remembered.
+    settled: HashMap<String, Instant>,
+}
+
+#[derive(Default)]
+struct KeyState {
+    spent: u64,
+    /// id → (amount, lease end).
+    leases: HashMap<String, (u64, Instant)>,
+}
+
+impl KeyState {
+    fn reclaim(&mut self, now: Instant) {
+        self.leases.retain(|_, (_, until)| *until > now);
+    }
+
+    fn balance(&self) -> Balance {
+        Balance {
+            spent: self.spent,
+            reserved: self
+                .leases
+                .values()
+                .fold(0u64, |sum, (amount, _)| sum.saturating_add(*amount)),
+        }
+    }
 }
 
 impl MemoryBudgetStore {
@@ -83,15 +135,15 @@ impl MemoryBudgetStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl fmt::Debug for MemoryBudgetStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys = self
-            .balances
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
+        let keys = self.lock().balances.len();
         f.debug_struct("MemoryBudgetStore")
             .field("keys", &keys)
             .finish()
@@ -100,10 +152,24 @@ impl fmt::Debug for MemoryBudgetStore {
 
 #[async_trait]
 impl BudgetStore for MemoryBudgetStore {
-    async fn reserve(&self, lines: &[BudgetLine], amount: u64) -> Result<Reservation, Error> {
-        let mut balances = self.balances.lock().unwrap_or_else(PoisonError::into_inner);
+    async fn reserve(
+        &self,
+        lines: &[BudgetLine],
+        id: &str,
+        amount: u64,
+        lease: Duration,
+    ) -> Result<Reservation, Error> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.settled.retain(|_, until| *until > now);
+        if state.settled.contains_key(id) {
+            // Settled (or released) before this reserve ran: nothing to hold.
+            return Ok(Reservation::Granted);
+        }
         for (index, line) in lines.iter().enumerate() {
-            let balance = balances.get(&line.key).copied().unwrap_or_default();
+            let entry = state.balances.entry(line.key.clone()).or_default();
+            entry.reclaim(now);
+            let balance = entry.balance();
             if balance
                 .spent
                 .saturating_add(balance.reserved)
@@ -116,8 +182,10 @@ impl BudgetStore for MemoryBudgetStore {
                 });
             }
         }
+        let until = now + lease;
         for line in lines {
-            balances.entry(line.key.clone()).or_default().reserved += amount;
+            let entry = state.balances.entry(line.key.clone()).or_default();
+            entry.leases.insert(id.to_owned(), (amount, until));
         }
         Ok(Reservation::Granted)
     }
@@ -125,28 +193,38 @@ impl BudgetStore for MemoryBudgetStore {
     async fn settle(
         &self,
         lines: &[BudgetLine],
-        reserved: u64,
+        id: &str,
+        _reserved: u64,
         actual: u64,
     ) -> Result<Vec<u64>, Error> {
-        let mut balances = self.balances.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let mut state = self.lock();
+        let first = !state.settled.contains_key(id);
+        if first {
+            // Remembered for long enough that a repeated settle of this id finds it (a
+            // reserve here runs whole or not at all, so none can come late).
+            let until = now + SETTLED_MEMORY_MARGIN + SETTLED_MEMORY_MARGIN;
+            state.settled.insert(id.to_owned(), until);
+        }
         Ok(lines
             .iter()
             .map(|line| {
-                let balance = balances.entry(line.key.clone()).or_default();
-                balance.reserved = balance.reserved.saturating_sub(reserved);
-                balance.spent = balance.spent.saturating_add(actual);
-                balance.spent
+                let entry = state.balances.entry(line.key.clone()).or_default();
+                if first {
+                    entry.leases.remove(id);
+                    entry.spent = entry.spent.saturating_add(actual);
+                }
+                entry.spent
             })
             .collect())
     }
 
     async fn balance(&self, key: &str) -> Result<Balance, Error> {
-        Ok(self
-            .balances
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .copied()
-            .unwrap_or_default())
+        let now = Instant::now();
+        let mut state = self.lock();
+        Ok(state.balances.get_mut(key).map_or_else(Balance::default, |entry| {
+            entry.reclaim(now);
+            entry.balance()
+        }))
     }
 }

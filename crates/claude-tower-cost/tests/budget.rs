@@ -171,17 +171,20 @@ impl BudgetStore for SharedStore {
     async fn reserve(
         &self,
         lines: &[claude_tower_cost::BudgetLine],
+        id: &str,
         amount: u64,
+        lease: Duration,
     ) -> Result<claude_tower_cost::Reservation, Error> {
-        self.0.reserve(lines, amount).await
+        self.0.reserve(lines, id, amount, lease).await
     }
     async fn settle(
         &self,
         lines: &[claude_tower_cost::BudgetLine],
+        id: &str,
         reserved: u64,
         actual: u64,
     ) -> Result<Vec<u64>, Error> {
-        self.0.settle(lines, reserved, actual).await
+        self.0.settle(lines, id, reserved, actual).await
     }
     async fn balance(&self, key: &str) -> Result<claude_tower_cost::Balance, Error> {
         self.0.balance(key).await
