@@ -608,14 +608,27 @@ mod tests {
             ("retry-after-ms", "nan"),
             ("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"),
         ] {
-            assert_eq!(parse_retry_after(&headers(&[(name, value)]), now), None, "{name}: {value}");
+            assert_eq!(
+                parse_retry_after(&headers(&[(name, value)]), now),
+                None,
+                "{name}: {value}"
+            );
         }
         // An absurd `retry-after-ms` falls back to a sane `retry-after`.
         let h = headers(&[("retry-after-ms", "1e300"), ("retry-after", "2")]);
         assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(2)));
-        assert_eq!(saturating_secs(1e300, Duration::from_secs(5)), Duration::from_secs(5));
-        assert_eq!(saturating_secs(f64::NAN, Duration::from_secs(5)), Duration::ZERO);
-        assert_eq!(saturating_secs(-3.0, Duration::from_secs(5)), Duration::ZERO);
+        assert_eq!(
+            saturating_secs(1e300, Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            saturating_secs(f64::NAN, Duration::from_secs(5)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            saturating_secs(-3.0, Duration::from_secs(5)),
+            Duration::ZERO
+        );
     }
 
     #[test]

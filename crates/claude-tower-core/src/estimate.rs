@@ -448,7 +448,10 @@ impl MessagesRequest {
             let Some(kind) = tool.kind.as_deref() else {
                 continue;
             };
-            if INPUT_ADDING_TOOLS.iter().any(|prefix| kind.starts_with(prefix)) {
+            if INPUT_ADDING_TOOLS
+                .iter()
+                .any(|prefix| kind.starts_with(prefix))
+            {
                 let uses = tool
                     .extra
                     .get("max_uses")

@@ -353,7 +353,10 @@ mod tests {
         bucket.take(f64::NAN, Duration::ZERO);
         bucket.take(f64::INFINITY, Duration::ZERO);
         assert!(bucket.wait_for(600, Duration::ZERO).unwrap() <= Duration::from_secs(180));
-        assert_eq!(bucket.wait_for(u64::MAX, Duration::ZERO), Err(Refusal::TooLarge));
+        assert_eq!(
+            bucket.wait_for(u64::MAX, Duration::ZERO),
+            Err(Refusal::TooLarge)
+        );
         let tiny = TokenBucket::full(1, Duration::ZERO);
         assert!(tiny.wait_for(1, Duration::ZERO).is_ok());
     }

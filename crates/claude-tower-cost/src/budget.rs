@@ -817,5 +817,8 @@ impl Drop for SettlingStream {
 
 /// The cost of a response in nano-dollars, rounded up.
 fn price(metering: &Metering, model: Option<&str>, usage: &Usage, cached: bool) -> u64 {
-    metering.price(model, usage, cached).total.nanodollars_ceil()
+    metering
+        .price(model, usage, cached)
+        .total
+        .nanodollars_ceil()
 }

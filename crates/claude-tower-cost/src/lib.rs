@@ -80,8 +80,8 @@ pub mod store;
 
 pub use budget::{
     BudgetAlert, BudgetLayer, DEFAULT_LEASE, DEFAULT_SETTLE_RETRY_FOR,
-    DEFAULT_UNKNOWN_DOCUMENT_TOKENS, DEFAULT_UNKNOWN_IMAGE_TOKENS,
-    DEFAULT_UNKNOWN_TOOL_USE_TOKENS, Scope, UnknownInput, Window,
+    DEFAULT_UNKNOWN_DOCUMENT_TOKENS, DEFAULT_UNKNOWN_IMAGE_TOKENS, DEFAULT_UNKNOWN_TOOL_USE_TOKENS,
+    Scope, UnknownInput, Window,
 };
 pub use ledger::{CostLedger, LedgerSnapshot, Totals};
 pub use meter::{CostHandle, CostLayer, CostMeter, ResponseFuture};

@@ -167,14 +167,17 @@ fn line_keys(invocation: &mut redis::ScriptInvocation<'_>, lines: &[BudgetLine])
     for line in lines {
         invocation.key(format!("{}:leases", line.key));
     }
-    let settled = lines
-        .first()
-        .map_or_else(|| "claude-tower:budget:settled".to_owned(), |l| format!("{}:settled", l.key));
+    let settled = lines.first().map_or_else(
+        || "claude-tower:budget:settled".to_owned(),
+        |l| format!("{}:settled", l.key),
+    );
     invocation.key(settled);
 }
 
 fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 #[async_trait]

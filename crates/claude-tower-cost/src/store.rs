@@ -222,9 +222,12 @@ impl BudgetStore for MemoryBudgetStore {
     async fn balance(&self, key: &str) -> Result<Balance, Error> {
         let now = Instant::now();
         let mut state = self.lock();
-        Ok(state.balances.get_mut(key).map_or_else(Balance::default, |entry| {
-            entry.reclaim(now);
-            entry.balance()
-        }))
+        Ok(state
+            .balances
+            .get_mut(key)
+            .map_or_else(Balance::default, |entry| {
+                entry.reclaim(now);
+                entry.balance()
+            }))
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use claude_tower_core::ext::Attribution;
 use claude_tower_core::{Error, MessagesBody, MessagesRequest};
 use claude_tower_cost::{
-    BudgetLayer, BudgetStore, BudgetLine, MemoryBudgetStore, Modifiers, PriceTable,
+    BudgetLayer, BudgetLine, BudgetStore, MemoryBudgetStore, Modifiers, PriceTable,
     RedisBudgetStore, Reservation, Scope, UnknownInput, Usd, Window,
 };
 use claude_tower_mock::{Attempt, MockClaude, RedisServer};
@@ -88,10 +88,12 @@ async fn cancelled_calls_redis_paused_and_restarted_leave_nothing_reserved() {
     let delays: Vec<Attempt> = (0..CALLS)
         .map(|_| Attempt::ok().with_first_byte_delay(Duration::from_millis(fastrand::u64(0..40))))
         .collect();
-    let service = ServiceBuilder::new().layer(layer.clone()).service(Recorder {
-        inner: MockClaude::new().with_script(delays),
-        spent: Arc::clone(&spent),
-    });
+    let service = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(Recorder {
+            inner: MockClaude::new().with_script(delays),
+            spent: Arc::clone(&spent),
+        });
 
     let (ok, cancelled, failed) = (
         Arc::new(AtomicUsize::new(0)),
@@ -140,7 +142,10 @@ async fn cancelled_calls_redis_paused_and_restarted_leave_nothing_reserved() {
         }));
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
-    assert!(paused && restarted, "the run covered the pause and the restart");
+    assert!(
+        paused && restarted,
+        "the run covered the pause and the restart"
+    );
     for call in calls {
         call.await.unwrap();
     }
@@ -151,7 +156,10 @@ async fn cancelled_calls_redis_paused_and_restarted_leave_nothing_reserved() {
     );
     println!("{ok} completed, {cancelled} cancelled, {failed} failed (store unreachable)");
     assert_eq!(ok + cancelled + failed, CALLS);
-    assert!(ok > 0 && cancelled > 0 && failed > 0, "every path was taken");
+    assert!(
+        ok > 0 && cancelled > 0 && failed > 0,
+        "every path was taken"
+    );
 
     // Quiet period: background settles finish (or give up), then every lease lapses.
     tokio::time::sleep(RETRY_FOR + LEASE + Duration::from_secs(1)).await;
@@ -167,14 +175,20 @@ async fn cancelled_calls_redis_paused_and_restarted_leave_nothing_reserved() {
             .balance(&layer.key(scope, who, Window::Total))
             .await
             .unwrap();
-        assert_eq!(balance.reserved, 0, "{scope:?} {who:?}: nothing stays reserved");
+        assert_eq!(
+            balance.reserved, 0,
+            "{scope:?} {who:?}: nothing stays reserved"
+        );
         if scope == Scope::Global {
             assert_eq!(balance.spent, real, "global spend is the sum of real costs");
         } else {
             tenants_spent += balance.spent;
         }
     }
-    assert_eq!(tenants_spent, real, "tenant spends add up to the real costs");
+    assert_eq!(
+        tenants_spent, real,
+        "tenant spends add up to the real costs"
+    );
     assert!(real > 0);
 }
 
@@ -207,8 +221,14 @@ async fn memory_leases_lapse_settles_are_idempotent_and_late_reserves_reserve_no
         Reservation::Granted
     );
     // Settling twice charges once; a settle after the lease still charges.
-    assert_eq!(store.settle(&lines, "b", 600, 100).await.unwrap(), vec![100]);
-    assert_eq!(store.settle(&lines, "b", 600, 100).await.unwrap(), vec![100]);
+    assert_eq!(
+        store.settle(&lines, "b", 600, 100).await.unwrap(),
+        vec![100]
+    );
+    assert_eq!(
+        store.settle(&lines, "b", 600, 100).await.unwrap(),
+        vec![100]
+    );
     assert_eq!(store.settle(&lines, "a", 600, 50).await.unwrap(), vec![150]);
     // A reserve arriving after its id was settled (released) reserves nothing.
     store.settle(&lines, "late", 300, 0).await.unwrap();
@@ -290,21 +310,28 @@ async fn inputs_of_unknown_size_are_reserved_at_a_worst_case_or_refused() {
             .into_http()
     };
     // $0.01 cannot hold a 100-page PDF of unknown size: refused before sending.
-    let layer = BudgetLayer::new(MemoryBudgetStore::new()).global(Usd::from_cents(1), Window::Total);
-    let service = ServiceBuilder::new().layer(layer).service(MockClaude::new());
+    let layer =
+        BudgetLayer::new(MemoryBudgetStore::new()).global(Usd::from_cents(1), Window::Total);
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(MockClaude::new());
     let error = service.oneshot(url_pdf()).await.unwrap_err();
     assert_eq!(error.kind(), claude_tower_core::ErrorKind::BudgetExceeded);
     // The refuse policy says why, whatever the budget.
     let layer = BudgetLayer::new(MemoryBudgetStore::new())
         .global(Usd::from_cents(100_000), Window::Total)
         .unknown_input(UnknownInput::Refuse);
-    let service = ServiceBuilder::new().layer(layer).service(MockClaude::new());
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(MockClaude::new());
     let error = service.oneshot(url_pdf()).await.unwrap_err();
     assert!(error.message().contains("cannot be known"), "{error}");
     // A plain request is unaffected.
     let layer = BudgetLayer::new(MemoryBudgetStore::new())
         .global(Usd::from_cents(1), Window::Total)
         .unknown_input(UnknownInput::Refuse);
-    let service = ServiceBuilder::new().layer(layer).service(MockClaude::new());
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(MockClaude::new());
     service.oneshot(request(1)).await.unwrap();
 }

@@ -59,7 +59,10 @@ fn sum(a: &Usage, b: &Usage) -> Usage {
     total.output_tokens += b.output_tokens;
     total.cache_creation_input_tokens = Some(a.cache_write_tokens() + b.cache_write_tokens());
     total.cache_read_input_tokens = Some(a.cache_read_tokens() + b.cache_read_tokens());
-    let (ac, bc) = (a.cache_creation.clone().unwrap(), b.cache_creation.clone().unwrap());
+    let (ac, bc) = (
+        a.cache_creation.clone().unwrap(),
+        b.cache_creation.clone().unwrap(),
+    );
     total.cache_creation = Some(CacheCreation {
         ephemeral_5m_input_tokens: ac.ephemeral_5m_input_tokens + bc.ephemeral_5m_input_tokens,
         ephemeral_1h_input_tokens: ac.ephemeral_1h_input_tokens + bc.ephemeral_1h_input_tokens,

@@ -46,10 +46,8 @@ impl RedisServer {
     pub async fn start_persistent() -> Self {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "claude-tower-redis-{}-{n}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("claude-tower-redis-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a temp dir for redis");
         Self::start_with(Some(dir)).await
@@ -74,7 +72,10 @@ impl RedisServer {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("redis-server on port {} did not answer PING within 10 s", self.port);
+        panic!(
+            "redis-server on port {} did not answer PING within 10 s",
+            self.port
+        );
     }
 
     /// The server's process id.
@@ -165,7 +166,14 @@ fn spawn(port: u16, dir: Option<&std::path::Path>) -> Child {
     match dir {
         Some(dir) => {
             dir_text = dir.to_string_lossy().into_owned();
-            args.extend(["--dir", &dir_text, "--appendonly", "yes", "--appendfsync", "always"]);
+            args.extend([
+                "--dir",
+                &dir_text,
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ]);
         }
         None => args.extend(["--appendonly", "no"]),
     }
@@ -174,5 +182,7 @@ fn spawn(port: u16, dir: Option<&std::path::Path>) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start redis-server ({e}); install it with: {INSTALL_HINT}"))
+        .unwrap_or_else(|e| {
+            panic!("cannot start redis-server ({e}); install it with: {INSTALL_HINT}")
+        })
 }

@@ -540,8 +540,9 @@ impl Stream for Recording {
                 Some(Ok(event)) => {
                     if let Some(finish) = &this.finish {
                         let limit = finish.shared.max_recorded_bytes;
-                        this.recorded_bytes =
-                            this.recorded_bytes.saturating_add(approx_event_bytes(event));
+                        this.recorded_bytes = this
+                            .recorded_bytes
+                            .saturating_add(approx_event_bytes(event));
                         if this.recorded_bytes > limit {
                             tracing::debug!(target: "claude_tower::response_cache", limit, "stream larger than the recording cap: not cached");
                             this.abandon();

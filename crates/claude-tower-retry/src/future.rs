@@ -21,9 +21,10 @@ use crate::layer::Shared;
 use crate::policy::Policy;
 
 /// Most events held back while peeking a stream for its first content event. Past it the
-/// stream is delivered as it is (a later failure is then not retried), so a flood of pings or
-/// unknown events cannot grow the buffer: memory stays within this many events, each capped
-/// by the transport's event size limit.
+/// stream is delivered as it is (a later failure is then not retried), so a flood of unknown
+/// events cannot grow the buffer: memory stays within this many events, each capped by the
+/// transport's event size limit. Consecutive pings are held as one, so a ping flood neither
+/// grows the buffer nor ends the peeking (the timeout layer then cuts it, retryably).
 pub const MAX_HELD_EVENTS: usize = 32;
 
 type Request = http::Request<MessagesRequest>;
@@ -199,6 +200,10 @@ where
                                 Err(error) => return Poll::Ready(Err(error)),
                             }
                         }
+                        // Pings before content are coalesced (one held at most): a ping
+                        // flood neither grows the buffer nor ends the peeking.
+                        Some(Ok(StreamEvent::Ping(_)))
+                            if matches!(held.last(), Some(StreamEvent::Ping(_))) => {}
                         Some(Ok(event)) if !deliver => held.push(event),
                         item => {
                             let mut out = std::mem::take(held);

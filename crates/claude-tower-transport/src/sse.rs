@@ -53,7 +53,11 @@ where
 
 /// [`decode`] with a cap on one line or event (`data`) in bytes: past it the stream ends with
 /// [`ErrorKind::TooLarge`](claude_tower_core::ErrorKind::TooLarge) and nothing more is read.
-pub fn decode_with_limit<S>(bytes: S, request_id: Option<String>, max_event_bytes: usize) -> EventStream
+pub fn decode_with_limit<S>(
+    bytes: S,
+    request_id: Option<String>,
+    max_event_bytes: usize,
+) -> EventStream
 where
     S: Stream<Item = Result<bytes::Bytes, Error>> + Send + 'static,
 {
