@@ -4,6 +4,7 @@
 //! cargo xtask ci      # everything CI checks: fmt, clippy -D warnings, tests, doc tests, docs, each feature alone, cargo deny, tidy, every example
 //! cargo xtask bench   # criterion benches → markdown table (also target/bench-report.md)
 //! cargo xtask tidy    # repository rules (READMEs, CHANGELOGs, lints, `//!` headers)
+//! cargo xtask fuzz [--secs N] [--seed S]   # the stable-Rust mutation fuzzer (fuzz/README.md)
 //! ```
 //!
 //! Dependency-free on purpose: it builds in seconds.
@@ -25,9 +26,10 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("tidy") => tidy::run(&root()),
         Some("bench") => bench::run(&root(), &std::env::args().skip(2).collect::<Vec<_>>()),
+        Some("fuzz") => fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, benches compile, each feature alone, cargo deny, tidy, every example (what CI runs)\n  bench  criterion benches; prints a markdown table, writes target/bench-report.md\n  tidy   repository rules"
+                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, benches compile, each feature alone, cargo deny, tidy, every example (what CI runs)\n  bench  criterion benches; prints a markdown table, writes target/bench-report.md\n  tidy   repository rules\n  fuzz   the mutation fuzzer: cargo xtask fuzz [--secs N] [--seed S] (default 60 s)"
             );
             return ExitCode::from(2);
         }
@@ -178,6 +180,27 @@ fn dependency_policy() -> Result<(), String> {
     )
 }
 
+/// The stable-Rust mutation fuzzer (`fuzz/`), release build; `--secs` defaults to 60.
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let mut forwarded: Vec<&str> = vec![
+        "run",
+        "--release",
+        "--locked",
+        "-q",
+        "-p",
+        "claude-tower-fuzz",
+        "--",
+    ];
+    if !args.iter().any(|a| a == "--secs") {
+        forwarded.extend(["--secs", "60"]);
+    }
+    forwarded.extend(args.iter().map(String::as_str));
+    step("fuzz", "cargo", &forwarded, &[])
+}
+
+/// How long `cargo xtask ci` fuzzes (the hardening issue allows at most 2 minutes).
+const CI_FUZZ_SECS: &str = "60";
+
 fn ci() -> Result<(), String> {
     ensure_redis()?;
     step("fmt", "cargo", &["fmt", "--all", "--check"], &[])?;
@@ -254,6 +277,7 @@ fn ci() -> Result<(), String> {
         &["check", "--workspace", "--benches", "--locked"],
         &[],
     )?;
+    fuzz(&["--secs".to_owned(), CI_FUZZ_SECS.to_owned()])?;
     feature_combinations()?;
     dependency_policy()?;
     println!("\n==> tidy");

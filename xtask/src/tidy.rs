@@ -33,7 +33,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             }
         }
     }
-    for top in ["crates", "examples", "xtask"] {
+    for top in ["crates", "examples", "benches", "fuzz", "xtask"] {
         check_headers(&root.join(top), root, &mut problems);
     }
     if problems.is_empty() {

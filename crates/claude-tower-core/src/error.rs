@@ -97,6 +97,9 @@ pub struct ErrorEnvelope {
     /// `req_…`
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Fields this crate does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// The `error_code` the API uses when a monthly spend cap is reached (429 without

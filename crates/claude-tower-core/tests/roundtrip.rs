@@ -256,3 +256,33 @@ proptest! {
         prop_assert_eq!(json[field].as_str(), Some(text.as_str()));
     }
 }
+
+/// Unknown fields nested in a response's usage and in an error envelope survive a round trip
+/// (the hardening issue found `usage.cache_creation`'s dropped).
+#[test]
+fn unknown_fields_in_nested_usage_and_error_objects_are_kept() {
+    let message = json!({
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+        "content": [], "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {
+            "input_tokens": 3, "output_tokens": 1,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": 1, "ephemeral_1h_input_tokens": 2,
+                "ephemeral_24h_input_tokens": 7, "note": {"nested": [1, 2]}
+            },
+            "server_tool_use": {"web_search_requests": 1, "code_execution_requests": 4},
+            "output_tokens_details": {"thinking_tokens": 0, "future": true}
+        }
+    });
+    let parsed: Message = serde_json::from_value(message.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&parsed).unwrap(), message);
+    let envelope = json!({
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "busy", "retry_hint": 3},
+        "request_id": "req_1",
+        "trace": {"region": "x"}
+    });
+    let parsed: claude_tower_core::ErrorEnvelope =
+        serde_json::from_value(envelope.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&parsed).unwrap(), envelope);
+}

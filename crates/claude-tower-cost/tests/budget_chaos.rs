@@ -68,7 +68,11 @@ fn request(i: usize) -> Request {
         .into_http();
     request
         .extensions_mut()
-        .insert(Attribution::tenant(if i % 2 == 0 { "even" } else { "odd" }));
+        .insert(Attribution::tenant(if i.is_multiple_of(2) {
+            "even"
+        } else {
+            "odd"
+        }));
     request
 }
 
@@ -128,7 +132,7 @@ async fn cancelled_calls_redis_paused_and_restarted_leave_nothing_reserved() {
         let (ok, cancelled, failed) = (ok.clone(), cancelled.clone(), failed.clone());
         // Most calls are cancelled at a random point; every fourth waits long enough to see
         // the store fail while Redis is frozen or down.
-        let cancel_after = if i % 4 == 0 {
+        let cancel_after = if i.is_multiple_of(4) {
             Duration::from_secs(5)
         } else {
             Duration::from_millis(fastrand::u64(0..60))

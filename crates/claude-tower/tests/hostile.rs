@@ -11,6 +11,11 @@
 //! shared lock), so a parallel test's memory is never counted.
 
 #![cfg(feature = "full")]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the suite reports the times and memory it measured"
+)]
 
 use std::time::Duration;
 
