@@ -163,6 +163,9 @@ fn feature_combinations() -> Result<(), String> {
 /// it is missing.
 fn dependency_policy() -> Result<(), String> {
     ensure_cargo_tool("deny")?;
+    // `--offline` needs every crate of every target platform in the local cache; a build
+    // fetches only this platform's, so fetch the rest first (a no-op when the cache is warm).
+    step("fetch", "cargo", &["fetch", "--locked"], &[])?;
     step(
         "dependencies",
         "cargo",

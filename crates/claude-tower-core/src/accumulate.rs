@@ -1,4 +1,13 @@
 //! [`MessageAccumulator`]: rebuilds the final [`Message`] from stream events.
+// Bytes and numbers from the network: no indexing, unchecked arithmetic or unwrapping here
+// (the hardening issue); exceptions carry an `expect` with the reason.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::collections::BTreeMap;
 
@@ -91,7 +100,7 @@ impl MessageAccumulator {
     /// is not valid JSON at `content_block_stop`, or a block event before `message_start` or
     /// its block's `content_block_start` ([`ErrorKind::Decode`](crate::ErrorKind::Decode)).
     pub fn push(&mut self, event: &StreamEvent) -> Result<(), Error> {
-        self.events += 1;
+        self.events = self.events.saturating_add(1);
         match event {
             StreamEvent::MessageStart(start) => {
                 // A repeated `message_start` starts the message over: the blocks opened so

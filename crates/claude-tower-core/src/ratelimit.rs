@@ -1,6 +1,15 @@
 //! Rate-limit primitives shared by the rate limiter and the mock: a continuously refilling
 //! [`TokenBucket`] (the API's model, API-NOTES §4.1) and the `anthropic-ratelimit-*` headers
 //! ([`RateLimitHeaders`], §4.2).
+// Bytes and numbers from the network: no indexing, unchecked arithmetic or unwrapping here
+// (the hardening issue); exceptions carry an `expect` with the reason.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::time::{Duration, SystemTime};
 
@@ -69,7 +78,7 @@ impl TokenBucket {
 
     fn refill(&mut self, now: Duration) {
         if now > self.at {
-            let elapsed = (now - self.at).as_secs_f64();
+            let elapsed = now.saturating_sub(self.at).as_secs_f64();
             self.tokens = (self.tokens + elapsed * self.rate_per_sec()).min(self.capacity);
             self.at = now;
         }
@@ -256,27 +265,27 @@ impl RateLimitHeaders {
     }
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
+/// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`; `None` for anything else (never panics).
 #[must_use]
 pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     let bytes = text.as_bytes();
     if bytes.len() < 20
-        || bytes[4] != b'-'
-        || bytes[7] != b'-'
-        || !matches!(bytes[10], b'T' | b't' | b' ')
+        || bytes.get(4) != Some(&b'-')
+        || bytes.get(7) != Some(&b'-')
+        || !matches!(bytes.get(10), Some(b'T' | b't' | b' '))
     {
         return None;
     }
-    let num = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    let num = |range| num_at(text, range);
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &text[19..];
+    let mut rest = text.get(19..)?;
     let mut nanos = 0u32;
     if let Some(frac) = rest.strip_prefix('.') {
         let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
-        rest = &frac[digits.len()..];
+        rest = frac.get(digits.len()..)?;
         let padded = format!("{digits:0<9}");
-        nanos = padded[..9].parse().ok()?;
+        nanos = padded.get(..9)?.parse().ok()?;
     }
     let offset = match rest {
         "Z" | "z" => 0,
@@ -286,25 +295,58 @@ pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
                 b'-' => -1,
                 _ => return None,
             };
-            sign * (rest.get(1..3)?.parse::<i64>().ok()? * 3600
-                + rest.get(4..6)?.parse::<i64>().ok()? * 60)
+            let hours = num_at(rest, 1..3)?;
+            let minutes = num_at(rest, 4..6)?;
+            hours
+                .checked_mul(3600)?
+                .checked_add(minutes.checked_mul(60)?)?
+                .checked_mul(sign)?
         }
     };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    let days = days_from_civil(year, month, day)?;
+    let secs = days
+        .checked_mul(86_400)?
+        .checked_add(hour.checked_mul(3600)?)?
+        .checked_add(minute.checked_mul(60)?)?
+        .checked_add(second)?
+        .checked_sub(offset)?;
     let secs = u64::try_from(secs).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos))
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
-/// Howard Hinnant's civil-to-days algorithm.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
+/// The decimal number at `range` of `text`: digits only (no sign), so every field is small.
+fn num_at(text: &str, range: std::ops::Range<usize>) -> Option<i64> {
+    let field = text.get(range)?;
+    field
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| field.parse::<i64>().ok())?
+}
+
+/// Howard Hinnant's civil-to-days algorithm (checked: `None` instead of an overflow).
+fn days_from_civil(year: i64, month: i64, day: i64) -> Option<i64> {
+    let y = if month <= 2 {
+        year.checked_sub(1)?
+    } else {
+        year
+    };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let mp = month.checked_add(9)?.checked_rem(12)?;
+    let doy = mp
+        .checked_mul(153)?
+        .checked_add(2)?
+        .checked_div(5)?
+        .checked_add(day)?
+        .checked_sub(1)?;
+    let doe = yoe
+        .checked_mul(365)?
+        .checked_add(yoe / 4)?
+        .checked_sub(yoe / 100)?
+        .checked_add(doy)?;
+    era.checked_mul(146_097)?
+        .checked_add(doe)?
+        .checked_sub(719_468)
 }
 
 #[cfg(test)]
