@@ -12,7 +12,10 @@
 //! - [`BudgetLayer`]: budgets per tenant, user, feature or global, per day, month or in
 //!   total, that reserve the worst case before sending and settle the real cost after, so
 //!   they are never overspent even under concurrency; in memory or in Redis (feature
-//!   `redis`) so replicas share them.
+//!   `redis`) so replicas share them. Reservations cannot leak: each has an id and a lease
+//!   ([`BudgetLayer::lease`]), is released if its caller is cancelled at any point, and is
+//!   settled at most once (settles are retried); inputs of unknown size (documents by URL, …)
+//!   are reserved at a documented worst case ([`UnknownInput`]) or refused.
 //!
 //! # Example
 //!
@@ -61,8 +64,9 @@
 //! # Errors
 //!
 //! [`ErrorKind::BudgetExceeded`](claude_tower_core::ErrorKind::BudgetExceeded) when a
-//! reservation does not fit (nothing sent); `Config` for a model the table does not know
-//! (unless a fallback row is set), also before sending.
+//! reservation does not fit, or with [`UnknownInput::Refuse`] for inputs of unknown size
+//! (nothing sent); `Config` for a model the table does not know (unless a fallback row is
+//! set), also before sending.
 //!
 //! # Feature flags
 //!

@@ -6,7 +6,9 @@
 //!   answer (model, system, messages, tools, `tool_choice`, thinking, sampling parameters, stop
 //!   sequences, `max_tokens`, `output_config`, unknown fields, `anthropic-version` and
 //!   `anthropic-beta`), not of what cannot (`metadata` unless per-user partitioning is on,
-//!   `stream`, `cache_control` markers).
+//!   `stream`, `cache_control` markers). Keys are **credential-scoped**: a request's own
+//!   `x-api-key`/`authorization` enters as a SHA-256 fingerprint; see [`KeyScope`] for stores
+//!   shared by services with different configured credentials.
 //! - **Policy** ([`CachePolicy`], default [`DeterministicPolicy`]): cache requests with
 //!   `temperature == 0` or opted in ([`CacheMode::OptIn`]); never errors, refusals or
 //!   `max_tokens`-truncated replies unless configured; per-request [`CacheMode::Bypass`] and
@@ -15,7 +17,8 @@
 //!   tokio's clock) and `RedisResponseStore` (feature `redis`, shared by replicas).
 //! - **Single-flight**: concurrent identical misses make one upstream call; the others wait
 //!   for it and share its reply (or its error, which is never cached).
-//! - **Streams**: a miss streams through while being recorded; a hit replays the recorded
+//! - **Streams**: a miss streams through while being recorded (pings left out, at most
+//!   [`DEFAULT_MAX_RECORDED_BYTES`] by default, else not cached); a hit replays the recorded
 //!   events; a streamed entry serves a non-stream request and vice versa.
 //! - [`CacheStatus`](claude_tower_core::ext::CacheStatus) (hit / miss / bypass / stale) in the
 //!   response extensions; a hit keeps the original usage, and the cost meter charges it 0.

@@ -62,7 +62,16 @@
 //!
 //! [`claude_tower_core::Error`]: API errors with status, type, request id and retry hints;
 //! `Timeout`, `Connect`, `Decode`, `StreamInterrupted` (a stream that broke or ended before
-//! `message_stop`), `InvalidRequest` (refused before sending).
+//! `message_stop`), `InvalidRequest` (refused before sending), `TooLarge` (a body or event
+//! over its cap; the connection is dropped).
+//!
+//! # Hostile upstreams
+//!
+//! Every byte from the network is bounded in size (`max_body_bytes`, `max_error_body_bytes`,
+//! `max_event_bytes`) and in time (the total timeout covers the error body of a stream too;
+//! the read timeout covers every chunk); redirects are never followed, so credentials never
+//! leave the configured origin. The facade's `tests/hostile.rs` checks each of these against
+//! a raw loopback server.
 //!
 //! # Feature flags
 //!
