@@ -85,6 +85,34 @@ pub trait BudgetStore: fmt::Debug + Send + Sync + 'static {
     async fn balance(&self, key: &str) -> Result<Balance, Error>;
 }
 
+/// A shared store is a store: keep an `Arc` to read balances while a layer uses it.
+#[async_trait]
+impl<T: BudgetStore + ?Sized> BudgetStore for std::sync::Arc<T> {
+    async fn reserve(
+        &self,
+        lines: &[BudgetLine],
+        id: &str,
+        amount: u64,
+        lease: Duration,
+    ) -> Result<Reservation, Error> {
+        (**self).reserve(lines, id, amount, lease).await
+    }
+
+    async fn settle(
+        &self,
+        lines: &[BudgetLine],
+        id: &str,
+        reserved: u64,
+        actual: u64,
+    ) -> Result<Vec<u64>, Error> {
+        (**self).settle(lines, id, reserved, actual).await
+    }
+
+    async fn balance(&self, key: &str) -> Result<Balance, Error> {
+        (**self).balance(key).await
+    }
+}
+
 /// How long a settled id is remembered (so a late reserve or a repeated settle of it is a
 /// no-op): twice the lease plus this margin.
 pub(crate) const SETTLED_MEMORY_MARGIN: Duration = Duration::from_secs(60);

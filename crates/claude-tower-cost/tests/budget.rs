@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use claude_tower_core::ext::Attribution;
-use claude_tower_core::{Error, ErrorKind, MessagesRequest};
+use claude_tower_core::{ErrorKind, MessagesRequest};
 use claude_tower_cost::{
     BudgetLayer, BudgetStore, CostLayer, CostLedger, MemoryBudgetStore, Modifiers, PriceTable,
     RedisBudgetStore, Scope, Usd, Window,
@@ -82,7 +82,7 @@ async fn concurrent_requests_never_overspend_in_memory() {
     const N: u64 = 10;
     let limit = Usd::from_picodollars(worst_case().picodollars() * u128::from(N));
     let ledger = CostLedger::new();
-    let store = SharedStore::default();
+    let store = Arc::new(MemoryBudgetStore::new());
     let budget = BudgetLayer::new(store.clone()).global(limit, Window::Day);
     let service = ServiceBuilder::new()
         .layer(budget.clone())
@@ -163,37 +163,9 @@ async fn balance_of(
     (b.spent, b.reserved)
 }
 
-#[derive(Debug, Clone, Default)]
-struct SharedStore(Arc<MemoryBudgetStore>);
-
-#[async_trait::async_trait]
-impl BudgetStore for SharedStore {
-    async fn reserve(
-        &self,
-        lines: &[claude_tower_cost::BudgetLine],
-        id: &str,
-        amount: u64,
-        lease: Duration,
-    ) -> Result<claude_tower_cost::Reservation, Error> {
-        self.0.reserve(lines, id, amount, lease).await
-    }
-    async fn settle(
-        &self,
-        lines: &[claude_tower_cost::BudgetLine],
-        id: &str,
-        reserved: u64,
-        actual: u64,
-    ) -> Result<Vec<u64>, Error> {
-        self.0.settle(lines, id, reserved, actual).await
-    }
-    async fn balance(&self, key: &str) -> Result<claude_tower_cost::Balance, Error> {
-        self.0.balance(key).await
-    }
-}
-
 #[tokio::test]
 async fn errors_refund_streams_settle_at_their_end_and_drops_settle_too() {
-    let store = SharedStore::default();
+    let store = Arc::new(MemoryBudgetStore::new());
     let layer = BudgetLayer::new(store.clone()).per_tenant(Usd::from_cents(100), Window::Total);
     let mock = MockClaude::new().with_script([Attempt::overloaded()]);
     let service = ServiceBuilder::new().layer(layer.clone()).service(mock);
@@ -205,7 +177,7 @@ async fn errors_refund_streams_settle_at_their_end_and_drops_settle_too() {
     // An upstream error refunds everything.
     service.clone().oneshot(acme(request())).await.unwrap_err();
     assert_eq!(
-        balance_of(&store.0, &layer, Scope::Tenant, Some("acme")).await,
+        balance_of(&store, &layer, Scope::Tenant, Some("acme")).await,
         (0, 0)
     );
     // A stream settles before it reports its end.
@@ -215,14 +187,14 @@ async fn errors_refund_streams_settle_at_their_end_and_drops_settle_too() {
         .await
         .unwrap();
     assert!(
-        balance_of(&store.0, &layer, Scope::Tenant, Some("acme"))
+        balance_of(&store, &layer, Scope::Tenant, Some("acme"))
             .await
             .1
             > 0,
         "reserved while streaming"
     );
     let _: Vec<_> = response.into_body().into_stream().collect().await;
-    let (spent, reserved) = balance_of(&store.0, &layer, Scope::Tenant, Some("acme")).await;
+    let (spent, reserved) = balance_of(&store, &layer, Scope::Tenant, Some("acme")).await;
     assert!(spent > 0);
     assert_eq!(reserved, 0);
     // A dropped stream settles through a spawned task.
@@ -235,7 +207,7 @@ async fn errors_refund_streams_settle_at_their_end_and_drops_settle_too() {
     events.next().await.unwrap().unwrap();
     drop(events);
     tokio::task::yield_now().await;
-    let (spent_after, reserved) = balance_of(&store.0, &layer, Scope::Tenant, Some("acme")).await;
+    let (spent_after, reserved) = balance_of(&store, &layer, Scope::Tenant, Some("acme")).await;
     assert_eq!(reserved, 0);
     assert!(
         spent_after > spent,
