@@ -27,8 +27,9 @@ use crate::stream::{Delta, StreamEvent};
 /// - `input_json_delta` fragments are buffered per block and parsed at `content_block_stop`
 ///   (an invalid JSON input is an [`ErrorKind::Decode`](crate::ErrorKind::Decode) error that
 ///   quotes the text);
-/// - each `message_delta` **overwrites** the usage fields it carries (they are cumulative) and
-///   sets the stop reason;
+/// - each `message_delta` **overwrites** the usage fields it carries (they are cumulative),
+///   sets the stop reason, and copies its other fields — inside `delta` and beside it, like
+///   `context_management` — onto the message;
 /// - unknown deltas are merged field by field into the block's JSON (strings appended to
 ///   strings, other values replace), so new block types still accumulate;
 /// - `ping` and unknown events are ignored.
@@ -149,7 +150,9 @@ impl MessageAccumulator {
                 if delta.delta.container.is_some() {
                     message.container.clone_from(&delta.delta.container);
                 }
-                for (key, value) in &delta.delta.extra {
+                // Fields of `delta` and fields beside it (e.g. `context_management`) land on
+                // the message, as the official stream helpers do.
+                for (key, value) in delta.delta.extra.iter().chain(&delta.extra) {
                     message.extra.insert(key.clone(), value.clone());
                 }
                 message.usage.apply_delta(&delta.usage);

@@ -79,7 +79,11 @@ pub struct ApiErrorBody {
     #[serde(default)]
     pub message: String,
     /// Extra details, e.g. `{"error_code": "enforced_spend_limit_reached"}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::macros::keep_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub details: Option<Value>,
     /// Fields this crate does not model.
     #[serde(flatten)]

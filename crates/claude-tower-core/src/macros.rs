@@ -190,3 +190,14 @@ pub(crate) struct Tagged<'a, T: ?Sized> {
     #[serde(flatten)]
     pub(crate) inner: &'a T,
 }
+
+/// Deserializes an optional JSON value keeping an explicit `null` as `Some(Value::Null)` (an
+/// absent field stays `None` through `#[serde(default)]`), so a round trip writes the `null`
+/// back: the API sends `"stop_details": null`, `"container": null`, and the JSON must come
+/// out unchanged.
+pub(crate) fn keep_null<'de, D>(deserializer: D) -> Result<Option<serde_json::Value>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    <serde_json::Value as serde::Deserialize>::deserialize(deserializer).map(Some)
+}

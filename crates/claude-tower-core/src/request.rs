@@ -152,7 +152,9 @@ pub struct Tool {
     /// The tool type for server/Anthropic tools (`None` for client tools, or `"custom"`).
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// Tool name.
+    /// Tool name. Some server tools have none (`{"type": "mcp_toolset", "mcp_server_name": …}`):
+    /// then it is empty and left out when serialized.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// What the tool does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -381,7 +383,11 @@ pub struct OutputConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effort: Option<String>,
     /// Structured-output format (JSON schema), kept as JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::macros::keep_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub format: Option<Value>,
     /// Fields this crate does not model.
     #[serde(flatten)]
@@ -459,7 +465,11 @@ pub struct MessagesRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inference_geo: Option<String>,
     /// Code-execution container (id string or object), kept as JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::macros::keep_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub container: Option<Value>,
     /// Fields this crate does not model (beta fields such as `speed`, `context_management`).
     #[serde(flatten)]

@@ -228,10 +228,18 @@ pub struct Message {
     #[serde(default)]
     pub stop_sequence: Option<String>,
     /// Details of a refusal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::macros::keep_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stop_details: Option<Value>,
     /// Code-execution container info.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::macros::keep_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub container: Option<Value>,
     /// Token usage.
     #[serde(default)]

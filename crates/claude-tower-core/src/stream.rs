@@ -132,10 +132,18 @@ pub struct MessageDelta {
     #[serde(default)]
     pub stop_sequence: Option<String>,
     /// Refusal details.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::macros::keep_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stop_details: Option<Value>,
     /// Container info.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::macros::keep_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub container: Option<Value>,
     /// Fields this crate does not model.
     #[serde(flatten)]

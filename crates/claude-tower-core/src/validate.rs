@@ -117,6 +117,19 @@ impl MessagesRequest {
                 markers.len()
             )));
         }
+        if let Some(automatic) = &self.cache_control
+            && let Some(last) = self
+                .messages
+                .last()
+                .and_then(|m| m.content.blocks().last())
+                .and_then(ContentBlock::cache_control)
+            && last.effective_ttl() != automatic.effective_ttl()
+        {
+            return Err(Error::invalid_request(
+                "the top-level (automatic) `cache_control` would go on the last block, which \
+                 already has a marker with a different TTL",
+            ));
+        }
         let mut seen_short = false;
         for marker in &markers {
             match marker.effective_ttl() {

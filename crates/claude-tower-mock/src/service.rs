@@ -310,6 +310,26 @@ impl MockClaude {
             body: body.clone(),
         });
         let request_id = format!("req_mock_{seq:020}");
+        if let Err(message) = api_rejects(body) {
+            // What the API answers a request it rejects: a 400 envelope, before any limit.
+            let mut headers = HeaderMap::new();
+            insert(&mut headers, "request-id", &request_id);
+            insert(&mut headers, "content-type", "application/json");
+            let envelope = serde_json::json!({
+                "type": "error",
+                "error": {"type": "invalid_request_error", "message": message},
+                "request_id": request_id,
+            });
+            return Plan {
+                first_byte_delay: Duration::ZERO,
+                event_delay: Duration::ZERO,
+                kind: PlanKind::Error {
+                    status: StatusCode::BAD_REQUEST,
+                    headers,
+                    body: Bytes::from(envelope.to_string()),
+                },
+            };
+        }
         if let Some(plan) = admit(&mut state, body, &request_id) {
             return plan;
         }
@@ -490,6 +510,22 @@ fn admit(state: &mut State, body: &MessagesRequest, request_id: &str) -> Option<
     b.requests.take(1.0, now);
     b.input.take(input as f64, now);
     None
+}
+
+/// What the API rejects with `400 invalid_request_error`: everything
+/// [`MessagesRequest::validate`] refuses (empty `messages`, more than 4 cache breakpoints with
+/// the automatic one, a 1h marker after a 5m one, an automatic marker over a last-block marker
+/// of another TTL, …), plus what only today's API refuses: a `ttl` other than `5m` / `1h`.
+fn api_rejects(body: &MessagesRequest) -> Result<(), String> {
+    body.validate().map_err(|e| e.message().to_owned())?;
+    for marker in body.cache_markers() {
+        if let Some(claude_tower_core::CacheTtl::Other(ttl)) = &marker.ttl {
+            return Err(format!(
+                "cache_control.ttl: Input should be '5m' or '1h', got {ttl:?}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn charge_output(state: &mut State, body: &MessagesRequest, output: u64) {

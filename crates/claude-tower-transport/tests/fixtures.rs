@@ -656,3 +656,140 @@ async fn events_are_yielded_as_bytes_arrive() {
     assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
     assert!(events.next().await.is_none());
 }
+
+/// Every JSON value in the fixtures — each SSE `data:` line, and each recorded response body —
+/// re-serialises to the identical JSON value (explicit `null`s and unknown fields included).
+#[test]
+fn every_fixture_value_round_trips_unchanged() {
+    let mut checked = 0;
+    let mut stack = vec![fixtures()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for (event, data) in sse_frames(&text) {
+                let Ok(original) = serde_json::from_str::<Value>(&data) else {
+                    continue;
+                };
+                let parsed = StreamEvent::from_sse(&event, &data)
+                    .unwrap_or_else(|e| panic!("{}: {event}: {e}", path.display()));
+                assert_eq!(
+                    serde_json::to_value(&parsed).unwrap(),
+                    original,
+                    "{}: {event}",
+                    path.display()
+                );
+                if let StreamEvent::MessageStart(start) = &parsed {
+                    let message = original.get("message").unwrap();
+                    assert_eq!(&serde_json::to_value(&start.message).unwrap(), message);
+                }
+                checked += 1;
+            }
+            if path.extension().is_some_and(|e| e == "json") {
+                for body in response_bodies(&serde_json::from_str(&text).unwrap_or(Value::Null)) {
+                    let parsed: Message = serde_json::from_value(body.clone()).unwrap();
+                    assert_eq!(
+                        serde_json::to_value(&parsed).unwrap(),
+                        body,
+                        "{}",
+                        path.display()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} values checked");
+}
+
+/// `(event, data)` of each frame of an SSE text (simple framing: fixtures are well-formed).
+fn sse_frames(text: &str) -> Vec<(String, String)> {
+    let mut frames = Vec::new();
+    let (mut event, mut data) = (String::new(), String::new());
+    for line in text.lines().chain([""]) {
+        if line.is_empty() {
+            if !data.is_empty() {
+                frames.push((std::mem::take(&mut event), std::mem::take(&mut data)));
+            }
+            event.clear();
+        } else if let Some(v) = line.strip_prefix("event:") {
+            event = v.trim().to_owned();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push_str(v.strip_prefix(' ').unwrap_or(v));
+        }
+    }
+    frames
+}
+
+/// Objects that are whole Messages API responses (`"type": "message"` with an `id`).
+fn response_bodies(value: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    match value {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("message") && map.contains_key("id")
+            {
+                out.push(value.clone());
+            }
+            for v in map.values() {
+                out.extend(response_bodies(v));
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| out.extend(response_bodies(v))),
+        Value::String(text) if text.starts_with('{') => {
+            if let Ok(inner) = serde_json::from_str::<Value>(text) {
+                out.extend(response_bodies(&inner));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// `message_delta` carries `context_management` beside `delta`: the streamed message gets it,
+/// as the non-streamed response has it.
+#[tokio::test]
+async fn a_streamed_context_management_lands_on_the_message() {
+    let path = fixtures().join("sdk-python-2.12.0-sse/context_management_response.txt");
+    let body = std::fs::read(&path).unwrap();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let expected = sse_frames(&text)
+        .into_iter()
+        .filter(|(event, _)| event == "message_delta")
+        .filter_map(|(_, data)| {
+            serde_json::from_str::<Value>(&data)
+                .ok()?
+                .get("context_management")
+                .cloned()
+        })
+        .last()
+        .expect("the fixture's message_delta has context_management");
+    for chunk in [1, 7, 4096] {
+        let mut acc = MessageAccumulator::new();
+        for item in decode(&body, chunk).await {
+            acc.push(&item.unwrap()).unwrap();
+        }
+        let message = acc.finish().unwrap();
+        assert_eq!(message.extra.get("context_management"), Some(&expected));
+        let as_json = serde_json::to_value(&message).unwrap();
+        assert_eq!(as_json["context_management"], expected);
+    }
+}
+
+/// A request with a tool that has no `name` (an MCP toolset) parses and round-trips.
+#[test]
+fn an_mcp_toolset_request_round_trips() {
+    let request = json!({
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 1024,
+        "messages": [{"role": "user", "content": "What does deepwiki say?"}],
+        "mcp_servers": [{"type": "url", "url": "https://mcp.deepwiki.com/mcp", "name": "deepwiki"}],
+        "tools": [{"type": "mcp_toolset", "mcp_server_name": "deepwiki"}]
+    });
+    let parsed: MessagesRequest = serde_json::from_value(request.clone()).unwrap();
+    parsed.validate().unwrap();
+    assert_eq!(serde_json::to_value(&parsed).unwrap(), request);
+}
