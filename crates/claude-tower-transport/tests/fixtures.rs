@@ -758,6 +758,7 @@ async fn a_streamed_context_management_lands_on_the_message() {
     let text = String::from_utf8_lossy(&body).into_owned();
     let expected = sse_frames(&text)
         .into_iter()
+        .rev()
         .filter(|(event, _)| event == "message_delta")
         .filter_map(|(_, data)| {
             serde_json::from_str::<Value>(&data)
@@ -765,7 +766,7 @@ async fn a_streamed_context_management_lands_on_the_message() {
                 .get("context_management")
                 .cloned()
         })
-        .last()
+        .next()
         .expect("the fixture's message_delta has context_management");
     for chunk in [1, 7, 4096] {
         let mut acc = MessageAccumulator::new();
