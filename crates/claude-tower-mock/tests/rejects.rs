@@ -15,7 +15,7 @@ fn block(ttl: Option<&str>) -> Value {
     json!({"type": "text", "text": "some text", "cache_control": marker})
 }
 
-fn request(blocks: Vec<Value>, top: Option<Value>) -> MessagesRequest {
+fn request(blocks: &[Value], top: Option<Value>) -> MessagesRequest {
     let mut body = json!({
         "model": "claude-haiku-4-5",
         "max_tokens": 100,
@@ -57,11 +57,16 @@ async fn empty_messages() {
 #[tokio::test]
 async fn more_than_four_breakpoints() {
     assert!(
-        rejected(request(vec![block(None); 4], None))
-            .await
-            .is_none()
+        rejected(request(
+            &[block(None), block(None), block(None), block(None)],
+            None
+        ))
+        .await
+        .is_none()
     );
-    let message = rejected(request(vec![block(None); 5], None)).await.unwrap();
+    let message = rejected(request(&vec![block(None); 5], None))
+        .await
+        .unwrap();
     assert!(message.contains("at most 4"), "{message}");
 }
 
@@ -70,17 +75,17 @@ async fn automatic_caching_with_four_explicit_breakpoints() {
     let top = json!({"type": "ephemeral"});
     let mut blocks = vec![block(None); 4];
     blocks.push(json!({"type": "text", "text": "tail"}));
-    assert!(rejected(request(blocks, Some(top))).await.is_some());
+    assert!(rejected(request(&blocks, Some(top))).await.is_some());
 }
 
 #[tokio::test]
 async fn a_one_hour_marker_after_a_five_minute_one() {
     assert!(
-        rejected(request(vec![block(Some("1h")), block(None)], None))
+        rejected(request(&[block(Some("1h")), block(None)], None))
             .await
             .is_none()
     );
-    let message = rejected(request(vec![block(None), block(Some("1h"))], None))
+    let message = rejected(request(&[block(None), block(Some("1h"))], None))
         .await
         .unwrap();
     assert!(message.contains("1h"), "{message}");
@@ -88,7 +93,7 @@ async fn a_one_hour_marker_after_a_five_minute_one() {
 
 #[tokio::test]
 async fn an_unknown_ttl() {
-    let message = rejected(request(vec![block(Some("24h"))], None))
+    let message = rejected(request(&[block(Some("24h"))], None))
         .await
         .unwrap();
     assert!(message.contains("24h"), "{message}");
@@ -99,11 +104,11 @@ async fn automatic_caching_over_a_last_block_marker_of_another_ttl() {
     let one_hour = json!({"type": "ephemeral", "ttl": "1h"});
     // Same TTL: a no-op, accepted.
     assert!(
-        rejected(request(vec![block(Some("1h"))], Some(one_hour.clone())))
+        rejected(request(&[block(Some("1h"))], Some(one_hour.clone())))
             .await
             .is_none()
     );
-    let message = rejected(request(vec![block(None)], Some(one_hour)))
+    let message = rejected(request(&[block(None)], Some(one_hour)))
         .await
         .unwrap();
     assert!(message.contains("different TTL"), "{message}");
