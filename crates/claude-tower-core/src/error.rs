@@ -110,6 +110,12 @@ pub struct ErrorEnvelope {
 /// `retry-after`; retries keep failing until the next month).
 pub const SPEND_CAP_ERROR_CODE: &str = "enforced_spend_limit_reached";
 
+/// Every `error_code` of a spend limit (API-NOTES §15): retrying cannot succeed, so
+/// [`Error::is_spend_cap`] is true and [`Error::is_retryable`] false for each.
+/// (`ramp_limit_exceeded` is not among them: it is a 429 with `retry-after`, retried.)
+pub const SPEND_LIMIT_ERROR_CODES: &[&str] =
+    &[SPEND_CAP_ERROR_CODE, "contract_spend_limit_reached"];
+
 /// The error type of every claude-tower service.
 ///
 /// Opaque on purpose: match on [`Error::kind`] and read the details through the accessors.
@@ -385,16 +391,24 @@ impl Error {
         self.inner.partial.as_ref()
     }
 
-    /// Whether this is the monthly spend-cap 429 (`error.details.error_code ==
-    /// "enforced_spend_limit_reached"`): retrying cannot help until the cap resets.
+    /// Whether this is a spend limit (`error.details.error_code` in
+    /// [`SPEND_LIMIT_ERROR_CODES`]: the monthly spend cap, a contract's limit): retrying cannot
+    /// help until the limit resets.
     #[must_use]
     pub fn is_spend_cap(&self) -> bool {
+        self.error_code()
+            .is_some_and(|code| SPEND_LIMIT_ERROR_CODES.contains(&code))
+    }
+
+    /// `error.details.error_code`, e.g. `ramp_limit_exceeded` (retryable with its hint) or a
+    /// spend limit ([`SPEND_LIMIT_ERROR_CODES`], terminal).
+    #[must_use]
+    pub fn error_code(&self) -> Option<&str> {
         self.inner
             .details
             .as_ref()
             .and_then(|d| d.get("error_code"))
             .and_then(Value::as_str)
-            == Some(SPEND_CAP_ERROR_CODE)
     }
 
     /// The official SDKs' retry rule: `x-should-retry` wins when present; otherwise 408, 409,
@@ -636,6 +650,31 @@ mod tests {
             saturating_secs(-3.0, Duration::from_secs(5)),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn spend_limits_are_terminal_and_ramp_limits_are_retried() {
+        let error = |code: &str, retry_after: Option<&str>| {
+            let mut h = headers(&[]);
+            if let Some(r) = retry_after {
+                h.insert("retry-after", HeaderValue::from_str(r).unwrap());
+            }
+            let body = format!(
+                r#"{{"type":"error","error":{{"type":"rate_limit_error","message":"m","details":{{"error_code":"{code}"}}}}}}"#
+            );
+            Error::from_response(StatusCode::TOO_MANY_REQUESTS, &h, Bytes::from(body))
+        };
+        for code in [
+            "enforced_spend_limit_reached",
+            "contract_spend_limit_reached",
+        ] {
+            let e = error(code, None);
+            assert!(e.is_spend_cap() && !e.is_retryable(), "{code}");
+            assert_eq!(e.error_code(), Some(code));
+        }
+        let ramp = error("ramp_limit_exceeded", Some("3"));
+        assert!(!ramp.is_spend_cap() && ramp.is_retryable());
+        assert_eq!(ramp.retry_after(), Some(Duration::from_secs(3)));
     }
 
     #[test]

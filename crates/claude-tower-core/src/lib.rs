@@ -84,8 +84,8 @@ pub use content::{
 };
 pub use error::{
     ApiErrorBody, BoxError, DEFAULT_MAX_RETRY_AFTER, Error, ErrorEnvelope, ErrorKind,
-    RETRY_AFTER_IGNORED_ABOVE, SPEND_CAP_ERROR_CODE, parse_retry_after, sanitize_retry_after,
-    saturating_secs,
+    RETRY_AFTER_IGNORED_ABOVE, SPEND_CAP_ERROR_CODE, SPEND_LIMIT_ERROR_CODES, parse_retry_after,
+    sanitize_retry_after, saturating_secs,
 };
 pub use request::{
     InputSchema, MessageContent, MessageParam, MessagesRequest, Metadata, OutputConfig, Role,

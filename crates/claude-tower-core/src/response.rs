@@ -129,6 +129,31 @@ impl Usage {
             .saturating_add(self.cache_read_tokens())
     }
 
+    /// Input (uncached plus cache writes) and output tokens of the `compaction` entries of
+    /// `usage.iterations` (API-NOTES §15): billed and counted by rate limits, but **not** in
+    /// the top-level totals. Sums saturate.
+    #[must_use]
+    pub fn compaction_tokens(&self) -> (u64, u64) {
+        let Some(entries) = self.extra.get("iterations").and_then(Value::as_array) else {
+            return (0, 0);
+        };
+        entries
+            .iter()
+            .filter(|e| e.get("type").and_then(Value::as_str) == Some("compaction"))
+            .fold((0u64, 0u64), |(input, output), e| {
+                let sum = |names: &[&str]| {
+                    names
+                        .iter()
+                        .filter_map(|name| e.get(*name).and_then(Value::as_u64))
+                        .fold(0u64, u64::saturating_add)
+                };
+                (
+                    input.saturating_add(sum(&["input_tokens", "cache_creation_input_tokens"])),
+                    output.saturating_add(sum(&["output_tokens"])),
+                )
+            })
+    }
+
     /// Applies a `message_delta` usage with the API's **overwrite** semantics: the delta is
     /// cumulative, so each present field replaces the current one (never summed).
     pub fn apply_delta(&mut self, delta: &MessageDeltaUsage) {

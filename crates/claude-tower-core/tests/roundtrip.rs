@@ -286,3 +286,20 @@ fn unknown_fields_in_nested_usage_and_error_objects_are_kept() {
         serde_json::from_value(envelope.clone()).unwrap();
     assert_eq!(serde_json::to_value(&parsed).unwrap(), envelope);
 }
+
+/// Compaction tokens (`usage.iterations`) are outside the top-level totals; rate limits and
+/// cost add them.
+#[test]
+fn compaction_tokens_come_from_the_iterations() {
+    let usage: Usage = serde_json::from_value(json!({
+        "input_tokens": 10, "output_tokens": 5,
+        "iterations": [
+            {"type": "compaction", "input_tokens": 40000, "cache_creation_input_tokens": 100, "output_tokens": 2000},
+            {"type": "message", "input_tokens": 10, "output_tokens": 5},
+            {"type": "compaction", "input_tokens": 18446744073709551615u64, "output_tokens": 1}
+        ]
+    }))
+    .unwrap();
+    assert_eq!(usage.compaction_tokens(), (u64::MAX, 2001));
+    assert_eq!(Usage::default().compaction_tokens(), (0, 0));
+}

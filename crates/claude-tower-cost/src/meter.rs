@@ -142,7 +142,9 @@ impl Metering {
             Cost::cached(model)
         } else {
             let mut modifiers = Modifiers::of(None, Some(usage));
-            modifiers.fast = self.request_modifiers.fast;
+            if !usage.extra.contains_key("speed") {
+                modifiers.fast = self.request_modifiers.fast;
+            }
             modifiers.us_only |= usage.inference_geo.is_none() && self.geo.as_deref() == Some("us");
             match self.table.cost(model, usage, modifiers) {
                 Ok(cost) => cost,

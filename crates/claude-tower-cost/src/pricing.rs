@@ -85,7 +85,7 @@ pub struct Modifiers {
 impl Modifiers {
     /// Modifiers read off a request and the usage of its response: batch from
     /// `usage.service_tier`, US-only from `usage.inference_geo` (else the request's), fast
-    /// from the request's `speed`.
+    /// from `usage.speed` (else the request's `speed`).
     #[must_use]
     pub fn of(request: Option<&MessagesRequest>, usage: Option<&Usage>) -> Self {
         let geo = usage
@@ -94,8 +94,10 @@ impl Modifiers {
         Self {
             batch: usage.and_then(|u| u.service_tier.as_deref()) == Some("batch"),
             us_only: geo == Some("us"),
-            fast: request
-                .and_then(|r| r.extra.get("speed"))
+            // `usage.speed` says how the request was served; else the request's `speed`.
+            fast: usage
+                .and_then(|u| u.extra.get("speed"))
+                .or_else(|| request.and_then(|r| r.extra.get("speed")))
                 .and_then(|s| s.as_str())
                 == Some("fast"),
         }
@@ -307,9 +309,42 @@ impl PriceTable {
     /// Writes are priced from `usage.cache_creation` (5m/1h); writes it does not split
     /// (older responses) are priced at the 5 minute rate.
     ///
+    /// When the usage has `iterations` (API-NOTES §15: `message`, `compaction`,
+    /// `advisor_message`, `fallback_message` entries), the cost is the sum over the entries,
+    /// each at its own `model`'s price (the response's model when it has none), so compaction
+    /// (not in the top-level totals) is included and an advisor's tokens are priced at the
+    /// advisor's rate.
+    ///
     /// # Errors
     /// An unknown model with [`UnknownModel::Error`].
     pub fn cost(&self, model: &str, usage: &Usage, modifiers: Modifiers) -> Result<Cost, Error> {
+        match iterations(usage) {
+            Some(entries) => {
+                let mut total = Cost {
+                    model: model.to_owned(),
+                    priced_as: Some(self.resolve(model)?.model.clone()),
+                    modifiers,
+                    ..Cost::default()
+                };
+                for (entry_model, entry) in entries {
+                    let part =
+                        self.cost_one(entry_model.as_deref().unwrap_or(model), &entry, modifiers)?;
+                    total.input += part.input;
+                    total.cache_write_5m += part.cache_write_5m;
+                    total.cache_write_1h += part.cache_write_1h;
+                    total.cache_read += part.cache_read;
+                    total.output += part.output;
+                    total.web_search += part.web_search;
+                    total.above_tier |= part.above_tier;
+                    total.total += part.total;
+                }
+                Ok(total)
+            }
+            None => self.cost_one(model, usage, modifiers),
+        }
+    }
+
+    fn cost_one(&self, model: &str, usage: &Usage, modifiers: Modifiers) -> Result<Cost, Error> {
         let row = self.resolve(model)?;
         let write_total = usage.cache_write_tokens();
         let (mut write_5m, write_1h) = usage.cache_creation.as_ref().map_or((0, 0), |c| {
@@ -416,6 +451,29 @@ impl PriceTable {
     }
 }
 
+/// The `usage.iterations` entries as (model, usage), if there are any.
+fn iterations(usage: &Usage) -> Option<Vec<(Option<String>, Usage)>> {
+    let entries = usage.extra.get("iterations")?.as_array()?;
+    if entries.is_empty() {
+        return None;
+    }
+    Some(
+        entries
+            .iter()
+            .map(|entry| {
+                let model = entry
+                    .get("model")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned);
+                let mut usage: Usage = serde_json::from_value(entry.clone()).unwrap_or_default();
+                // An entry's own fields only: never recurse into nested iterations.
+                usage.extra.remove("iterations");
+                (model, usage)
+            })
+            .collect(),
+    )
+}
+
 /// Web searches: `$X per 1,000` = X·10⁹ pico-dollars per search.
 fn web_search_cost(row: &PriceRow, usage: &Usage) -> Usd {
     let searches = usage
@@ -475,6 +533,60 @@ mod tests {
             .worst_case("claude-opus-4-6", u64::MAX, u64::MAX, u64::MAX, modifiers)
             .unwrap();
         assert!(worst > Usd::from_cents(u64::MAX));
+    }
+
+    #[test]
+    fn iterations_are_priced_per_entry_at_their_own_model_with_compaction() {
+        let table = PriceTable::builtin();
+        let usage: Usage = serde_json::from_value(serde_json::json!({
+            "input_tokens": 1_000, "output_tokens": 500,
+            "iterations": [
+                {"type": "compaction", "model": null, "input_tokens": 40_000, "output_tokens": 2_000},
+                {"type": "message", "input_tokens": 600, "output_tokens": 300},
+                {"type": "advisor_message", "model": "claude-opus-4-6", "input_tokens": 400, "output_tokens": 200}
+            ]
+        }))
+        .unwrap();
+        let cost = table
+            .cost("claude-haiku-4-5", &usage, Modifiers::default())
+            .unwrap();
+        let at = |model: &str, input: u64, output: u64| {
+            table
+                .cost(model, &usage_of(input, output), Modifiers::default())
+                .unwrap()
+                .total
+        };
+        let expected = at("claude-haiku-4-5", 40_000, 2_000)
+            + at("claude-haiku-4-5", 600, 300)
+            + at("claude-opus-4-6", 400, 200);
+        assert_eq!(cost.total, expected);
+        // $1/$5 per MTok for Haiku 4.5 and $5/$25 for Opus 4.6, to the pico-dollar:
+        // (40,600 × 1 + 2,300 × 5 + 400 × 5 + 200 × 25) / 1e6 = $0.0591.
+        assert_eq!(cost.total, "0.0591".parse().unwrap());
+        assert!(cost.total > at("claude-haiku-4-5", 1_000, 500));
+    }
+
+    fn usage_of(input: u64, output: u64) -> Usage {
+        usage(input, output)
+    }
+
+    #[test]
+    fn speed_in_usage_wins_over_the_request() {
+        let fast: Usage = serde_json::from_value(serde_json::json!({
+            "input_tokens": 1, "output_tokens": 1, "speed": "fast"
+        }))
+        .unwrap();
+        assert!(Modifiers::of(None, Some(&fast)).fast);
+        let standard: Usage = serde_json::from_value(serde_json::json!({
+            "input_tokens": 1, "output_tokens": 1, "speed": "standard"
+        }))
+        .unwrap();
+        let request: MessagesRequest = serde_json::from_value(serde_json::json!({
+            "model": "m", "max_tokens": 1, "messages": [], "speed": "fast"
+        }))
+        .unwrap();
+        assert!(!Modifiers::of(Some(&request), Some(&standard)).fast);
+        assert!(Modifiers::of(Some(&request), None).fast);
     }
 
     #[test]

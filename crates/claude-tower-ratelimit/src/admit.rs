@@ -408,6 +408,7 @@ impl Reservation {
             let actual = match (dimension, usage) {
                 (Dimension::Requests, _) => *reserved,
                 (_, None) => 0,
+                // Compaction (usage.iterations) is billed and limited but not in the totals.
                 (Dimension::InputTokens, Some(u)) => u
                     .input_tokens
                     .saturating_add(u.cache_write_tokens())
@@ -415,8 +416,11 @@ impl Reservation {
                         u.cache_read_tokens()
                     } else {
                         0
-                    }),
-                (Dimension::OutputTokens, Some(u)) => u.output_tokens,
+                    })
+                    .saturating_add(u.compaction_tokens().0),
+                (Dimension::OutputTokens, Some(u)) => {
+                    u.output_tokens.saturating_add(u.compaction_tokens().1)
+                }
             };
             let capacity = bucket.per_minute as f64;
             deltas.push((*reserved as f64 - actual as f64).clamp(-capacity, capacity));
