@@ -5,6 +5,7 @@
 //! cargo xtask bench   # criterion benches → markdown table (also target/bench-report.md)
 //! cargo xtask tidy    # repository rules (READMEs, CHANGELOGs, lints, `//!` headers)
 //! cargo xtask fuzz [--secs N] [--seed S]   # the stable-Rust mutation fuzzer (fuzz/README.md)
+//! cargo xtask sdk-conformance  # the official Python SDK against the mock binary
 //! ```
 //!
 //! Dependency-free on purpose: it builds in seconds.
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod sdk;
 mod tidy;
 
 fn main() -> ExitCode {
@@ -27,9 +29,10 @@ fn main() -> ExitCode {
         Some("tidy") => tidy::run(&root()),
         Some("bench") => bench::run(&root(), &std::env::args().skip(2).collect::<Vec<_>>()),
         Some("fuzz") => fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
+        Some("sdk-conformance") => sdk::run(&root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, benches compile, each feature alone, cargo deny, tidy, every example (what CI runs)\n  bench  criterion benches; prints a markdown table, writes target/bench-report.md\n  tidy   repository rules\n  fuzz   the mutation fuzzer: cargo xtask fuzz [--secs N] [--seed S] (default 60 s)"
+                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, benches compile, each feature alone, cargo deny, tidy, every example (what CI runs)\n  bench  criterion benches; prints a markdown table, writes target/bench-report.md\n  tidy   repository rules\n  fuzz   the mutation fuzzer: cargo xtask fuzz [--secs N] [--seed S] (default 60 s)\n  sdk-conformance  the official Python SDK (2.16.0, 0.125.0) against the mock binary"
             );
             return ExitCode::from(2);
         }
@@ -281,6 +284,14 @@ fn ci() -> Result<(), String> {
         &[],
     )?;
     fuzz(&["--secs".to_owned(), CI_FUZZ_SECS.to_owned()])?;
+    if sdk::python_available() {
+        println!("\n==> sdk-conformance");
+        sdk::run(&root())?;
+    } else {
+        println!(
+            "\n==> sdk-conformance: SKIPPED (no python3 with venv; apt-get install -y python3 python3-venv)"
+        );
+    }
     feature_combinations()?;
     dependency_policy()?;
     println!("\n==> tidy");

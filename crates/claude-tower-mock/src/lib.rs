@@ -54,7 +54,7 @@ mod service;
 pub use cache_sim::LOOKBACK_POSITIONS;
 pub use log_capture::LogCapture;
 pub use redis_server::{INSTALL_HINT, RedisServer};
-pub use script::Attempt;
+pub use script::{Attempt, MOCK_ATTEMPT_HEADER};
 pub use server::{MockServer, MockServerBuilder};
 pub use service::{MockClaude, MockLimits, RecordedRequest};
 

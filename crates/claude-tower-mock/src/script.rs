@@ -7,6 +7,10 @@ use claude_tower_core::{Message, SPEND_CAP_ERROR_CODE};
 use http::StatusCode;
 use serde_json::json;
 
+/// A request header that picks the mock's answer for that request (see [`Attempt::named`]);
+/// it takes precedence over the script.
+pub const MOCK_ATTEMPT_HEADER: &str = "x-mock-attempt";
+
 /// What one attempt (one received request) does. Attempts are consumed in order; when the
 /// script is empty the mock answers normally.
 ///
@@ -164,6 +168,21 @@ impl Attempt {
     #[must_use]
     pub fn drop_connection(after_events: usize) -> Self {
         Self::new(Outcome::Drop { after_events })
+    }
+
+    /// The attempt a request asks for in its [`MOCK_ATTEMPT_HEADER`] (`ok`, `rate_limited`,
+    /// `overloaded`, `server_error`, `spend_cap`), for clients that cannot script the mock
+    /// (an official SDK driving the mock binary).
+    #[must_use]
+    pub fn named(name: &str) -> Option<Self> {
+        Some(match name.trim() {
+            "ok" => Self::ok(),
+            "rate_limited" => Self::rate_limited(Some(Duration::from_secs(1))),
+            "overloaded" => Self::overloaded(),
+            "server_error" => Self::server_error(),
+            "spend_cap" => Self::spend_cap(),
+            _ => return None,
+        })
     }
 
     /// Adds a response header (e.g. `x-should-retry`, `retry-after`).

@@ -333,7 +333,14 @@ impl MockClaude {
         if let Some(plan) = admit(&mut state, body, &request_id) {
             return plan;
         }
-        let attempt = state.script.pop_front().unwrap_or_else(Attempt::ok);
+        let asked = headers
+            .get(crate::script::MOCK_ATTEMPT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Attempt::named);
+        let attempt = match asked {
+            Some(attempt) => attempt,
+            None => state.script.pop_front().unwrap_or_else(Attempt::ok),
+        };
         let mut message = match &attempt.outcome {
             Outcome::Message(message) => (**message).clone(),
             _ => reply(body, seq),
