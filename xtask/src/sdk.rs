@@ -70,6 +70,10 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             up = true;
             break;
         }
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "a command-line tool without an async runtime"
+        )]
         std::thread::sleep(Duration::from_millis(50));
     }
     if !up {
