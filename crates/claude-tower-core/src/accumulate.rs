@@ -32,7 +32,8 @@ use crate::stream::{Delta, StreamEvent};
 ///   `context_management` — onto the message;
 /// - unknown deltas are merged field by field into the block's JSON (strings appended to
 ///   strings, other values replace), so new block types still accumulate;
-/// - `ping` and unknown events are ignored.
+/// - `ping` and unknown events are ignored, and so is anything before the first
+///   `message_start`.
 ///
 /// ```
 /// use claude_tower_core::{Message, MessageAccumulator, ContentBlock, StopReason};
@@ -57,6 +58,7 @@ pub struct MessageAccumulator {
     open_blocks: BTreeMap<usize, usize>,
     stopped: bool,
     events: usize,
+    skipped: usize,
 }
 
 impl MessageAccumulator {
@@ -70,6 +72,13 @@ impl MessageAccumulator {
     #[must_use]
     pub fn event_count(&self) -> usize {
         self.events
+    }
+
+    /// Events ignored because they came before any `message_start` (tolerated, as the
+    /// official SDKs do since 1.14; they have no message to apply to).
+    #[must_use]
+    pub fn skipped_before_start(&self) -> usize {
+        self.skipped
     }
 
     /// Whether `message_stop` was seen.
@@ -91,17 +100,31 @@ impl MessageAccumulator {
         self.json_buffers.get(&index).map(String::as_str)
     }
 
-    /// Feeds one event. Any event order is accepted without panicking: a repeated
-    /// `message_start` starts the message over, a stop for an unknown block is ignored, and
-    /// the rest of what cannot be applied is an [`ErrorKind::Decode`](crate::ErrorKind::Decode)
-    /// error.
+    /// Feeds one event. Any event order is accepted without panicking: events before the
+    /// first `message_start` are skipped (counted by
+    /// [`skipped_before_start`](Self::skipped_before_start)), a repeated `message_start` starts
+    /// the message over, a stop for an unknown block is ignored, and the rest of what cannot
+    /// be applied is an [`ErrorKind::Decode`](crate::ErrorKind::Decode) error.
     ///
     /// # Errors
     /// An `error` event (mapped like an HTTP error, e.g. to `Overloaded`), a tool input that
-    /// is not valid JSON at `content_block_stop`, or a block event before `message_start` or
-    /// its block's `content_block_start` ([`ErrorKind::Decode`](crate::ErrorKind::Decode)).
+    /// is not valid JSON at `content_block_stop`, or a block event before its block's
+    /// `content_block_start` ([`ErrorKind::Decode`](crate::ErrorKind::Decode)).
     pub fn push(&mut self, event: &StreamEvent) -> Result<(), Error> {
         self.events = self.events.saturating_add(1);
+        if self.message.is_none()
+            && matches!(
+                event,
+                StreamEvent::ContentBlockStart(_)
+                    | StreamEvent::ContentBlockDelta(_)
+                    | StreamEvent::ContentBlockStop(_)
+                    | StreamEvent::MessageDelta(_)
+                    | StreamEvent::MessageStop(_)
+            )
+        {
+            self.skipped = self.skipped.saturating_add(1);
+            return Ok(());
+        }
         match event {
             StreamEvent::MessageStart(start) => {
                 // A repeated `message_start` starts the message over: the blocks opened so

@@ -303,3 +303,20 @@ fn compaction_tokens_come_from_the_iterations() {
     assert_eq!(usage.compaction_tokens(), (u64::MAX, 2001));
     assert_eq!(Usage::default().compaction_tokens(), (0, 0));
 }
+
+/// Events before the first `message_start` are tolerated (skipped and counted), as the
+/// official SDKs do since 1.14.
+#[test]
+fn events_before_message_start_are_skipped() {
+    let mut message = Message::new("msg_1", "claude-haiku-4-5");
+    message.content.push(ContentBlock::text("Hi"));
+    message.stop_reason = Some(StopReason::EndTurn);
+    let events = message.to_events(1);
+    let mut acc = MessageAccumulator::new();
+    // A stray block and delta, then the real stream.
+    for event in events.iter().skip(1).take(2).chain(events.iter()) {
+        acc.push(event).unwrap();
+    }
+    assert_eq!(acc.skipped_before_start(), 2);
+    assert_eq!(acc.finish().unwrap(), message);
+}
