@@ -88,6 +88,12 @@ fn message_tokens(message: &MessageParam) -> u64 {
         }
 }
 
+/// A `compaction` block (API-NOTES §15): sent back verbatim, never edited.
+fn is_compaction(block: &ContentBlock) -> bool {
+    matches!(block, ContentBlock::Unknown(value)
+        if value.get("type").and_then(serde_json::Value::as_str) == Some("compaction"))
+}
+
 fn has_tool_results(message: &MessageParam) -> bool {
     message
         .content
@@ -159,6 +165,14 @@ pub fn find_cut(request: &MessagesRequest, budget: u64, options: &TrimOptions) -
             candidates.push((i, dropped));
         }
         dropped = dropped.saturating_add(message_tokens(&messages[i]));
+    }
+    // Compaction blocks are opaque and summarise everything before them: only whole turns
+    // before the latest one may go, so the cut resumes at or before it.
+    if let Some(latest) = messages
+        .iter()
+        .rposition(|m| m.content.blocks().iter().any(is_compaction))
+    {
+        candidates.retain(|&(resume, _)| resume <= latest);
     }
     let needed = total - budget;
     let hysteresis = options.hysteresis.clamp(0.0, 1.0);

@@ -335,3 +335,39 @@ async fn what_cannot_fit_fails_before_sending_and_truncation_is_opt_in() {
     );
     let _ = (System::Text(String::new()), Arc::new(0));
 }
+
+/// Compaction blocks are opaque: only whole turns before the latest compaction are dropped,
+/// and the compaction block itself comes back byte for byte.
+#[test]
+fn only_turns_before_the_latest_compaction_are_dropped() {
+    let compaction: ContentBlock = serde_json::from_value(json!({
+        "type": "compaction",
+        "content": "Summary of everything so far.",
+        "encrypted_content": "opaque==",
+        "signature": "sig",
+        "tool_changes": null
+    }))
+    .unwrap();
+    let long = "word ".repeat(400);
+    let mut request = MessagesRequest::new("claude-sonnet-4-6", 100);
+    for i in 0..6 {
+        request = request.user(format!("{i}: {long}"));
+        let mut reply = vec![ContentBlock::text(format!("reply {i}: {long}"))];
+        if i == 3 {
+            reply.insert(0, compaction.clone());
+        }
+        request = request.assistant(claude_tower_core::MessageContent::Blocks(reply));
+    }
+    let request = request.user("latest question");
+    // Turn 3's assistant message (index 7) holds the compaction.
+    let options = TrimOptions::default().with_hysteresis(1.0);
+    let cut = claude_tower_trim::find_cut(&request, 50, &options).expect("something to cut");
+    assert!(cut.resume <= 7, "resumed after the compaction: {cut:?}");
+    let trimmed = claude_tower_trim::apply_cut(&request, cut, None);
+    let kept = serde_json::to_value(&trimmed).unwrap().to_string();
+    assert!(kept.contains(r#""encrypted_content":"opaque==""#));
+    assert!(
+        kept.contains(r#""tool_changes":null"#),
+        "kept byte for byte"
+    );
+}
