@@ -42,14 +42,20 @@ impl Attempts {
 }
 
 /// Who a request is for, for attribution (cost ledger), budgets and per-key rate limits.
-/// Put it in the **request** extensions; layers that need a user id fall back to
-/// `metadata.user_id` when `user` is unset.
+/// Put it in the **request** extensions; unset parts fall back to the request's
+/// `anthropic-workspace-id` (tenant) and `anthropic-user-profile-id` or `metadata.user_id`
+/// (user), see [`Attribution::of`].
 ///
 /// ```
 /// use claude_tower_core::{MessagesRequest, ext::Attribution};
 /// let mut request = MessagesRequest::new("claude-haiku-4-5", 64).user("hi").into_http();
 /// request.extensions_mut().insert(Attribution::tenant("acme").with_user("u-42").with_feature("search"));
 /// assert_eq!(request.extensions().get::<Attribution>().unwrap().tenant.as_deref(), Some("acme"));
+///
+/// // Without the extension, the workspace header attributes the request.
+/// let mut request = MessagesRequest::new("claude-haiku-4-5", 64).user("hi").into_http();
+/// request.headers_mut().insert("anthropic-workspace-id", "wrkspc_01".parse().unwrap());
+/// assert_eq!(Attribution::of(&request).tenant.as_deref(), Some("wrkspc_01"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -95,8 +101,9 @@ impl Attribution {
         self
     }
 
-    /// The attribution of a request: its extension, with `user` falling back to
-    /// `metadata.user_id`.
+    /// The attribution of a request: its extension; then `tenant` falls back to the
+    /// `anthropic-workspace-id` header, and `user` to the `anthropic-user-profile-id` header,
+    /// then to `metadata.user_id`.
     #[must_use]
     pub fn of(request: &http::Request<crate::MessagesRequest>) -> Self {
         let mut attribution = request
@@ -104,12 +111,26 @@ impl Attribution {
             .get::<Self>()
             .cloned()
             .unwrap_or_default();
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        if attribution.tenant.is_none() {
+            attribution.tenant = header(crate::headers::ANTHROPIC_WORKSPACE_ID);
+        }
         if attribution.user.is_none() {
-            attribution.user = request
-                .body()
-                .metadata
-                .as_ref()
-                .and_then(|m| m.user_id.clone());
+            attribution.user = header(crate::headers::ANTHROPIC_USER_PROFILE_ID).or_else(|| {
+                request
+                    .body()
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.user_id.clone())
+            });
         }
         attribution
     }

@@ -16,7 +16,16 @@ pub const RETRY_AFTER_MS: &str = "retry-after-ms";
 pub const X_SHOULD_RETRY: &str = "x-should-retry";
 /// Prefix of the rate-limit response headers.
 pub const RATELIMIT_PREFIX: &str = "anthropic-ratelimit-";
-/// The API version sent unless configured otherwise (`2026-10-21` also exists).
+/// `anthropic-workspace-id` request header (API-NOTES §15): forwarded; the default tenant of
+/// [`Attribution`](crate::ext::Attribution).
+pub const ANTHROPIC_WORKSPACE_ID: &str = "anthropic-workspace-id";
+/// `anthropic-user-profile-id` request header (API-NOTES §15): forwarded; the default user of
+/// [`Attribution`](crate::ext::Attribution).
+pub const ANTHROPIC_USER_PROFILE_ID: &str = "anthropic-user-profile-id";
+/// The API version sent unless configured otherwise. `2026-10-21` (SDK 2.x) also exists: with
+/// it API keys go as `Authorization: Bearer`, and `{"role": "system"}` items in `messages`
+/// are first-class; claude-tower accepts and passes through both versions and both auth
+/// headers (a request's own `anthropic-version` header wins).
 pub const DEFAULT_API_VERSION: &str = "2023-06-01";
 /// The API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
