@@ -78,6 +78,22 @@ open_tagged_enum! {
     }
 }
 
+impl Delta {
+    /// The size in bytes of what this delta adds to its block (its text, JSON fragment,
+    /// thinking or signature), without serializing; other kinds count as their JSON size.
+    /// Layers use it to bound what they keep of a stream.
+    #[must_use]
+    pub fn content_len(&self) -> usize {
+        match self {
+            Self::Text(d) => d.text.len(),
+            Self::InputJson(d) => d.partial_json.len(),
+            Self::Thinking(d) => d.thinking.len(),
+            Self::Signature(d) => d.signature.len(),
+            other => serde_json::to_vec(other).map_or(0, |v| v.len()),
+        }
+    }
+}
+
 /// `message_start`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageStartEvent {

@@ -501,16 +501,9 @@ impl Recording {
 /// The size an event adds to a recording: the text of the common deltas (no serialization on
 /// the hot path), the JSON size of the rest.
 fn approx_event_bytes(event: &StreamEvent) -> usize {
-    use claude_tower_core::Delta;
     const OVERHEAD: usize = 64;
     let payload = match event {
-        StreamEvent::ContentBlockDelta(delta) => match &delta.delta {
-            Delta::Text(d) => d.text.len(),
-            Delta::Thinking(d) => d.thinking.len(),
-            Delta::InputJson(d) => d.partial_json.len(),
-            Delta::Signature(d) => d.signature.len(),
-            other => serde_json::to_vec(other).map_or(0, |v| v.len()),
-        },
+        StreamEvent::ContentBlockDelta(delta) => delta.delta.content_len(),
         StreamEvent::MessageStop(_) | StreamEvent::ContentBlockStop(_) => 0,
         other => serde_json::to_vec(other).map_or(0, |v| v.len()),
     };

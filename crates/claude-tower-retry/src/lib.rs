@@ -89,6 +89,7 @@ mod policy;
 mod service;
 pub mod timeout;
 
+pub use body::MAX_PARTIAL_BYTES;
 pub use budget::RetryBudget;
 pub use error::InvalidConfig;
 pub use layer::RetryLayer;

@@ -556,6 +556,7 @@ where
                             accumulator: claude_tower_core::MessageAccumulator::new(),
                             first_event: None,
                             events: 0,
+                            captured_bytes: 0,
                         }))
                     }
                 };
@@ -574,6 +575,8 @@ struct TracedStream {
     accumulator: claude_tower_core::MessageAccumulator,
     first_event: Option<Instant>,
     events: u32,
+    /// Bytes of content deltas kept for capture.
+    captured_bytes: usize,
 }
 
 impl TracedStream {
@@ -633,7 +636,33 @@ impl Stream for TracedStream {
                         );
                     }
                 }
-                let _ = this.accumulator.push(event);
+                // Only what the span needs is kept: the message's id, model, usage and stop
+                // reason, and its content only while it is captured (up to the capture limit),
+                // so a long or endless stream never grows this buffer.
+                let content = matches!(
+                    event,
+                    StreamEvent::ContentBlockStart(_)
+                        | StreamEvent::ContentBlockDelta(_)
+                        | StreamEvent::ContentBlockStop(_)
+                );
+                let capture = this
+                    .call
+                    .as_ref()
+                    .and_then(|call| call.config.capture_limit)
+                    .filter(|_| {
+                        this.call
+                            .as_ref()
+                            .is_some_and(|call| !call.span.is_disabled())
+                    });
+                let keep = !content || capture.is_some_and(|limit| this.captured_bytes <= limit);
+                if keep {
+                    if let StreamEvent::ContentBlockDelta(delta) = event {
+                        this.captured_bytes = this
+                            .captured_bytes
+                            .saturating_add(delta.delta.content_len());
+                    }
+                    let _ = this.accumulator.push(event);
+                }
             }
             Some(Err(error)) => this.finish(Some(error)),
             None => this.finish(None),

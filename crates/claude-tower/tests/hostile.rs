@@ -396,3 +396,53 @@ async fn limiter_learning_is_sanitised_and_pauses_are_capped() {
     );
     assert_eq!(mock.request_count(), 5);
 }
+
+/// Class 2: an endless stream of text deltas through every layer that watches a stream
+/// (trace, response cache, retry, timeout) keeps no growing buffer: the caller, consuming
+/// the events without keeping them, sees the total timeout.
+#[tokio::test]
+async fn an_endless_text_stream_is_not_buffered_by_any_layer() {
+    use futures_util::StreamExt;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut head = Reply::head(200, &[("content-type", "text/event-stream")]);
+    head.extend_from_slice(MESSAGE_START.as_bytes());
+    head.extend_from_slice(BLOCK_START.as_bytes());
+    let delta = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"".to_owned()
+        + &"z".repeat(8000)
+        + "\"}}\n\n";
+    let server = HostileServer::start(vec![Reply::flood(head, delta.repeat(8).into_bytes())]).await;
+    let stack = ServiceBuilder::new()
+        .claude_trace(TraceLayer::new())
+        .claude_budget(
+            BudgetLayer::new(MemoryBudgetStore::new()).global(Usd::from_cents(100), Window::Day),
+        )
+        .claude_cost(CostLayer::new())
+        .claude_response_cache(ResponseCacheLayer::in_memory(1 << 26))
+        .claude_prompt_cache(PromptCacheLayer::new())
+        .claude_retry(RetryLayer::new().max_retries(0))
+        .claude_rate_limit(RateLimitLayer::new())
+        .layer(TimeoutLayer::new().total(Duration::from_secs(4)))
+        .service(transport(&server));
+    let peak = Peak::start();
+    let (events, error) = bounded("text-delta flood", async {
+        let response = stack.oneshot(request().stream(true).into_http()).await?;
+        let mut stream = response.into_body().into_stream();
+        let mut events = 0u64;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(_) => events += 1,
+                Err(error) => return Ok::<_, claude_tower::Error>((events, error)),
+            }
+        }
+        panic!("an endless stream ended");
+    })
+    .await
+    .unwrap();
+    println!(
+        "text-delta flood: {events} events ({} MiB) before: {error}",
+        events * 8 / 1024
+    );
+    assert!(events > 1_000, "the flood flowed");
+    assert!(error.to_string().contains("timed out"), "{error}");
+    peak.assert_within("text-delta flood");
+}
