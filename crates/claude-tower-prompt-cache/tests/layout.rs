@@ -1,5 +1,6 @@
 //! Properties of the layout: for any request, at most 4 markers, 1h before 5m, the caller's
-//! markers untouched, and otherwise the same content.
+//! markers untouched, otherwise the same content, and accepted by the mock, which rejects what
+//! the API rejects.
 
 use std::sync::Arc;
 
@@ -9,9 +10,11 @@ use claude_tower_core::{
     CacheControl, CacheTtl, ContentBlock, MessageContent, MessageParam, MessagesRequest, System,
     ThinkingBlock, Tool,
 };
+use claude_tower_mock::MockClaude;
 use claude_tower_prompt_cache::{TtlPolicy, place_breakpoints};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 fn arb_marker() -> impl Strategy<Value = Option<CacheControl>> {
     prop_oneof![
@@ -119,6 +122,13 @@ fn normalized(request: &MessagesRequest) -> Value {
     value
 }
 
+thread_local! {
+    static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -150,6 +160,15 @@ proptest! {
         }
         prop_assert_eq!(&out.cache_control, &request.cache_control);
         prop_assert_eq!(normalized(&out), normalized(&request), "content changed");
+        // The mock rejects what the API rejects (400): a valid request must stay valid.
+        if request.validate().is_ok() {
+            let sent = RUNTIME.with(|rt| {
+                rt.block_on(MockClaude::new().oneshot(out.clone().into_http()))
+            });
+            if let Err(error) = sent {
+                prop_assert!(false, "the mock rejected the laid-out request: {}", error);
+            }
+        }
         // Only the messages that got a marker were copied; the rest are still the caller's.
         let marked: Vec<usize> = before
             .iter()
