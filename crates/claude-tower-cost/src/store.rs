@@ -117,6 +117,11 @@ impl<T: BudgetStore + ?Sized> BudgetStore for std::sync::Arc<T> {
 /// no-op): twice the lease plus this margin.
 pub(crate) const SETTLED_MEMORY_MARGIN: Duration = Duration::from_secs(60);
 
+/// The most settled ids the memory store remembers (about 10 MB): enough for every settle
+/// that can repeat in one process (a repeat comes within a settle's retries), bounded at any
+/// request rate.
+const MAX_SETTLED_REMEMBERED: usize = 65_536;
+
 /// An in-process store: one mutex around a map (reservations are atomic across lines). Leases
 /// run on tokio's clock (so tests can pause it).
 ///
@@ -130,8 +135,23 @@ pub struct MemoryBudgetStore {
 #[derive(Default)]
 struct MemoryState {
     balances: HashMap<String, KeyState>,
-    /// Settled ids and until when they are remembered.
-    settled: HashMap<String, Instant>,
+    /// Settled ids, and the same in the order they expire (every id is remembered for the same
+    /// time, so insertion order is expiry order and pruning is O(1) per id).
+    settled: std::collections::HashSet<String>,
+    settled_order: std::collections::VecDeque<(Instant, String)>,
+}
+
+impl MemoryState {
+    fn prune_settled(&mut self, now: Instant) {
+        while let Some((until, _)) = self.settled_order.front() {
+            if *until > now && self.settled_order.len() <= MAX_SETTLED_REMEMBERED {
+                break;
+            }
+            if let Some((_, id)) = self.settled_order.pop_front() {
+                self.settled.remove(&id);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -189,8 +209,8 @@ impl BudgetStore for MemoryBudgetStore {
     ) -> Result<Reservation, Error> {
         let now = Instant::now();
         let mut state = self.lock();
-        state.settled.retain(|_, until| *until > now);
-        if state.settled.contains_key(id) {
+        state.prune_settled(now);
+        if state.settled.contains(id) {
             // Settled (or released) before this reserve ran: nothing to hold.
             return Ok(Reservation::Granted);
         }
@@ -227,12 +247,13 @@ impl BudgetStore for MemoryBudgetStore {
     ) -> Result<Vec<u64>, Error> {
         let now = Instant::now();
         let mut state = self.lock();
-        let first = !state.settled.contains_key(id);
+        state.prune_settled(now);
+        let first = state.settled.insert(id.to_owned());
         if first {
             // Remembered for long enough that a repeated settle of this id finds it (a
             // reserve here runs whole or not at all, so none can come late).
             let until = now + SETTLED_MEMORY_MARGIN + SETTLED_MEMORY_MARGIN;
-            state.settled.insert(id.to_owned(), until);
+            state.settled_order.push_back((until, id.to_owned()));
         }
         Ok(lines
             .iter()
