@@ -111,7 +111,11 @@ impl Attribution {
             .get::<Self>()
             .cloned()
             .unwrap_or_default();
-        let header = |name: &str| {
+        static WORKSPACE: http::HeaderName =
+            http::HeaderName::from_static(crate::headers::ANTHROPIC_WORKSPACE_ID);
+        static USER_PROFILE: http::HeaderName =
+            http::HeaderName::from_static(crate::headers::ANTHROPIC_USER_PROFILE_ID);
+        let header = |name: &http::HeaderName| {
             request
                 .headers()
                 .get(name)
@@ -121,10 +125,10 @@ impl Attribution {
                 .map(str::to_owned)
         };
         if attribution.tenant.is_none() {
-            attribution.tenant = header(crate::headers::ANTHROPIC_WORKSPACE_ID);
+            attribution.tenant = header(&WORKSPACE);
         }
         if attribution.user.is_none() {
-            attribution.user = header(crate::headers::ANTHROPIC_USER_PROFILE_ID).or_else(|| {
+            attribution.user = header(&USER_PROFILE).or_else(|| {
                 request
                     .body()
                     .metadata

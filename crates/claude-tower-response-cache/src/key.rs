@@ -211,13 +211,17 @@ pub fn cache_key_with(
 /// when the request carries none: the common case costs nothing).
 fn write_credential_fingerprint(bytes: &mut Vec<u8>, headers: &http::HeaderMap) {
     use sha2::Digest as _;
+    static NAMES: [http::HeaderName; 2] = [
+        http::HeaderName::from_static("x-api-key"),
+        http::header::AUTHORIZATION,
+    ];
     let mut hasher: Option<sha2::Sha256> = None;
-    for name in ["x-api-key", "authorization"] {
+    for name in &NAMES {
         for value in headers.get_all(name) {
             let h = hasher.get_or_insert_with(|| {
                 sha2::Sha256::new_with_prefix(b"claude-tower response-cache credential v1\0")
             });
-            h.update(name.as_bytes());
+            h.update(name.as_str().as_bytes());
             h.update(b"\0");
             h.update(value.as_bytes());
             h.update(b"\0");
