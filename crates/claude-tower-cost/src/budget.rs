@@ -517,7 +517,8 @@ impl Settlement {
         Self {
             shared,
             lines,
-            id: format!("{:032x}", fastrand::u128(..)),
+            // 127 random bits as 32 hex digits (the memory store keys such ids exactly).
+            id: format!("{:032x}", fastrand::u128(..) >> 1),
             reserved,
             actual: 0,
             done: false,

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -141,11 +141,27 @@ struct MemoryState {
     balances: FastMap<String, KeyState>,
     /// Settled ids, and the same in the order they expire (every id is remembered for the same
     /// time, so insertion order is expiry order and pruning is O(1) per id).
-    settled: std::collections::HashSet<Arc<str>, ahash::RandomState>,
-    settled_order: std::collections::VecDeque<(Instant, Arc<str>)>,
+    settled: std::collections::HashSet<IdKey, ahash::RandomState>,
+    settled_order: std::collections::VecDeque<(Instant, IdKey)>,
+    /// Keys ids that are not the layer's own 32-hex-digit ones.
+    id_hasher: ahash::RandomState,
 }
 
+/// A reservation id as a number: the layer's ids (32 hex digits) exactly, any other id by a
+/// keyed 64-bit hash (top bit set, so the two never meet). No allocation per reservation.
+type IdKey = u128;
+
 impl MemoryState {
+    fn id_key(&self, id: &str) -> IdKey {
+        if id.len() == 32
+            && let Ok(exact) = u128::from_str_radix(id, 16)
+            && exact >> 127 == 0
+        {
+            return exact;
+        }
+        (1u128 << 127) | u128::from(self.id_hasher.hash_one(id))
+    }
+
     fn prune_settled(&mut self, now: Instant) {
         while let Some((until, _)) = self.settled_order.front() {
             if *until > now && self.settled_order.len() <= MAX_SETTLED_REMEMBERED {
@@ -162,7 +178,7 @@ impl MemoryState {
 struct KeyState {
     spent: u64,
     /// id → (amount, lease end).
-    leases: FastMap<Arc<str>, (u64, Instant)>,
+    leases: FastMap<IdKey, (u64, Instant)>,
 }
 
 impl KeyState {
@@ -224,7 +240,8 @@ impl BudgetStore for MemoryBudgetStore {
         let now = Instant::now();
         let mut state = self.lock();
         state.prune_settled(now);
-        if state.settled.contains(id) {
+        let id = state.id_key(id);
+        if state.settled.contains(&id) {
             // Settled (or released) before this reserve ran: nothing to hold.
             return Ok(Reservation::Granted);
         }
@@ -245,10 +262,9 @@ impl BudgetStore for MemoryBudgetStore {
             }
         }
         let until = now + lease;
-        let id: Arc<str> = id.into();
         for line in lines {
             let entry = key_state(&mut state.balances, &line.key);
-            entry.leases.insert(Arc::clone(&id), (amount, until));
+            entry.leases.insert(id, (amount, until));
         }
         Ok(Reservation::Granted)
     }
@@ -263,21 +279,19 @@ impl BudgetStore for MemoryBudgetStore {
         let now = Instant::now();
         let mut state = self.lock();
         state.prune_settled(now);
-        if state.settled.contains(id) {
+        let id = state.id_key(id);
+        if state.settled.contains(&id) {
             // Settled before: nothing changes.
             return Ok(lines
                 .iter()
                 .map(|line| state.balances.get(&line.key).map_or(0, |k| k.spent))
                 .collect());
         }
-        let mut shared_id: Option<Arc<str>> = None;
         let spent = lines
             .iter()
             .map(|line| {
                 let entry = key_state(&mut state.balances, &line.key);
-                if let Some((held_id, _)) = entry.leases.remove_entry(id) {
-                    shared_id.get_or_insert(held_id);
-                }
+                entry.leases.remove(&id);
                 entry.spent = entry.spent.saturating_add(actual);
                 entry.spent
             })
@@ -285,8 +299,7 @@ impl BudgetStore for MemoryBudgetStore {
         // Remembered for long enough that a repeated settle of this id finds it (a reserve
         // here runs whole or not at all, so none can come late).
         let until = now + SETTLED_MEMORY_MARGIN + SETTLED_MEMORY_MARGIN;
-        let id = shared_id.unwrap_or_else(|| id.into());
-        state.settled.insert(Arc::clone(&id));
+        state.settled.insert(id);
         state.settled_order.push_back((until, id));
         Ok(spent)
     }
