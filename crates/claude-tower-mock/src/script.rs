@@ -36,6 +36,8 @@ pub struct Attempt {
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
     Reply,
+    /// The normal reply, stopped by a refusal with these `stop_details`.
+    Refusal(serde_json::Value),
     Message(Box<Message>),
     Status {
         status: StatusCode,
@@ -65,6 +67,22 @@ impl Attempt {
     #[must_use]
     pub fn ok() -> Self {
         Self::new(Outcome::Reply)
+    }
+
+    /// A refusal (`stop_reason: "refusal"`) with `stop_details` of `category` and, when given,
+    /// a `fallback_credit_token` (API-NOTES §15: valid 5 minutes, it refunds the cache-miss
+    /// cost of a retry on a fallback model).
+    #[must_use]
+    pub fn refusal(category: Option<&str>, fallback_credit_token: Option<&str>) -> Self {
+        let mut details = json!({
+            "type": "refusal",
+            "category": category,
+            "explanation": "This request was refused by the mock.",
+        });
+        if let Some(token) = fallback_credit_token {
+            details["fallback_credit_token"] = json!(token);
+        }
+        Self::new(Outcome::Refusal(details))
     }
 
     /// Answer with this message (streamed as events when the request streams).

@@ -343,6 +343,14 @@ impl MockClaude {
         };
         let mut message = match &attempt.outcome {
             Outcome::Message(message) => (**message).clone(),
+            Outcome::Refusal(details) => {
+                let mut message = reply(body, seq);
+                message.content = vec![claude_tower_core::ContentBlock::text("I can't help")];
+                message.usage.output_tokens = 3;
+                message.stop_reason = Some(claude_tower_core::StopReason::Refusal);
+                message.stop_details = Some(details.clone());
+                message
+            }
             _ => reply(body, seq),
         };
         if !matches!(
@@ -368,12 +376,14 @@ impl MockClaude {
         drop(state);
 
         let kind = match attempt.outcome {
-            Outcome::Reply | Outcome::Message(_) if body.is_stream() => PlanKind::Stream {
-                headers: response_headers,
-                events: message.to_events(chunk_chars),
-                fault: None,
-            },
-            Outcome::Reply | Outcome::Message(_) => PlanKind::Message {
+            Outcome::Reply | Outcome::Refusal(_) | Outcome::Message(_) if body.is_stream() => {
+                PlanKind::Stream {
+                    headers: response_headers,
+                    events: message.to_events(chunk_chars),
+                    fault: None,
+                }
+            }
+            Outcome::Reply | Outcome::Refusal(_) | Outcome::Message(_) => PlanKind::Message {
                 headers: response_headers,
                 message: Box::new(message),
             },
