@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use claude_tower_core::models::ModelTable;
-use claude_tower_core::{Error, EventStream, MessagesBody, MessagesRequest, StreamEvent, Usage};
+use claude_tower_core::{
+    Error, EventStream, Message, MessagesBody, MessagesRequest, StreamEvent, Usage,
+};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -27,6 +29,80 @@ pub struct CacheReport {
     pub written_1h: u64,
     /// Tokens neither read nor written (after the last breakpoint).
     pub uncached: u64,
+    /// Why the server missed the cache, when the request asked for `diagnostics`
+    /// (`diagnostics.cache_miss_reason` in the response, API-NOTES §15): a free server-side
+    /// check of the layout.
+    pub miss_reason: Option<CacheMissReason>,
+    /// `cache_missed_input_tokens` of that reason, when given.
+    pub missed_tokens: Option<u64>,
+}
+
+/// `diagnostics.cache_miss_reason` of a response (an open set upstream; values this crate does
+/// not know are [`Other`](Self::Other), and the message keeps the raw JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CacheMissReason {
+    /// `model_changed`
+    ModelChanged,
+    /// `system_changed`
+    SystemChanged,
+    /// `tools_changed`
+    ToolsChanged,
+    /// `messages_changed`
+    MessagesChanged,
+    /// `previous_message_not_found`
+    PreviousMessageNotFound,
+    /// `unavailable`
+    Unavailable,
+    /// `null`: the diagnosis is still pending.
+    Pending,
+    /// A value this crate does not know.
+    Other,
+}
+
+impl CacheMissReason {
+    /// Reads `diagnostics.cache_miss_reason` of a message (a string, or an object with a
+    /// `type`), with its `cache_missed_input_tokens`.
+    #[must_use]
+    pub fn of(message: &Message) -> Option<(Self, Option<u64>)> {
+        let reason = message.extra.get("diagnostics")?.get("cache_miss_reason")?;
+        let name = match reason {
+            serde_json::Value::Null => return Some((Self::Pending, None)),
+            serde_json::Value::String(name) => name.as_str(),
+            other => other
+                .get("type")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or(""),
+        };
+        let kind = match name {
+            "model_changed" => Self::ModelChanged,
+            "system_changed" => Self::SystemChanged,
+            "tools_changed" => Self::ToolsChanged,
+            "messages_changed" => Self::MessagesChanged,
+            "previous_message_not_found" => Self::PreviousMessageNotFound,
+            "unavailable" => Self::Unavailable,
+            _ => Self::Other,
+        };
+        let missed = reason
+            .get("cache_missed_input_tokens")
+            .and_then(serde_json::Value::as_u64);
+        Some((kind, missed))
+    }
+
+    /// The wire name (`other` for unknown values).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ModelChanged => "model_changed",
+            Self::SystemChanged => "system_changed",
+            Self::ToolsChanged => "tools_changed",
+            Self::MessagesChanged => "messages_changed",
+            Self::PreviousMessageNotFound => "previous_message_not_found",
+            Self::Unavailable => "unavailable",
+            Self::Pending => "pending",
+            Self::Other => "other",
+        }
+    }
 }
 
 impl CacheReport {
@@ -41,13 +117,29 @@ impl CacheReport {
             written_5m: written - written_1h,
             written_1h,
             uncached: usage.input_tokens,
+            miss_reason: None,
+            missed_tokens: None,
         }
+    }
+
+    /// From a response: its usage and its `diagnostics.cache_miss_reason`.
+    #[must_use]
+    pub fn from_message(message: &Message) -> Self {
+        let mut report = Self::from_usage(&message.usage);
+        if let Some((reason, missed)) = CacheMissReason::of(message) {
+            report.miss_reason = Some(reason);
+            report.missed_tokens = missed;
+        }
+        report
     }
 
     /// The whole prompt.
     #[must_use]
     pub fn prompt_tokens(&self) -> u64 {
-        self.read + self.written_5m + self.written_1h + self.uncached
+        self.read
+            .saturating_add(self.written_5m)
+            .saturating_add(self.written_1h)
+            .saturating_add(self.uncached)
     }
 
     /// Token-weighted hit ratio: `read / prompt` (0 for an empty prompt).
@@ -82,12 +174,13 @@ pub struct CacheStats(Arc<Mutex<(u64, CacheReport)>>);
 impl CacheStats {
     fn add(&self, report: &CacheReport) {
         let mut guard = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        guard.0 += 1;
+        // Usage numbers are untrusted: the totals saturate.
+        guard.0 = guard.0.saturating_add(1);
         let total = &mut guard.1;
-        total.read += report.read;
-        total.written_5m += report.written_5m;
-        total.written_1h += report.written_1h;
-        total.uncached += report.uncached;
+        total.read = total.read.saturating_add(report.read);
+        total.written_5m = total.written_5m.saturating_add(report.written_5m);
+        total.written_1h = total.written_1h.saturating_add(report.written_1h);
+        total.uncached = total.uncached.saturating_add(report.uncached);
     }
 
     /// Responses counted.
@@ -244,7 +337,7 @@ where
         let (mut parts, body) = response.into_parts();
         let body = match body {
             MessagesBody::Message(message) => {
-                let report = CacheReport::from_usage(&message.usage);
+                let report = CacheReport::from_message(&message);
                 stats.add(&report);
                 let _ = handle.0.set(report);
                 parts.extensions.insert(report);
@@ -275,7 +368,7 @@ impl Stream for Reporting {
         if let Some(Ok(StreamEvent::MessageStart(start))) = &item
             && let Some(handle) = self.handle.take()
         {
-            let report = CacheReport::from_usage(&start.message.usage);
+            let report = CacheReport::from_message(&start.message);
             self.stats.add(&report);
             let _ = handle.0.set(report);
         }
@@ -306,5 +399,5 @@ where
         .into_body()
         .into_message()
         .await?;
-    Ok(CacheReport::from_usage(&message.usage))
+    Ok(CacheReport::from_message(&message))
 }

@@ -70,7 +70,8 @@ mod layer;
 mod plan;
 
 pub use layer::{
-    CacheReport, CacheReportHandle, CacheStats, PromptCache, PromptCacheLayer, ResponseFuture, warm,
+    CacheMissReason, CacheReport, CacheReportHandle, CacheStats, PromptCache, PromptCacheLayer,
+    ResponseFuture, warm,
 };
 pub use plan::{ANCHOR_EVERY_TURNS, TtlPolicy, place_breakpoints, place_breakpoints_owned};
 

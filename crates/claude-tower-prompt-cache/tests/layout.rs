@@ -192,3 +192,32 @@ proptest! {
         }
     }
 }
+
+/// `diagnostics.cache_miss_reason` (API-NOTES §15) reaches the report: an object with a
+/// type and missed tokens, `null` while pending, and an unknown value as `Other`.
+#[test]
+fn the_report_surfaces_the_cache_miss_reason() {
+    use claude_tower_prompt_cache::{CacheMissReason, CacheReport};
+    let message = |diagnostics: Value| {
+        let mut body = json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+            "content": [], "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": 10, "output_tokens": 1, "cache_read_input_tokens": 0}
+        });
+        body["diagnostics"] = diagnostics;
+        serde_json::from_value::<claude_tower_core::Message>(body).unwrap()
+    };
+    let report = CacheReport::from_message(&message(json!({
+        "cache_miss_reason": {"type": "tools_changed", "cache_missed_input_tokens": 4096}
+    })));
+    assert_eq!(report.miss_reason, Some(CacheMissReason::ToolsChanged));
+    assert_eq!(report.missed_tokens, Some(4096));
+    let pending = CacheReport::from_message(&message(json!({"cache_miss_reason": null})));
+    assert_eq!(pending.miss_reason, Some(CacheMissReason::Pending));
+    let unknown = CacheReport::from_message(&message(json!({"cache_miss_reason": "moon_phase"})));
+    assert_eq!(unknown.miss_reason, Some(CacheMissReason::Other));
+    assert_eq!(
+        CacheReport::from_message(&message(json!(null))).miss_reason,
+        None
+    );
+}

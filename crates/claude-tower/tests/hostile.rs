@@ -174,6 +174,7 @@ async fn absurd_usage_numbers_saturate() {
             BudgetLayer::new(MemoryBudgetStore::new()).global(Usd::from_cents(1_000), Window::Day),
         )
         .claude_cost(CostLayer::new().ledger(ledger.clone()))
+        .claude_prompt_cache(PromptCacheLayer::new())
         .claude_rate_limit(
             RateLimitLayer::new().pool("haiku", Limits::new(1_000, 1_000_000, 100_000)),
         )
