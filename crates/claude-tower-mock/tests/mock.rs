@@ -217,29 +217,22 @@ async fn a_scripted_refusal_carries_its_fallback_credit_token() {
         Attempt::refusal(Some("cyber"), Some("tok_mock_1")),
         Attempt::refusal(None, Some("tok_mock_2")),
     ]);
-    let message = mock
-        .clone()
-        .oneshot(request().into_http())
-        .await
-        .unwrap()
-        .into_body()
-        .into_message()
-        .await
-        .unwrap();
-    assert_eq!(message.stop_reason, Some(StopReason::Refusal));
-    let details = message.stop_details.unwrap();
-    assert_eq!(details["fallback_credit_token"], "tok_mock_1");
-    assert_eq!(details["category"], "cyber");
-    let streamed = mock
-        .oneshot(request().stream(true).into_http())
-        .await
-        .unwrap()
-        .into_body()
-        .into_message()
-        .await
-        .unwrap();
-    assert_eq!(streamed.stop_reason, Some(StopReason::Refusal));
-    let details = streamed.stop_details.unwrap();
-    assert_eq!(details["fallback_credit_token"], "tok_mock_2");
-    assert!(details["category"].is_null(), "explicit null kept");
+    for (stream, token, category) in [
+        (false, "tok_mock_1", json!("cyber")),
+        (true, "tok_mock_2", json!(null)),
+    ] {
+        let message = mock
+            .clone()
+            .oneshot(request().stream(stream).into_http())
+            .await
+            .unwrap()
+            .into_body()
+            .into_message()
+            .await
+            .unwrap();
+        assert_eq!(message.stop_reason, Some(StopReason::Refusal));
+        let details = message.stop_details.unwrap();
+        assert_eq!(details["fallback_credit_token"], token);
+        assert_eq!(details["category"], category, "explicit null kept");
+    }
 }
