@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::content::Extra;
 use crate::response::Message;
+use crate::retry_after::parse_retry_after;
 
 /// A boxed error, as plain tower middleware uses.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -449,64 +450,11 @@ fn kind_for(status: Option<StatusCode>, error_type: Option<&str>) -> ErrorKind {
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-}
-
-/// Server hints (`retry-after`, `retry-after-ms`) above this are absurd and ignored as if
-/// absent: no real API hint is a day long, and a header like `retry-after: 99999999` must never
-/// pause anything for years. (The official SDKs ignore hints past about 4.29e6 s.)
-pub const RETRY_AFTER_IGNORED_ABOVE: Duration = Duration::from_secs(86_400);
-
-/// The default cap on how long a server hint may pause anything (a retry's wait, a rate-limit
-/// pool pause, a fallback's cool-down): 60 s, the SDKs' long-standing limit (API-NOTES §8,
-/// §10). Every consumer lets the caller configure its own cap.
-pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-
-/// Turns a hint in seconds into a [`Duration`], or `None` for a non-finite, negative or absurd
-/// (above [`RETRY_AFTER_IGNORED_ABOVE`]) value. Never panics.
-#[must_use]
-pub fn sanitize_retry_after(seconds: f64) -> Option<Duration> {
-    if !seconds.is_finite() || seconds < 0.0 {
-        return None;
-    }
-    Duration::try_from_secs_f64(seconds)
-        .ok()
-        .filter(|d| *d <= RETRY_AFTER_IGNORED_ABOVE)
-}
-
-/// A duration from a float number of seconds that saturates instead of panicking:
-/// non-finite or negative values give zero (NaN) or the bound, values past `max` give `max`.
-#[must_use]
-pub fn saturating_secs(seconds: f64, max: Duration) -> Duration {
-    if seconds.is_nan() || seconds <= 0.0 {
-        return Duration::ZERO;
-    }
-    Duration::try_from_secs_f64(seconds).map_or(max, |d| d.min(max))
-}
-
-/// Parses the server's retry hint: `retry-after-ms` (float milliseconds), then `retry-after`
-/// as float seconds, then as an HTTP date relative to `now`. Negative, non-finite,
-/// unparseable or absurd values (see [`sanitize_retry_after`]) are ignored; a date in the past
-/// gives zero. Never panics, whatever the header bytes.
-#[must_use]
-pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(hint) = header_str(headers, "retry-after-ms")
-        .and_then(|v| v.parse::<f64>().ok())
-        .and_then(|ms| sanitize_retry_after(ms / 1000.0))
-    {
-        return Some(hint);
-    }
-    let value = header_str(headers, "retry-after")?;
-    if let Ok(seconds) = value.parse::<f64>() {
-        return sanitize_retry_after(seconds);
-    }
-    let date = httpdate::parse_http_date(value).ok()?;
-    let wait = date.duration_since(now).unwrap_or(Duration::ZERO);
-    (wait <= RETRY_AFTER_IGNORED_ABOVE).then_some(wait)
 }
 
 fn parse_should_retry(headers: &HeaderMap) -> Option<bool> {
@@ -615,44 +563,6 @@ mod tests {
     }
 
     #[test]
-    fn absurd_retry_after_is_ignored_without_panicking() {
-        let now = SystemTime::now();
-        for (name, value) in [
-            ("retry-after", "1e20"),
-            ("retry-after", "99999999"),
-            ("retry-after", "inf"),
-            ("retry-after", "NaN"),
-            ("retry-after", "-1"),
-            ("retry-after", "18446744073709551616"),
-            ("retry-after-ms", "1e300"),
-            ("retry-after-ms", "-0.5"),
-            ("retry-after-ms", "nan"),
-            ("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"),
-        ] {
-            assert_eq!(
-                parse_retry_after(&headers(&[(name, value)]), now),
-                None,
-                "{name}: {value}"
-            );
-        }
-        // An absurd `retry-after-ms` falls back to a sane `retry-after`.
-        let h = headers(&[("retry-after-ms", "1e300"), ("retry-after", "2")]);
-        assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(2)));
-        assert_eq!(
-            saturating_secs(1e300, Duration::from_secs(5)),
-            Duration::from_secs(5)
-        );
-        assert_eq!(
-            saturating_secs(f64::NAN, Duration::from_secs(5)),
-            Duration::ZERO
-        );
-        assert_eq!(
-            saturating_secs(-3.0, Duration::from_secs(5)),
-            Duration::ZERO
-        );
-    }
-
-    #[test]
     fn spend_limits_are_terminal_and_ramp_limits_are_retried() {
         let error = |code: &str, retry_after: Option<&str>| {
             let mut h = headers(&[]);
@@ -675,35 +585,6 @@ mod tests {
         let ramp = error("ramp_limit_exceeded", Some("3"));
         assert!(!ramp.is_spend_cap() && ramp.is_retryable());
         assert_eq!(ramp.retry_after(), Some(Duration::from_secs(3)));
-    }
-
-    #[test]
-    fn retry_after_ms_wins_over_seconds() {
-        let h = headers(&[("retry-after-ms", "300"), ("retry-after", "5")]);
-        assert_eq!(
-            parse_retry_after(&h, SystemTime::now()),
-            Some(Duration::from_millis(300))
-        );
-    }
-
-    #[test]
-    fn retry_after_seconds_float_and_date() {
-        let h = headers(&[("retry-after", "1.5")]);
-        assert_eq!(
-            parse_retry_after(&h, SystemTime::now()),
-            Some(Duration::from_millis(1500))
-        );
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        let h = headers(&[("retry-after", &date)]);
-        assert_eq!(parse_retry_after(&h, now), Some(Duration::from_secs(30)));
-        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        let h = headers(&[("retry-after", &past)]);
-        assert_eq!(parse_retry_after(&h, now), Some(Duration::ZERO));
-        let h = headers(&[("retry-after", "soon")]);
-        assert_eq!(parse_retry_after(&h, now), None);
-        let h = headers(&[("retry-after", "-3")]);
-        assert_eq!(parse_retry_after(&h, now), None);
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub mod ratelimit;
 pub mod redis;
 mod request;
 mod response;
+mod retry_after;
 mod stream;
 mod stream_fast;
 mod validate;
@@ -83,9 +84,8 @@ pub use content::{
     ToolUseBlock,
 };
 pub use error::{
-    ApiErrorBody, BoxError, DEFAULT_MAX_RETRY_AFTER, Error, ErrorEnvelope, ErrorKind,
-    RETRY_AFTER_IGNORED_ABOVE, SPEND_CAP_ERROR_CODE, SPEND_LIMIT_ERROR_CODES, parse_retry_after,
-    sanitize_retry_after, saturating_secs,
+    ApiErrorBody, BoxError, Error, ErrorEnvelope, ErrorKind, SPEND_CAP_ERROR_CODE,
+    SPEND_LIMIT_ERROR_CODES,
 };
 pub use request::{
     InputSchema, MessageContent, MessageParam, MessagesRequest, Metadata, OutputConfig, Role,
@@ -94,6 +94,10 @@ pub use request::{
 pub use response::{
     CacheCreation, Message, MessageDeltaUsage, OutputTokensDetails, ServerToolUsage, StopReason,
     Usage,
+};
+pub use retry_after::{
+    DEFAULT_MAX_RETRY_AFTER, RETRY_AFTER_IGNORED_ABOVE, parse_retry_after, sanitize_retry_after,
+    saturating_secs,
 };
 pub use stream::{
     CitationsDelta, ContentBlockDeltaEvent, ContentBlockStartEvent, ContentBlockStopEvent, Delta,

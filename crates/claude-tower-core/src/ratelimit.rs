@@ -108,7 +108,10 @@ impl TokenBucket {
         if rate <= 0.0 {
             return Err(Refusal::TooLarge);
         }
-        Ok(crate::error::saturating_secs(missing / rate, MAX_WAIT))
+        Ok(crate::retry_after::saturating_secs(
+            missing / rate,
+            MAX_WAIT,
+        ))
     }
 
     /// Reserves `amount` tokens: returns how long the caller must wait before using them
@@ -174,7 +177,7 @@ impl TokenBucket {
         if missing <= 0.0 || rate <= 0.0 {
             Duration::ZERO
         } else {
-            crate::error::saturating_secs(missing / rate, MAX_WAIT)
+            crate::retry_after::saturating_secs(missing / rate, MAX_WAIT)
         }
     }
 }

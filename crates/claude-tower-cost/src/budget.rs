@@ -29,6 +29,10 @@ use futures_core::Stream;
 use tower_layer::Layer;
 use tower_service::Service;
 
+mod settlement;
+
+use settlement::Settlement;
+
 use crate::meter::Metering;
 use crate::money::Usd;
 use crate::pricing::{Modifiers, PriceTable};
@@ -496,135 +500,6 @@ claude_tower_core::boxed_response_future! {
     /// Response future of [`Budget`]: the store I/O makes it multi-step, so it boxes an async
     /// block (one allocation per request) behind this opaque type.
     ResponseFuture
-}
-
-/// A reservation to settle exactly once. It exists **before** the reserve is awaited, so a
-/// caller cancelled at any point leaves no reservation behind: unless settled, dropping it
-/// spawns a settle (with `actual`, 0 until a cost is known) that is retried in the background
-/// for `settle_retry_for`. Settles are idempotent per id (a late reserve of a settled id
-/// reserves nothing), and whatever still slips through lapses with its lease.
-struct Settlement {
-    shared: Arc<Shared>,
-    lines: Vec<BudgetLine>,
-    id: String,
-    reserved: u64,
-    actual: u64,
-    done: bool,
-}
-
-impl Settlement {
-    fn new(shared: Arc<Shared>, lines: Vec<BudgetLine>, reserved: u64) -> Self {
-        Self {
-            shared,
-            lines,
-            // 127 random bits as 32 hex digits (the memory store keys such ids exactly).
-            id: format!("{:032x}", fastrand::u128(..) >> 1),
-            reserved,
-            actual: 0,
-            done: false,
-        }
-    }
-
-    /// Settles now; on failure the drop hands it to background retries.
-    async fn settle(mut self, actual: u64) {
-        self.actual = actual;
-        if settle_once(&self.shared, &self.lines, &self.id, self.reserved, actual)
-            .await
-            .is_ok()
-        {
-            self.done = true;
-        }
-    }
-}
-
-impl Drop for Settlement {
-    fn drop(&mut self) {
-        if self.done || self.lines.is_empty() {
-            return;
-        }
-        let job = (
-            Arc::clone(&self.shared),
-            std::mem::take(&mut self.lines),
-            std::mem::take(&mut self.id),
-            self.reserved,
-            self.actual,
-        );
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(async move {
-                    let (shared, lines, id, reserved, actual) = job;
-                    settle_with_retries(shared, lines, id, reserved, actual).await;
-                });
-            }
-            Err(_) => {
-                tracing::warn!(target: "claude_tower::cost", "reservation dropped outside a runtime; it lapses with its lease")
-            }
-        }
-    }
-}
-
-/// One settle attempt; soft-limit alerts on success.
-async fn settle_once(
-    shared: &Shared,
-    lines: &[BudgetLine],
-    id: &str,
-    reserved: u64,
-    actual: u64,
-) -> Result<(), Error> {
-    let spent = match shared.store.settle(lines, id, reserved, actual).await {
-        Ok(spent) => spent,
-        Err(error) => {
-            tracing::warn!(target: "claude_tower::cost", %error, "could not settle a budget reservation; retrying in the background");
-            return Err(error);
-        }
-    };
-    if actual > reserved {
-        shared.overshoots.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(target: "claude_tower::cost", reserved, actual, "actual cost above the reservation (estimate too low)");
-    }
-    if let Some((percent, alert)) = &shared.soft {
-        for (line, spent_after) in lines.iter().zip(spent) {
-            let threshold = u128::from(line.limit) * u128::from(*percent) / 100;
-            let before = u128::from(spent_after.saturating_sub(actual));
-            if before < threshold && u128::from(spent_after) >= threshold {
-                let event = BudgetAlert {
-                    key: line.key.clone(),
-                    spent: Usd::from_nanodollars(spent_after),
-                    limit: Usd::from_nanodollars(line.limit),
-                };
-                tracing::warn!(target: "claude_tower::cost", key = %event.key, spent = %event.spent, limit = %event.limit, "budget soft limit crossed");
-                alert(&event);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Retries a settle with backoff (100 ms doubling to 5 s) for `settle_retry_for`; a settle
-/// that never gets through leaves its reservation to lapse with the lease.
-async fn settle_with_retries(
-    shared: Arc<Shared>,
-    lines: Vec<BudgetLine>,
-    id: String,
-    reserved: u64,
-    actual: u64,
-) {
-    let deadline = tokio::time::Instant::now() + shared.settle_retry_for;
-    let mut delay = Duration::from_millis(100);
-    loop {
-        if settle_once(&shared, &lines, &id, reserved, actual)
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        if tokio::time::Instant::now() + delay > deadline {
-            tracing::warn!(target: "claude_tower::cost", actual, "gave up settling a reservation; it lapses with its lease and this spend is not counted");
-            return;
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
 }
 
 impl<S> Service<http::Request<MessagesRequest>> for Budget<S>
