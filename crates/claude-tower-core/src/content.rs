@@ -184,6 +184,21 @@ pub struct ServerToolResultBlock {
     pub extra: Extra,
 }
 
+/// What a `fallback` block says (see [`ContentBlock::fallback_hop`]); the block itself keeps
+/// every field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FallbackHop<'a> {
+    /// The model that declined (`from`).
+    pub from: Option<&'a str>,
+    /// The model tried next (`to`).
+    pub to: Option<&'a str>,
+    /// `trigger.type` (`refusal`).
+    pub trigger: Option<&'a str>,
+    /// `trigger.category`: the refusal's policy category.
+    pub category: Option<&'a str>,
+}
+
 /// Any other known block (`search_result`, `container_upload`, `mid_conv_system`): modelled
 /// fields are only `cache_control`; the rest stays in `extra`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -233,6 +248,9 @@ open_tagged_enum! {
         ContainerUpload(GenericBlock) => "container_upload",
         /// `mid_conv_system`
         MidConvSystem(GenericBlock) => "mid_conv_system",
+        /// `fallback`: one server-side fallback hop (`from`, `to`, `trigger`; API-NOTES §15),
+        /// see [`ContentBlock::fallback_hop`].
+        Fallback(GenericBlock) => "fallback",
     }
 }
 
@@ -264,6 +282,24 @@ impl ContentBlock {
             tool_use_id: tool_use_id.into(),
             content: Some(ToolResultContent::Text(content.into())),
             ..ToolResultBlock::default()
+        })
+    }
+
+    /// The hop of a `fallback` block (server-side fallback), read without failing on shapes
+    /// this crate does not know: every field is optional.
+    #[must_use]
+    pub fn fallback_hop(&self) -> Option<FallbackHop<'_>> {
+        let Self::Fallback(block) = self else {
+            return None;
+        };
+        let text = |key: &str| block.extra.get(key).and_then(Value::as_str);
+        let trigger = block.extra.get("trigger");
+        let trigger_text = |key: &str| trigger.and_then(|t| t.get(key)).and_then(Value::as_str);
+        Some(FallbackHop {
+            from: text("from"),
+            to: text("to"),
+            trigger: trigger_text("type"),
+            category: trigger_text("category"),
         })
     }
 
@@ -302,9 +338,10 @@ impl ContentBlock {
             | Self::BashCodeExecutionToolResult(b)
             | Self::TextEditorCodeExecutionToolResult(b)
             | Self::ToolSearchToolResult(b) => b.cache_control.as_ref(),
-            Self::SearchResult(b) | Self::ContainerUpload(b) | Self::MidConvSystem(b) => {
-                b.cache_control.as_ref()
-            }
+            Self::SearchResult(b)
+            | Self::ContainerUpload(b)
+            | Self::MidConvSystem(b)
+            | Self::Fallback(b) => b.cache_control.as_ref(),
             Self::Thinking(_) | Self::RedactedThinking(_) | Self::Unknown(_) => None,
         }
     }
@@ -323,9 +360,10 @@ impl ContentBlock {
             | Self::BashCodeExecutionToolResult(b)
             | Self::TextEditorCodeExecutionToolResult(b)
             | Self::ToolSearchToolResult(b) => Some(&mut b.cache_control),
-            Self::SearchResult(b) | Self::ContainerUpload(b) | Self::MidConvSystem(b) => {
-                Some(&mut b.cache_control)
-            }
+            Self::SearchResult(b)
+            | Self::ContainerUpload(b)
+            | Self::MidConvSystem(b)
+            | Self::Fallback(b) => Some(&mut b.cache_control),
             Self::Thinking(_) | Self::RedactedThinking(_) | Self::Unknown(_) => None,
         }
     }

@@ -79,9 +79,9 @@ mod validate;
 pub use accumulate::MessageAccumulator;
 pub use body::{BoxResponseFuture, EventStream, MessagesBody};
 pub use content::{
-    CacheControl, CacheTtl, ContentBlock, Extra, GenericBlock, MediaBlock, RedactedThinkingBlock,
-    ServerToolResultBlock, TextBlock, ThinkingBlock, ToolResultBlock, ToolResultContent,
-    ToolUseBlock,
+    CacheControl, CacheTtl, ContentBlock, Extra, FallbackHop, GenericBlock, MediaBlock,
+    RedactedThinkingBlock, ServerToolResultBlock, TextBlock, ThinkingBlock, ToolResultBlock,
+    ToolResultContent, ToolUseBlock,
 };
 pub use error::{
     ApiErrorBody, BoxError, Error, ErrorEnvelope, ErrorKind, SPEND_CAP_ERROR_CODE,
@@ -92,8 +92,8 @@ pub use request::{
     System, ThinkingConfig, ThinkingEnabled, ThinkingOther, Tool, ToolChoice,
 };
 pub use response::{
-    CacheCreation, Message, MessageDeltaUsage, OutputTokensDetails, ServerToolUsage, StopReason,
-    Usage,
+    CacheCreation, CacheMiss, Message, MessageDeltaUsage, OutputTokensDetails, ServerToolUsage,
+    StopReason, Usage,
 };
 pub use retry_after::{
     DEFAULT_MAX_RETRY_AFTER, RETRY_AFTER_IGNORED_ABOVE, parse_retry_after, sanitize_retry_after,

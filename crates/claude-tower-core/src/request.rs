@@ -112,6 +112,14 @@ impl MessageParam {
     pub fn assistant(content: impl Into<MessageContent>) -> Self {
         Self::new(Role::Assistant, content)
     }
+
+    /// A `system`-role message inside `messages` (API version `2026-10-21`): an instruction
+    /// that applies from its position on. The top-level system prompt is
+    /// [`MessagesRequest::system`].
+    #[must_use]
+    pub fn system(content: impl Into<MessageContent>) -> Self {
+        Self::new(Role::System, content)
+    }
 }
 
 /// The system prompt: a string or a list of text blocks (needed for `cache_control`).

@@ -154,6 +154,19 @@ impl Usage {
             })
     }
 
+    /// `usage.speed` (`standard` / `fast`), when the reply says.
+    #[must_use]
+    pub fn speed(&self) -> Option<&str> {
+        self.extra.get("speed").and_then(Value::as_str)
+    }
+
+    /// `usage.fallback_credit`: whether a refusal's fallback credit was redeemed on this call
+    /// (kept as the API sent it).
+    #[must_use]
+    pub fn fallback_credit(&self) -> Option<&Value> {
+        self.extra.get("fallback_credit")
+    }
+
     /// Applies a `message_delta` usage with the API's **overwrite** semantics: the delta is
     /// cumulative, so each present field replaces the current one (never summed).
     pub fn apply_delta(&mut self, delta: &MessageDeltaUsage) {
@@ -216,7 +229,9 @@ impl From<&Usage> for MessageDeltaUsage {
             cache_read_input_tokens: usage.cache_read_input_tokens,
             server_tool_use: usage.server_tool_use.clone(),
             output_tokens_details: usage.output_tokens_details.clone(),
-            extra: Extra::new(),
+            // `iterations`, `speed`, `service_tier`-like fields the API sends in the final
+            // usage; `cache_creation` etc. are typed on `Usage` and not repeated here.
+            extra: usage.extra.clone(),
         }
     }
 }
@@ -274,6 +289,18 @@ pub struct Message {
     pub extra: Extra,
 }
 
+/// `diagnostics.cache_miss_reason` of a reply (see [`Message::cache_miss`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheMiss<'a> {
+    /// The reason's name (`model_changed`, `system_changed`, `tools_changed`,
+    /// `messages_changed`, `previous_message_not_found`, `unavailable`, or one this crate does
+    /// not know); `None` when the API sent `null`: the diagnosis is still pending.
+    pub reason: Option<&'a str>,
+    /// `cache_missed_input_tokens`, when given.
+    pub missed_input_tokens: Option<u64>,
+}
+
 impl Message {
     /// An empty assistant message with the given id and model (used by `message_start`).
     #[must_use]
@@ -307,6 +334,43 @@ impl Message {
         self.content.iter().filter_map(|block| match block {
             ContentBlock::ToolUse(tool_use) => Some(tool_use),
             _ => None,
+        })
+    }
+
+    /// `stop_details.fallback_credit_token` of a refusal (valid five minutes): sent with a retry
+    /// of the same body on a fallback model, it refunds that retry's cache-miss cost
+    /// (beta `fallback-credit-2026-07-01`).
+    #[must_use]
+    pub fn fallback_credit_token(&self) -> Option<&str> {
+        self.stop_details
+            .as_ref()?
+            .get("fallback_credit_token")?
+            .as_str()
+    }
+
+    /// The server-side fallback hops of this reply, in order (`fallback` blocks).
+    pub fn fallback_hops(&self) -> impl Iterator<Item = crate::FallbackHop<'_>> {
+        self.content.iter().filter_map(ContentBlock::fallback_hop)
+    }
+
+    /// `diagnostics.cache_miss_reason` of the reply, when the request asked for `diagnostics`:
+    /// `None` when the reply has none.
+    #[must_use]
+    pub fn cache_miss(&self) -> Option<CacheMiss<'_>> {
+        let diagnostics = self.extra.get("diagnostics")?;
+        let reason = diagnostics.get("cache_miss_reason")?;
+        let name = match reason {
+            Value::Null => None,
+            Value::String(name) => Some(name.as_str()),
+            other => Some(other.get("type").and_then(Value::as_str).unwrap_or("")),
+        };
+        Some(CacheMiss {
+            reason: name,
+            // Beside the reason's `type` when the reason is an object, else beside the reason.
+            missed_input_tokens: reason
+                .get("cache_missed_input_tokens")
+                .or_else(|| diagnostics.get("cache_missed_input_tokens"))
+                .and_then(Value::as_u64),
         })
     }
 

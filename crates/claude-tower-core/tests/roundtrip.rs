@@ -3,7 +3,8 @@
 //! streamed as events accumulates back to itself.
 
 use claude_tower_core::{
-    ContentBlock, Message, MessageAccumulator, MessagesRequest, StopReason, StreamEvent, Usage,
+    CacheControl, ContentBlock, Message, MessageAccumulator, MessageParam, MessagesRequest, Role,
+    StopReason, StreamEvent, Usage,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -47,6 +48,7 @@ const KNOWN_BLOCKS: &[&str] = &[
     "tool_search_tool_result",
     "container_upload",
     "mid_conv_system",
+    "fallback",
 ];
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -319,4 +321,138 @@ fn events_before_message_start_are_skipped() {
     }
     assert_eq!(acc.skipped_before_start(), 2);
     assert_eq!(acc.finish().unwrap(), message);
+}
+
+/// A server-side fallback reply (API-NOTES §15): the `fallback` block is typed, read without
+/// failing on unknown shapes, streamed like a server-tool block with no deltas, and the whole
+/// message (with `stop_details.fallback_credit_token` and `usage.fallback_credit`) comes back
+/// as the same JSON value.
+#[test]
+fn fallback_blocks_and_credit_tokens_are_typed_streamed_and_kept() {
+    let wire = json!({
+        "id": "msg_fb", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
+        "content": [
+            {"type": "fallback", "from": "claude-opus-4-6", "to": "claude-sonnet-4-6",
+             "trigger": {"type": "refusal", "category": "cyber"}, "future_field": [1, null]},
+            {"type": "text", "text": "Here is the answer."}
+        ],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "stop_details": {"type": "refusal", "category": null, "fallback_credit_token": "fct_1"},
+        "container": null,
+        "usage": {"input_tokens": 12, "output_tokens": 7, "fallback_credit": {"redeemed": true},
+                  "speed": "fast"}
+    });
+    let message: Message = serde_json::from_value(wire.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&message).unwrap(), wire);
+    assert!(matches!(message.content[0], ContentBlock::Fallback(_)));
+    let hops: Vec<_> = message.fallback_hops().collect();
+    assert_eq!(hops.len(), 1);
+    assert_eq!(hops[0].from, Some("claude-opus-4-6"));
+    assert_eq!(hops[0].to, Some("claude-sonnet-4-6"));
+    assert_eq!(hops[0].trigger, Some("refusal"));
+    assert_eq!(hops[0].category, Some("cyber"));
+    assert_eq!(message.fallback_credit_token(), Some("fct_1"));
+    assert_eq!(
+        message.usage.fallback_credit(),
+        Some(&json!({"redeemed": true}))
+    );
+    assert_eq!(message.usage.speed(), Some("fast"));
+    // A block of another shape is still a fallback block, with nothing read from it.
+    let odd: ContentBlock = serde_json::from_value(json!({"type": "fallback", "from": 7})).unwrap();
+    assert_eq!(odd.fallback_hop().unwrap().from, None);
+
+    let events = message.to_events(4);
+    let fallback_deltas = events
+        .iter()
+        .filter(|e| matches!(e, StreamEvent::ContentBlockDelta(d) if d.index == 0))
+        .count();
+    assert_eq!(fallback_deltas, 0, "streamed with no deltas");
+    let mut acc = MessageAccumulator::new();
+    for event in &events {
+        acc.push(event).unwrap();
+    }
+    let streamed = acc.finish().unwrap();
+    assert_eq!(serde_json::to_value(&streamed).unwrap(), wire);
+}
+
+/// `diagnostics.cache_miss_reason`: a named reason with its tokens, an object reason, and the
+/// pending `null`.
+#[test]
+fn cache_miss_reasons_are_read_from_the_diagnostics() {
+    let with = |diagnostics: Value| {
+        let mut message = Message::new("msg_d", "claude-haiku-4-5");
+        message.extra.insert("diagnostics".to_owned(), diagnostics);
+        message
+    };
+    let named =
+        with(json!({"cache_miss_reason": "system_changed", "cache_missed_input_tokens": 4100}));
+    let miss = named.cache_miss().unwrap();
+    assert_eq!(
+        (miss.reason, miss.missed_input_tokens),
+        (Some("system_changed"), Some(4100))
+    );
+    let object = with(
+        json!({"cache_miss_reason": {"type": "tools_changed", "cache_missed_input_tokens": 9}}),
+    );
+    let miss = object.cache_miss().unwrap();
+    assert_eq!(
+        (miss.reason, miss.missed_input_tokens),
+        (Some("tools_changed"), Some(9))
+    );
+    let pending = with(json!({"cache_miss_reason": null}));
+    assert_eq!(pending.cache_miss().unwrap().reason, None);
+    assert!(Message::new("m", "x").cache_miss().is_none());
+}
+
+/// `system`-role messages (API version `2026-10-21`) round-trip, are estimated where they are,
+/// and their cache markers count toward the four breakpoints.
+#[test]
+fn system_role_messages_are_typed_estimated_and_validated_in_place() {
+    let wire = json!({
+        "model": "claude-sonnet-4-6", "max_tokens": 100,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "system", "content": [{"type": "text", "text": "From now on answer in French."}]},
+            {"role": "user", "content": "how are you?"}
+        ]
+    });
+    let request: MessagesRequest = serde_json::from_value(wire.clone()).unwrap();
+    assert_eq!(request.messages[2].role, Role::System);
+    assert_eq!(serde_json::to_value(&request).unwrap(), wire);
+    request.validate().unwrap();
+    let without = {
+        let mut r = request.clone();
+        r.messages_mut().remove(2);
+        r
+    };
+    assert!(request.estimate_input_tokens() > without.estimate_input_tokens());
+
+    // Five markers, one of them on the system-role message: refused before sending.
+    let marked = |text: &str| {
+        ContentBlock::Text(claude_tower_core::TextBlock {
+            text: text.to_owned(),
+            cache_control: Some(CacheControl::ephemeral()),
+            ..Default::default()
+        })
+    };
+    let mut too_many = MessagesRequest::new("claude-sonnet-4-6", 100);
+    for i in 0..4 {
+        too_many = too_many.user(claude_tower_core::MessageContent::Blocks(vec![marked(
+            &format!("u{i}"),
+        )]));
+        too_many = too_many.assistant("ok");
+    }
+    let four = too_many.clone().user("last");
+    four.validate().unwrap();
+    let five = too_many
+        .message(MessageParam::system(
+            claude_tower_core::MessageContent::Blocks(vec![marked("rule")]),
+        ))
+        .user("last");
+    let error = five.validate().unwrap_err();
+    assert!(
+        error.to_string().contains("5 `cache_control` markers"),
+        "{error}"
+    );
 }

@@ -235,3 +235,44 @@ async fn unknown_models_are_refused_before_sending() {
     assert_eq!(error.kind(), ErrorKind::Config);
     assert_eq!(mock.request_count(), 0);
 }
+
+/// A reply after a server-side compaction (the mock's `usage.iterations`) costs its message
+/// plus the compaction at the model's input and output prices, streamed or not (the
+/// compaction tokens are not in the top-level totals).
+#[tokio::test]
+async fn compaction_iterations_from_the_mock_are_priced_on_top() {
+    let table = PriceTable::builtin();
+    for stream in [false, true] {
+        let mock =
+            MockClaude::new().with_script([Attempt::ok(), Attempt::compacted(40_000, 2_000)]);
+        let service = ServiceBuilder::new().layer(CostLayer::new()).service(mock);
+        let request = MessagesRequest::new("claude-sonnet-4-6", 100)
+            .user("hi")
+            .stream(stream);
+        let mut costs = Vec::new();
+        for _ in 0..2 {
+            let response = service
+                .clone()
+                .oneshot(request.clone().into_http())
+                .await
+                .unwrap();
+            let handle = response.extensions().get::<CostHandle>().unwrap().clone();
+            let _ = response.into_body().into_message().await.unwrap();
+            costs.push(handle.get().unwrap());
+        }
+        let compaction = Usage {
+            input_tokens: 40_000,
+            output_tokens: 2_000,
+            ..Usage::default()
+        };
+        let compaction = table
+            .cost("claude-sonnet-4-6", &compaction, Modifiers::default())
+            .unwrap();
+        assert_eq!(
+            costs[1].total,
+            costs[0].total + compaction.total,
+            "stream={stream}: {costs:?}"
+        );
+        assert!(compaction.total > Usd::ZERO);
+    }
+}

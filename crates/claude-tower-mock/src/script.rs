@@ -7,6 +7,10 @@ use claude_tower_core::{Message, SPEND_CAP_ERROR_CODE};
 use http::StatusCode;
 use serde_json::json;
 
+/// Marker key of [`Attempt::compacted`] in `Attempt::usage`: the mock builds
+/// `usage.iterations` from the reply's own totals when it sees it.
+pub(crate) const ITERATIONS_COMPACTION: &str = "\u{0}compaction";
+
 /// A request header that picks the mock's answer for that request (see [`Attempt::named`]);
 /// it takes precedence over the script.
 pub const MOCK_ATTEMPT_HEADER: &str = "x-mock-attempt";
@@ -29,6 +33,8 @@ pub const MOCK_ATTEMPT_HEADER: &str = "x-mock-attempt";
 #[derive(Debug, Clone)]
 pub struct Attempt {
     pub(crate) outcome: Outcome,
+    /// Fields merged into the reply's `usage` (see [`Attempt::with_usage`]).
+    pub(crate) usage: serde_json::Map<String, serde_json::Value>,
     pub(crate) first_byte_delay: Duration,
     pub(crate) event_delay: Duration,
 }
@@ -58,6 +64,7 @@ impl Attempt {
     fn new(outcome: Outcome) -> Self {
         Self {
             outcome,
+            usage: serde_json::Map::new(),
             first_byte_delay: Duration::ZERO,
             event_delay: Duration::ZERO,
         }
@@ -210,6 +217,31 @@ impl Attempt {
             headers.push((name.into(), value.into()));
         }
         self
+    }
+
+    /// Merges `fields` (a JSON object) into the reply's `usage`, streamed in the final
+    /// `message_delta` as the API does: e.g. `usage.iterations` or `usage.fallback_credit`.
+    /// Fields that are not an object are ignored. See also [`Attempt::compacted`].
+    #[must_use]
+    pub fn with_usage(mut self, fields: serde_json::Value) -> Self {
+        if let serde_json::Value::Object(fields) = fields {
+            self.usage.extend(fields);
+        }
+        self
+    }
+
+    /// The normal reply after a server-side compaction that cost `input_tokens` in and
+    /// `output_tokens` out: `usage.iterations` holds a `compaction` entry and the `message`
+    /// entry (whose tokens are the top-level totals; compaction tokens are **not** in them,
+    /// API-NOTES §15).
+    #[must_use]
+    pub fn compacted(input_tokens: u64, output_tokens: u64) -> Self {
+        let mut attempt = Self::ok();
+        attempt.usage.insert(
+            ITERATIONS_COMPACTION.to_owned(),
+            json!({"input_tokens": input_tokens, "output_tokens": output_tokens}),
+        );
+        attempt
     }
 
     /// Waits this long before the response head (time to first byte).

@@ -369,6 +369,9 @@ impl MockClaude {
                 ..Default::default()
             });
         }
+        if !matches!(attempt.outcome, Outcome::Message(_)) {
+            apply_usage(&mut message.usage, body, &attempt.usage);
+        }
         charge_output(&mut state, body, message.usage.output_tokens);
         let mut response_headers = rate_limit_headers(&mut state, &body.model);
         insert(&mut response_headers, "request-id", &request_id);
@@ -676,5 +679,37 @@ impl tower_service::Service<http::Request<MessagesRequest>> for MockClaude {
             *response.headers_mut() = headers;
             Ok(response)
         })
+    }
+}
+
+/// The reply's usage as the API would report it: `usage.speed` echoes the request's `speed`,
+/// then the attempt's scripted fields are merged (a compaction becomes `usage.iterations`).
+fn apply_usage(
+    usage: &mut claude_tower_core::Usage,
+    request: &MessagesRequest,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) {
+    use serde_json::{Value, json};
+    if let Some(speed) = request.extra.get("speed").filter(|s| s.is_string()) {
+        usage.extra.insert("speed".to_owned(), speed.clone());
+    }
+    for (key, value) in fields {
+        if key == crate::script::ITERATIONS_COMPACTION {
+            let mut compaction = value.clone();
+            compaction["type"] = json!("compaction");
+            let message = json!({
+                "type": "message",
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cache_read_input_tokens": usage.cache_read_input_tokens.unwrap_or(0),
+                "cache_creation_input_tokens": usage.cache_creation_input_tokens.unwrap_or(0),
+            });
+            usage.extra.insert(
+                "iterations".to_owned(),
+                Value::Array(vec![compaction, message]),
+            );
+        } else {
+            usage.extra.insert(key.clone(), value.clone());
+        }
     }
 }

@@ -236,3 +236,47 @@ async fn a_scripted_refusal_carries_its_fallback_credit_token() {
         assert_eq!(details["category"], category, "explicit null kept");
     }
 }
+
+/// The mock reports the December-2026 usage fields: `usage.speed` echoes the request's
+/// `speed`, [`Attempt::compacted`] adds `usage.iterations` (a compaction entry plus the message
+/// entry equal to the top-level totals), and [`Attempt::with_usage`] merges scripted fields;
+/// streamed and unstreamed replies carry the same usage.
+#[tokio::test]
+async fn usage_carries_speed_iterations_and_scripted_fields() {
+    let script = || {
+        [
+            Attempt::compacted(41_000, 1_900),
+            Attempt::ok().with_usage(json!({"fallback_credit": {"redeemed": true}})),
+        ]
+    };
+    let mut usages = Vec::new();
+    for stream in [false, true] {
+        let mock = MockClaude::new().with_script(script());
+        let mut request = request().stream(stream);
+        request.extra.insert("speed".to_owned(), json!("fast"));
+        for _ in 0..2 {
+            let message = mock
+                .clone()
+                .oneshot(request.clone().into_http())
+                .await
+                .unwrap()
+                .into_body()
+                .into_message()
+                .await
+                .unwrap();
+            usages.push(message.usage);
+        }
+    }
+    let (compacted, credited) = (&usages[0], &usages[1]);
+    assert_eq!(compacted.speed(), Some("fast"));
+    assert_eq!(compacted.compaction_tokens(), (41_000, 1_900));
+    let entries = compacted.extra["iterations"].as_array().unwrap();
+    assert_eq!(entries[0]["type"], "compaction");
+    assert_eq!(entries[1]["type"], "message");
+    assert_eq!(entries[1]["input_tokens"], compacted.input_tokens);
+    assert_eq!(entries[1]["output_tokens"], compacted.output_tokens);
+    assert_eq!(credited.fallback_credit(), Some(&json!({"redeemed": true})));
+    assert!(credited.extra.get("iterations").is_none());
+    assert_eq!(usages[0], usages[2], "streamed = unstreamed");
+    assert_eq!(usages[1], usages[3], "streamed = unstreamed");
+}

@@ -65,28 +65,18 @@ impl CacheMissReason {
     /// `type`), with its `cache_missed_input_tokens`.
     #[must_use]
     pub fn of(message: &Message) -> Option<(Self, Option<u64>)> {
-        let reason = message.extra.get("diagnostics")?.get("cache_miss_reason")?;
-        let name = match reason {
-            serde_json::Value::Null => return Some((Self::Pending, None)),
-            serde_json::Value::String(name) => name.as_str(),
-            other => other
-                .get("type")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or(""),
+        let miss = message.cache_miss()?;
+        let kind = match miss.reason {
+            None => Self::Pending,
+            Some("model_changed") => Self::ModelChanged,
+            Some("system_changed") => Self::SystemChanged,
+            Some("tools_changed") => Self::ToolsChanged,
+            Some("messages_changed") => Self::MessagesChanged,
+            Some("previous_message_not_found") => Self::PreviousMessageNotFound,
+            Some("unavailable") => Self::Unavailable,
+            Some(_) => Self::Other,
         };
-        let kind = match name {
-            "model_changed" => Self::ModelChanged,
-            "system_changed" => Self::SystemChanged,
-            "tools_changed" => Self::ToolsChanged,
-            "messages_changed" => Self::MessagesChanged,
-            "previous_message_not_found" => Self::PreviousMessageNotFound,
-            "unavailable" => Self::Unavailable,
-            _ => Self::Other,
-        };
-        let missed = reason
-            .get("cache_missed_input_tokens")
-            .and_then(serde_json::Value::as_u64);
-        Some((kind, missed))
+        Some((kind, miss.missed_input_tokens))
     }
 
     /// The wire name (`other` for unknown values).

@@ -48,7 +48,7 @@ fn arb_request() -> impl Strategy<Value = MessagesRequest> {
         ]),
         prop::collection::vec(
             (
-                any::<bool>(),
+                0u8..4,
                 prop_oneof![
                     "[a-z ]{1,300}".prop_map(MessageContent::Text),
                     prop::collection::vec(arb_block(), 1..25).prop_map(MessageContent::Blocks)
@@ -78,11 +78,13 @@ fn arb_request() -> impl Strategy<Value = MessagesRequest> {
                 ));
             }
             request.system = system.map(Arc::new);
-            for (i, (assistant, content)) in messages.into_iter().enumerate() {
-                let role = if i % 2 == 1 && assistant {
-                    claude_tower_core::Role::Assistant
-                } else {
-                    claude_tower_core::Role::User
+            // Roles: user and assistant turns, and `system`-role messages (API version
+            // `2026-10-21`) anywhere after the first message.
+            for (i, (pick, content)) in messages.into_iter().enumerate() {
+                let role = match pick {
+                    1 | 2 if i % 2 == 1 => claude_tower_core::Role::Assistant,
+                    3 if i > 0 => claude_tower_core::Role::System,
+                    _ => claude_tower_core::Role::User,
                 };
                 request = request.message(MessageParam::new(role, content));
             }

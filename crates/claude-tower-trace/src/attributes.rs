@@ -57,6 +57,12 @@ pub const SERVER_ADDRESS: &str = "server.address";
 pub const SERVER_PORT: &str = "server.port";
 /// `anthropic.request.id` (the `request-id` header)
 pub const ANTHROPIC_REQUEST_ID: &str = "anthropic.request.id";
+/// `anthropic.cache_miss_reason`: the response's `diagnostics.cache_miss_reason` when the
+/// request asked for `diagnostics` (`model_changed`, `system_changed`, …; `pending` for a
+/// `null` reason).
+pub const ANTHROPIC_CACHE_MISS_REASON: &str = "anthropic.cache_miss_reason";
+/// `anthropic.cache_missed_input_tokens`: that reason's `cache_missed_input_tokens`.
+pub const ANTHROPIC_CACHE_MISSED_INPUT_TOKENS: &str = "anthropic.cache_missed_input_tokens";
 /// `claude_tower.attempts`: attempts made by the retry layer.
 pub const CLAUDE_TOWER_ATTEMPTS: &str = "claude_tower.attempts";
 /// `claude_tower.cost_usd`: the cost meter's total for the call.

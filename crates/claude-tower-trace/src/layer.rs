@@ -239,6 +239,8 @@ where
             server.address = %self.config.server_address,
             server.port = i64::from(self.config.server_port),
             anthropic.request.id = Empty,
+            anthropic.cache_miss_reason = Empty,
+            anthropic.cache_missed_input_tokens = Empty,
             claude_tower.attempts = Empty,
             claude_tower.cost_usd = Empty,
             claude_tower.cache_status = Empty,
@@ -246,6 +248,11 @@ where
             gen_ai.output.messages = Empty,
             gen_ai.system_instructions = Empty,
         );
+        #[cfg(feature = "otel")]
+        if !span.is_disabled() {
+            crate::context::continue_inbound(&span, &request);
+        }
+        let body = request.body();
         if !span.is_disabled() {
             if let Some(t) = body.temperature {
                 span.record("gen_ai.request.temperature", t);
@@ -457,6 +464,22 @@ impl Recorder {
         }
     }
 
+    fn record_diagnostics(&self, message: &Message) {
+        if self.span.is_disabled() {
+            return;
+        }
+        if let Some(miss) = message.cache_miss() {
+            self.span.record(
+                "anthropic.cache_miss_reason",
+                miss.reason.unwrap_or("pending"),
+            );
+            if let Some(tokens) = miss.missed_input_tokens {
+                self.span
+                    .record("anthropic.cache_missed_input_tokens", int(tokens));
+            }
+        }
+    }
+
     fn record_output(&self, message: &Message) {
         if let Some(limit) = self
             .config
@@ -544,6 +567,7 @@ where
                             &message.usage,
                         );
                         call.record_output(&message);
+                        call.record_diagnostics(&message);
                         call.record_cost(cost.as_ref());
                         call.record_duration(&attributes);
                         MessagesBody::Message(message)
@@ -593,6 +617,7 @@ impl TracedStream {
                     &message.usage,
                 );
                 call.record_output(message);
+                call.record_diagnostics(message);
                 attributes
             }
             None => call.base_attributes(None),

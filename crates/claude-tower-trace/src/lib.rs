@@ -57,12 +57,22 @@
 //!
 //! None of its own: errors pass through, recorded as `error.type`.
 //!
+//! # Continuing the caller's trace
+//!
+//! With the `otel` feature, a call whose request carries a W3C `traceparent` header (as the
+//! official SDKs send, or as a gateway received it) or an `opentelemetry::Context` in its
+//! extensions becomes a child of that trace instead of a new root. Without it, the span nests
+//! under the current `tracing` span as usual.
+//!
 //! # Feature flags
 //!
-//! None.
+//! - `otel` (off): continue an inbound trace context (adds `tracing-opentelemetry`,
+//!   `opentelemetry_sdk` with `trace`, `opentelemetry-http`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod attributes;
+#[cfg(feature = "otel")]
+mod context;
 mod layer;
 
 pub use layer::{ResponseFuture, Trace, TraceLayer};

@@ -347,3 +347,48 @@ async fn content_capture_is_opt_in_and_capped() {
     assert!(field(&span, "gen_ai.system_instructions").contains("SECRET-SYSTEM-PROMPT"));
     assert!(field(&span, "gen_ai.output.messages").contains("Hello from the"));
 }
+
+/// The response's `diagnostics.cache_miss_reason` lands on the span, streamed or not; a
+/// `null` reason is `pending`.
+#[tokio::test]
+async fn cache_miss_reason_is_recorded_on_the_span() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    let reply = |diagnostics: serde_json::Value| {
+        let mut message = claude_tower_core::Message::new("msg_d", "claude-haiku-4-5");
+        message
+            .content
+            .push(claude_tower_core::ContentBlock::text("hi"));
+        message.stop_reason = Some(claude_tower_core::StopReason::EndTurn);
+        message.extra.insert("diagnostics".to_owned(), diagnostics);
+        Attempt::message(message)
+    };
+    let mock = MockClaude::new().with_script([
+        reply(serde_json::json!({"cache_miss_reason": {"type": "system_changed", "cache_missed_input_tokens": 4100}})),
+        reply(serde_json::json!({"cache_miss_reason": "model_changed", "cache_missed_input_tokens": 12})),
+        reply(serde_json::json!({"cache_miss_reason": null})),
+    ]);
+    let service = ServiceBuilder::new().layer(TraceLayer::new()).service(mock);
+    for (stream, reason, tokens) in [
+        (false, "system_changed", Some("4100")),
+        (true, "model_changed", Some("12")),
+        (true, "pending", None),
+    ] {
+        let response = service
+            .clone()
+            .oneshot(request().stream(stream).into_http())
+            .await
+            .unwrap();
+        response.into_body().into_message().await.unwrap();
+        let span = capture.take();
+        assert_eq!(field(&span, "anthropic.cache_miss_reason"), reason);
+        assert_eq!(
+            span.fields
+                .get("anthropic.cache_missed_input_tokens")
+                .map(String::as_str),
+            tokens
+        );
+    }
+}

@@ -164,7 +164,11 @@ pub fn find_cut(request: &MessagesRequest, budget: u64, options: &TrimOptions) -
         if i > pinned && valid(i) {
             candidates.push((i, dropped));
         }
-        dropped = dropped.saturating_add(message_tokens(&messages[i]));
+        // `system`-role messages are instructions from that point on: a cut keeps them (see
+        // `apply_cut`), so they free nothing.
+        if messages[i].role != Role::System {
+            dropped = dropped.saturating_add(message_tokens(&messages[i]));
+        }
     }
     // Compaction blocks are opaque and summarise everything before them: only whole turns
     // before the latest one may go, so the cut resumes at or before it.
@@ -192,7 +196,8 @@ pub fn find_cut(request: &MessagesRequest, budget: u64, options: &TrimOptions) -
 }
 
 /// Applies a cut, optionally putting `summary` (as a user message) where the dropped messages
-/// were.
+/// were. `system`-role messages (API version `2026-10-21`) in the dropped range are kept, in
+/// order, after the summary: they are instructions that still apply to the turns after them.
 #[must_use]
 pub fn apply_cut(request: &MessagesRequest, cut: Cut, summary: Option<&str>) -> MessagesRequest {
     let mut out = request.clone();
@@ -205,6 +210,14 @@ pub fn apply_cut(request: &MessagesRequest, cut: Cut, summary: Option<&str>) -> 
             "[Summary of the earlier conversation]\n{summary}"
         ))));
     }
+    // `system`-role messages in the dropped range stay, in their order, before the resumed
+    // turns: they still apply to everything after them.
+    kept.extend(
+        messages[pinned..resume]
+            .iter()
+            .filter(|m| m.role == Role::System)
+            .cloned(),
+    );
     kept.extend_from_slice(&messages[resume..]);
     // With nothing pinned and no summary, a resumed assistant turn cannot lead: find_cut never
     // returns such a cut.
@@ -212,12 +225,14 @@ pub fn apply_cut(request: &MessagesRequest, cut: Cut, summary: Option<&str>) -> 
     out
 }
 
-/// The messages a cut removes (for the summarizer).
+/// The messages a cut removes (for the summarizer); `system`-role messages are kept by the cut,
+/// so they are not among them.
 #[must_use]
 pub fn dropped_messages(request: &MessagesRequest, cut: Cut) -> Vec<MessageParam> {
     let (pinned, resume) = cut.clamped(request.messages.len());
     request.messages[pinned..resume]
         .iter()
+        .filter(|m| m.role != Role::System)
         .map(|m| MessageParam::clone(m))
         .collect()
 }

@@ -371,3 +371,42 @@ fn only_turns_before_the_latest_compaction_are_dropped() {
         "kept byte for byte"
     );
 }
+
+/// `system`-role messages (API version `2026-10-21`) are instructions from their position on:
+/// a cut keeps them, in order, after the summary and before the resumed turns; they are not
+/// counted as freed, not handed to the summarizer, and the trimmed request stays valid.
+#[test]
+fn system_role_messages_survive_a_cut_in_order() {
+    let long = "word ".repeat(400);
+    let mut request = MessagesRequest::new("claude-sonnet-4-6", 100);
+    for i in 0..6 {
+        request = request.user(format!("{i}: {long}"));
+        if i == 1 || i == 3 {
+            request = request.message(MessageParam::system(format!("rule {i}: be brief")));
+        }
+        request = request.assistant(format!("reply {i}: {long}"));
+    }
+    let request = request.user("latest question");
+    let options = TrimOptions::default().with_hysteresis(1.0);
+    let cut = claude_tower_trim::find_cut(&request, 500, &options).expect("something to cut");
+    let dropped = claude_tower_trim::dropped_messages(&request, cut);
+    assert!(dropped.iter().all(|m| m.role != Role::System));
+    assert!(!dropped.is_empty());
+    let trimmed = claude_tower_trim::apply_cut(&request, cut, Some("earlier talk"));
+    trimmed.validate().unwrap();
+    let roles: Vec<Role> = trimmed.messages.iter().map(|m| m.role.clone()).collect();
+    let texts: Vec<String> = trimmed.messages.iter().map(|m| m.content.text()).collect();
+    let rules: Vec<&String> = texts.iter().filter(|t| t.starts_with("rule ")).collect();
+    assert_eq!(rules, ["rule 1: be brief", "rule 3: be brief"], "{texts:?}");
+    // The pinned first turn, the summary, then the rules, then the resumed turns.
+    assert!(texts[0].starts_with("0: "), "{texts:?}");
+    assert!(texts[1].contains("earlier talk"), "{texts:?}");
+    assert_eq!(roles[2], Role::System);
+    assert_eq!(
+        trimmed.messages.last().unwrap().content.text(),
+        "latest question"
+    );
+    // The cut freed what it dropped and nothing for the kept rules.
+    let freed = request.estimate_input_tokens() - trimmed.estimate_input_tokens();
+    assert!(freed > 0);
+}

@@ -45,7 +45,8 @@
 //! # Feature flags
 //!
 //! `transport`, `retry`, `trace` (default); `rate-limit`, `prompt-cache`, `response-cache`,
-//! `cost`, `trim`, `mock`, `redis` (the Redis stores); `full` for everything.
+//! `cost`, `trim`, `mock`, `redis` (the Redis stores), `otel` (the trace layer continues an
+//! inbound `traceparent`), `legacy-tokenizer`; `full` for everything.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;

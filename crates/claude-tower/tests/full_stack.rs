@@ -120,3 +120,83 @@ async fn faults_lose_and_duplicate_nothing() {
     assert_eq!(snapshot.total.requests as usize, 1 + 1 + 1 + 3 + admitted);
     assert_eq!(snapshot.total.cached_responses, 2);
 }
+
+/// Betas the SDKs deprecated (API-NOTES §15: prompt caching, extended cache TTL, token
+/// counting, token-efficient tools, PDFs, cache diagnosis, message batches) are never
+/// injected by any layer — 1h cache markers and `diagnostics` go out with no `anthropic-beta`
+/// header, streamed or not — and a caller's own beta header passes through byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_layer_injects_a_deprecated_beta() {
+    const DEPRECATED: &[&str] = &[
+        "prompt-caching-2024-07-31",
+        "extended-cache-ttl-2025-04-11",
+        "token-counting-2024-11-01",
+        "token-efficient-tools-2025-02-19",
+        "pdfs-2024-09-25",
+        "cache-diagnosis-2026-04-07",
+        "message-batches-2024-09-24",
+    ];
+    let server = MockServer::start().await.unwrap();
+    let transport = Transport::builder()
+        .ignore_env()
+        .api_key("k")
+        .base_url(server.base_url())
+        .build()
+        .unwrap();
+    let stack = ServiceBuilder::new()
+        .claude_trace(TraceLayer::new())
+        .claude_budget(
+            BudgetLayer::new(MemoryBudgetStore::new())
+                .per_tenant("5".parse::<Usd>().unwrap(), Window::Total),
+        )
+        .claude_cost(CostLayer::new())
+        .claude_response_cache(ResponseCacheLayer::in_memory(1 << 20))
+        .claude_trim(TrimLayer::new().budget(Budget::Tokens(50_000)))
+        .claude_prompt_cache(PromptCacheLayer::new())
+        .claude_retry(RetryLayer::new())
+        .claude_rate_limit(RateLimitLayer::new())
+        .service(transport);
+    let client = Client::new(stack.clone());
+    let mut request = MessagesRequest::new("claude-sonnet-4-6", 100)
+        .system("You are terse. ".repeat(400))
+        .user("Summarise the document.");
+    request.extra.insert(
+        "diagnostics".to_owned(),
+        serde_json::json!({"previous_message_id": "msg_previous"}),
+    );
+    client.messages().create(request.clone()).await.unwrap();
+    let mut stream = client.messages().stream(request.clone()).await.unwrap();
+    while stream.next_text().await.unwrap().is_some() {}
+    let mut own = request.into_http();
+    own.headers_mut().insert(
+        "anthropic-beta",
+        "compact-2026-01-12, fast-mode".parse().unwrap(),
+    );
+    tower::ServiceExt::oneshot(stack, own).await.unwrap();
+
+    let requests = server.mock().requests();
+    assert_eq!(requests.len(), 3);
+    for (i, recorded) in requests.iter().enumerate() {
+        let betas: Vec<&str> = recorded
+            .headers
+            .get_all("anthropic-beta")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        for beta in &betas {
+            assert!(
+                !DEPRECATED.iter().any(|d| beta.contains(d)),
+                "request {i} carries a deprecated beta: {betas:?}"
+            );
+        }
+        if i < 2 {
+            assert!(betas.is_empty(), "request {i}: {betas:?}");
+        } else {
+            assert_eq!(
+                betas,
+                ["compact-2026-01-12, fast-mode"],
+                "passed through as sent"
+            );
+        }
+    }
+}
