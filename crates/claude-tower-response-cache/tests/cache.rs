@@ -496,3 +496,50 @@ async fn an_unreachable_redis_store_is_a_miss_within_seconds() {
         assert_eq!(mock.request_count(), expected, "every call goes upstream");
     }
 }
+
+/// A reply holding a signed `compaction` block (API-NOTES §15: sent back verbatim, explicit
+/// `null`s included) comes out of the cache as the same JSON value, whether it was recorded
+/// from a stream or a message, and whether the hit is streamed or not.
+#[tokio::test]
+async fn compaction_blocks_are_replayed_byte_for_byte() {
+    let compaction: ContentBlock = serde_json::from_value(serde_json::json!({
+        "type": "compaction",
+        "content": null,
+        "encrypted_content": "b3BhcXVl+/==",
+        "signature": "sig_1",
+        "tool_changes": [{"removed": ["search"]}]
+    }))
+    .unwrap();
+    let mut message = Message::new("msg_c", "claude-haiku-4-5");
+    message.content = vec![compaction, ContentBlock::text("Continuing.")];
+    message.stop_reason = Some(StopReason::EndTurn);
+    let expected = serde_json::to_value(&message).unwrap();
+    for record_streamed in [false, true] {
+        let mock = MockClaude::new().with_script([Attempt::message(message.clone())]);
+        let service = ServiceBuilder::new()
+            .layer(ResponseCacheLayer::in_memory(1 << 20))
+            .service(mock.clone());
+        let first = service
+            .clone()
+            .oneshot(request().stream(record_streamed).into_http())
+            .await
+            .unwrap();
+        assert_eq!(status(&first), CacheStatus::Miss);
+        first.into_body().into_message().await.unwrap();
+        for hit_streamed in [false, true] {
+            let hit = service
+                .clone()
+                .oneshot(request().stream(hit_streamed).into_http())
+                .await
+                .unwrap();
+            assert_eq!(status(&hit), CacheStatus::Hit);
+            let replayed = hit.into_body().into_message().await.unwrap();
+            assert_eq!(
+                serde_json::to_value(&replayed).unwrap(),
+                expected,
+                "recorded streamed={record_streamed}, hit streamed={hit_streamed}"
+            );
+        }
+        assert_eq!(mock.request_count(), 1);
+    }
+}
