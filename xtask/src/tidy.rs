@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-/// Every crate under `crates/` has a README.md and a CHANGELOG.md, inherits the workspace
-/// lints and package fields, and every Rust source file in the repository opens with `//!`.
+/// Every crate under `crates/` has a README.md, a CHANGELOG.md and both LICENSE files, inherits
+/// the workspace lints and package fields; every Rust source file in the repository opens with
+/// `//!`; published sources and READMEs never cite the private notes (`API-NOTES`, `STYLE.md`).
 pub(crate) fn run(root: &Path) -> Result<(), String> {
     let mut problems = Vec::new();
     let crates = std::fs::read_dir(root.join("crates")).map_err(|e| format!("crates/: {e}"))?;
@@ -14,7 +15,13 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             .and_then(|n| n.to_str())
             .unwrap_or("?")
             .to_owned();
-        for file in ["README.md", "CHANGELOG.md", "Cargo.toml"] {
+        for file in [
+            "README.md",
+            "CHANGELOG.md",
+            "Cargo.toml",
+            "LICENSE-MIT",
+            "LICENSE-APACHE",
+        ] {
             if !dir.join(file).is_file() {
                 problems.push(format!("crates/{name}: missing {file}"));
             }
@@ -32,6 +39,15 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
                 ));
             }
         }
+    }
+    for file in ["LICENSE-MIT", "LICENSE-APACHE"] {
+        if !root.join(file).is_file() {
+            problems.push(format!("missing {file} at the root"));
+        }
+    }
+    // Published docs never point at files a user does not have.
+    for top in ["crates", "README.md"] {
+        check_private_references(&root.join(top), root, &mut problems);
     }
     for top in ["crates", "examples", "benches", "fuzz", "xtask"] {
         check_headers(&root.join(top), root, &mut problems);
@@ -69,6 +85,46 @@ fn check_headers(dir: &Path, root: &Path, problems: &mut Vec<String>) {
                     .to_string();
                 problems.push(format!("{shown}: does not open with a `//!` doc comment"));
             }
+        }
+    }
+}
+
+/// Names of files a crate's user does not have, which docs must not cite.
+const PRIVATE_REFERENCES: &[&str] = &["API-NOTES", "STYLE.md", "STYLE §"];
+
+fn check_private_references(path: &Path, root: &Path, problems: &mut Vec<String>) {
+    if path.is_dir() {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let child = entry.path();
+            // Only what is published: sources and READMEs (tests and benches may cite notes).
+            let name = child.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if child.is_dir() && matches!(name, "target" | "tests" | "benches") {
+                continue;
+            }
+            check_private_references(&child, root, problems);
+        }
+        return;
+    }
+    let published = path.extension().is_some_and(|e| e == "rs")
+        || path.file_name().is_some_and(|n| n == "README.md");
+    if !published {
+        return;
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    for (number, line) in text.lines().enumerate() {
+        if let Some(name) = PRIVATE_REFERENCES.iter().find(|n| line.contains(**n)) {
+            let shown = path
+                .strip_prefix(root)
+                .unwrap_or(path)
+                .display()
+                .to_string();
+            problems.push(format!(
+                "{shown}:{}: cites `{name}`, which users of the crate do not have",
+                number + 1
+            ));
         }
     }
 }

@@ -212,7 +212,7 @@ pub struct GenericBlock {
 }
 
 open_tagged_enum! {
-    /// One content block, in a request or a response (API-NOTES §1.3).
+    /// One content block, in a request or a response (the Messages API reference).
     ContentBlock {
         /// `text`
         Text(TextBlock) => "text",
@@ -248,7 +248,7 @@ open_tagged_enum! {
         ContainerUpload(GenericBlock) => "container_upload",
         /// `mid_conv_system`
         MidConvSystem(GenericBlock) => "mid_conv_system",
-        /// `fallback`: one server-side fallback hop (`from`, `to`, `trigger`; API-NOTES §15),
+        /// `fallback`: one server-side fallback hop (`from`, `to`, `trigger`; Dec-2026 API, SDK 2.16.0),
         /// see [`ContentBlock::fallback_hop`].
         Fallback(GenericBlock) => "fallback",
     }

@@ -111,7 +111,7 @@ pub struct ErrorEnvelope {
 /// `retry-after`; retries keep failing until the next month).
 pub const SPEND_CAP_ERROR_CODE: &str = "enforced_spend_limit_reached";
 
-/// Every `error_code` of a spend limit (API-NOTES §15): retrying cannot succeed, so
+/// Every `error_code` of a spend limit (Dec-2026 API, SDK 2.16.0): retrying cannot succeed, so
 /// [`Error::is_spend_cap`] is true and [`Error::is_retryable`] false for each.
 /// (`ramp_limit_exceeded` is not among them: it is a 429 with `retry-after`, retried.)
 pub const SPEND_LIMIT_ERROR_CODES: &[&str] =

@@ -20,7 +20,7 @@
 //! # Error bound
 //!
 //! Measured (2026-11-23) against the legacy Claude tokenizer (`tokenizer.json` of the
-//! `anthropic` 0.38.0 Python package, the last public one; see API-NOTES §11), as the ratio
+//! `anthropic` 0.38.0 Python package, the last public one), as the ratio
 //! estimate ÷ real count on 2,000-character chunks:
 //!
 //! | text | median | range over chunks | whole corpus |

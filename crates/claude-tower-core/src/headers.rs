@@ -1,4 +1,4 @@
-//! Header names and defaults of the Messages API (API-NOTES §1.1, §4.2).
+//! Header names and defaults of the Messages API (the Messages API reference; the rate-limits docs).
 
 /// `x-api-key`: the API key.
 pub const X_API_KEY: &str = "x-api-key";
@@ -16,10 +16,10 @@ pub const RETRY_AFTER_MS: &str = "retry-after-ms";
 pub const X_SHOULD_RETRY: &str = "x-should-retry";
 /// Prefix of the rate-limit response headers.
 pub const RATELIMIT_PREFIX: &str = "anthropic-ratelimit-";
-/// `anthropic-workspace-id` request header (API-NOTES §15): forwarded; the default tenant of
+/// `anthropic-workspace-id` request header (Dec-2026 API, SDK 2.16.0): forwarded; the default tenant of
 /// [`Attribution`](crate::ext::Attribution).
 pub const ANTHROPIC_WORKSPACE_ID: &str = "anthropic-workspace-id";
-/// `anthropic-user-profile-id` request header (API-NOTES §15): forwarded; the default user of
+/// `anthropic-user-profile-id` request header (Dec-2026 API, SDK 2.16.0): forwarded; the default user of
 /// [`Attribution`](crate::ext::Attribution).
 pub const ANTHROPIC_USER_PROFILE_ID: &str = "anthropic-user-profile-id";
 /// The API version sent unless configured otherwise. `2026-10-21` (SDK 2.x) also exists: with

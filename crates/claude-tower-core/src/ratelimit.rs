@@ -1,5 +1,5 @@
 //! Rate-limit primitives shared by the rate limiter and the mock: a continuously refilling
-//! [`TokenBucket`] (the API's model, API-NOTES §4.1) and the `anthropic-ratelimit-*` headers
+//! [`TokenBucket`] (the API's model, the rate-limits docs) and the `anthropic-ratelimit-*` headers
 //! ([`RateLimitHeaders`], §4.2).
 // Bytes and numbers from the network: no indexing, unchecked arithmetic or unwrapping here
 // (the hardening issue); exceptions carry an `expect` with the reason.

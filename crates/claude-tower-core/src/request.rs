@@ -402,7 +402,7 @@ pub struct OutputConfig {
     pub extra: Extra,
 }
 
-/// The body of `POST /v1/messages` (API-NOTES §1.2).
+/// The body of `POST /v1/messages` (the Messages API reference).
 ///
 /// The history (`messages`), `system` and `tools` sit behind [`Arc`], so cloning a request
 /// (for a retry or a cache key) copies three pointers, not the conversation; use

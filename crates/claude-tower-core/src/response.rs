@@ -66,7 +66,7 @@ pub struct OutputTokensDetails {
     pub extra: Extra,
 }
 
-/// Token usage of one request (API-NOTES §1.4).
+/// Token usage of one request (the Messages API reference).
 ///
 /// Total prompt size = `input_tokens + cache_creation_input_tokens + cache_read_input_tokens`
 /// ([`Usage::total_input_tokens`]).
@@ -130,7 +130,7 @@ impl Usage {
     }
 
     /// Input (uncached plus cache writes) and output tokens of the `compaction` entries of
-    /// `usage.iterations` (API-NOTES §15): billed and counted by rate limits, but **not** in
+    /// `usage.iterations` (Dec-2026 API, SDK 2.16.0): billed and counted by rate limits, but **not** in
     /// the top-level totals. Sums saturate.
     #[must_use]
     pub fn compaction_tokens(&self) -> (u64, u64) {
@@ -244,7 +244,7 @@ fn assistant_role() -> Role {
     Role::Assistant
 }
 
-/// The response of `POST /v1/messages` (API-NOTES §1.4).
+/// The response of `POST /v1/messages` (the Messages API reference).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// `msg_…`

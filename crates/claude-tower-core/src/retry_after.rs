@@ -14,8 +14,8 @@ use crate::error::header_str;
 pub const RETRY_AFTER_IGNORED_ABOVE: Duration = Duration::from_secs(86_400);
 
 /// The default cap on how long a server hint may pause anything (a retry's wait, a rate-limit
-/// pool pause, a fallback's cool-down): 60 s, the SDKs' long-standing limit (API-NOTES §8,
-/// §10). Every consumer lets the caller configure its own cap.
+/// pool pause, a fallback's cool-down): 60 s, the official SDKs' long-standing
+/// limit. Every consumer lets the caller configure its own cap.
 pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Turns a hint in seconds into a [`Duration`], or `None` for a non-finite, negative or absurd

@@ -1,4 +1,4 @@
-//! Typed server-sent events of a streamed response (API-NOTES §2).
+//! Typed server-sent events of a streamed response (the streaming docs).
 //!
 //! Unknown events and unknown delta types are preserved as [`StreamEvent::Unknown`] /
 //! [`Delta::Unknown`]: the API's versioning policy allows new event types, and clients must

@@ -309,7 +309,7 @@ impl PriceTable {
     /// Writes are priced from `usage.cache_creation` (5m/1h); writes it does not split
     /// (older responses) are priced at the 5 minute rate.
     ///
-    /// When the usage has `iterations` (API-NOTES §15: `message`, `compaction`,
+    /// When the usage has `iterations` (Dec-2026 API, SDK 2.16.0: `message`, `compaction`,
     /// `advisor_message`, `fallback_message` entries), the cost is the sum over the entries,
     /// each at its own `model`'s price (the response's model when it has none), so compaction
     /// (not in the top-level totals) is included and an advisor's tokens are priced at the

@@ -8,11 +8,15 @@ use std::time::{Duration, SystemTime};
 
 use claude_tower_core::ext::Attribution;
 use claude_tower_core::{ErrorKind, MessagesRequest};
+#[cfg(feature = "redis")]
+use claude_tower_cost::RedisBudgetStore;
 use claude_tower_cost::{
     BudgetLayer, BudgetStore, CostLayer, CostLedger, MemoryBudgetStore, Modifiers, PriceTable,
-    RedisBudgetStore, Scope, Usd, Window,
+    Scope, Usd, Window,
 };
-use claude_tower_mock::{Attempt, MockClaude, RedisServer};
+#[cfg(feature = "redis")]
+use claude_tower_mock::RedisServer;
+use claude_tower_mock::{Attempt, MockClaude};
 use futures_util::StreamExt;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -110,6 +114,7 @@ async fn concurrent_requests_never_overspend_in_memory() {
     assert!(spent >= outcome.spent && spent <= limit);
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_sharing_redis_never_overspend() {
     const N: u64 = 10;
@@ -267,6 +272,7 @@ async fn windows_roll_over_and_soft_limits_alert_once() {
     );
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn an_unreachable_redis_store_fails_closed_or_open_within_seconds() {
     let redis = RedisServer::start().await;

@@ -1,4 +1,4 @@
-//! The mock's prompt cache: a simulation of Anthropic's rules (API-NOTES §5), the yardstick
+//! The mock's prompt cache: a simulation of Anthropic's rules (the prompt-caching docs), the yardstick
 //! for the prompt-cache layout.
 //!
 //! - Entries are keyed by the hash of the whole prefix (tools → system → messages, markers

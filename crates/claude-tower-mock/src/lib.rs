@@ -43,6 +43,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache_sim;
+pub mod fixtures;
 pub mod hostile;
 mod log_capture;
 mod redis_server;

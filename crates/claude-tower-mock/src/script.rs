@@ -77,7 +77,7 @@ impl Attempt {
     }
 
     /// A refusal (`stop_reason: "refusal"`) with `stop_details` of `category` and, when given,
-    /// a `fallback_credit_token` (API-NOTES §15: valid 5 minutes, it refunds the cache-miss
+    /// a `fallback_credit_token` (Dec-2026 API, SDK 2.16.0: valid 5 minutes, it refunds the cache-miss
     /// cost of a retry on a fallback model).
     #[must_use]
     pub fn refusal(category: Option<&str>, fallback_credit_token: Option<&str>) -> Self {
@@ -233,7 +233,7 @@ impl Attempt {
     /// The normal reply after a server-side compaction that cost `input_tokens` in and
     /// `output_tokens` out: `usage.iterations` holds a `compaction` entry and the `message`
     /// entry (whose tokens are the top-level totals; compaction tokens are **not** in them,
-    /// API-NOTES §15).
+    /// Dec-2026 API, SDK 2.16.0).
     #[must_use]
     pub fn compacted(input_tokens: u64, output_tokens: u64) -> Self {
         let mut attempt = Self::ok();

@@ -30,7 +30,7 @@ pub struct CacheReport {
     /// Tokens neither read nor written (after the last breakpoint).
     pub uncached: u64,
     /// Why the server missed the cache, when the request asked for `diagnostics`
-    /// (`diagnostics.cache_miss_reason` in the response, API-NOTES §15): a free server-side
+    /// (`diagnostics.cache_miss_reason` in the response, Dec-2026 API, SDK 2.16.0): a free server-side
     /// check of the layout.
     pub miss_reason: Option<CacheMissReason>,
     /// `cache_missed_input_tokens` of that reason, when given.

@@ -102,7 +102,7 @@ pub fn default_model_class(model: &str) -> String {
         .to_owned()
 }
 
-/// Models whose cache reads count toward ITPM (API-NOTES §4.1: Haiku 3.5, Haiku 3 and older
+/// Models whose cache reads count toward ITPM (the rate-limits docs: Haiku 3.5, Haiku 3 and older
 /// 3.x): every `claude-3-*` id.
 #[must_use]
 pub fn default_counts_cache_reads(model: &str) -> bool {

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use claude_tower_core::ext::Attribution;
 use claude_tower_core::{ErrorKind, MessagesRequest};
-use claude_tower_mock::{Attempt, MockClaude, MockLimits, RedisServer};
-use claude_tower_ratelimit::{
-    Dimension, Limits, RateLimitLayer, RateLimitStore, RedisRateLimitStore,
-};
+#[cfg(feature = "redis")]
+use claude_tower_mock::RedisServer;
+use claude_tower_mock::{Attempt, MockClaude, MockLimits};
+#[cfg(feature = "redis")]
+use claude_tower_ratelimit::RedisRateLimitStore;
+use claude_tower_ratelimit::{Dimension, Limits, RateLimitLayer, RateLimitStore};
 use tokio::time::Instant;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -130,6 +132,7 @@ async fn three_times_the_load_for_five_minutes_gets_no_429_and_full_goodput() {
     assert_eq!(mock.request_count(), ok);
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_sharing_redis_get_no_429() {
     let redis = RedisServer::start().await;
@@ -621,6 +624,7 @@ async fn pools_and_keys_have_their_own_concurrency_limits() {
     service.oneshot(for_tenant(haiku(), "a")).await.unwrap();
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_reconciling_with_older_limits_does_not_change_a_bucket_s_capacity() {
     let redis = RedisServer::start().await;

@@ -8,10 +8,12 @@ use claude_tower_core::{
     ContentBlock, ErrorKind, Message, MessageAccumulator, MessagesBody, MessagesRequest, Metadata,
     StopReason, StreamEvent, ThinkingConfig, ThinkingEnabled, Tool, ToolChoice,
 };
-use claude_tower_mock::{Attempt, MockClaude, RedisServer};
-use claude_tower_response_cache::{
-    CacheMode, MemoryResponseStore, RedisResponseStore, ResponseCacheLayer, cache_key,
-};
+#[cfg(feature = "redis")]
+use claude_tower_mock::RedisServer;
+use claude_tower_mock::{Attempt, MockClaude};
+#[cfg(feature = "redis")]
+use claude_tower_response_cache::RedisResponseStore;
+use claude_tower_response_cache::{CacheMode, MemoryResponseStore, ResponseCacheLayer, cache_key};
 use futures_util::StreamExt;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -422,6 +424,7 @@ fn every_answer_changing_field_changes_the_key_and_metadata_does_not() {
     );
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_layers_share_hits_through_redis() {
     let redis = RedisServer::start().await;
@@ -474,6 +477,7 @@ where
     }
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn an_unreachable_redis_store_is_a_miss_within_seconds() {
     let redis = RedisServer::start().await;

@@ -19,7 +19,7 @@ pub trait Policy: fmt::Debug + Send + Sync + 'static {
     fn retry(&self, error: &Error, retries: u32) -> Option<Duration>;
 }
 
-/// The official SDKs' retry contract (API-NOTES §8, §10), with one deliberate difference:
+/// The official SDKs' retry contract, with one deliberate difference:
 /// a server hint longer than `max_server_delay` gives up at once (the error carries
 /// `retry_after`) instead of sleeping through it or ignoring it.
 ///

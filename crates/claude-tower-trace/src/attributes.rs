@@ -1,7 +1,7 @@
 //! Attribute and metric names, as our own documented constants.
 //!
 //! The names follow the OpenTelemetry GenAI semantic conventions (now maintained in
-//! `open-telemetry/semantic-conventions-genai`; API-NOTES §13). The
+//! `open-telemetry/semantic-conventions-genai`; the OpenTelemetry GenAI conventions). The
 //! `opentelemetry-semantic-conventions` crate has them only behind a feature and marked
 //! deprecated, so they are defined here. Names under `claude_tower.*` and `anthropic.*` are
 //! ours.

@@ -114,8 +114,7 @@ impl TokenCounter for CountTokensCounter {
 }
 
 /// Counts with a local tokenizer file in the Hugging Face `tokenizers` format — e.g. the
-/// legacy Claude `tokenizer.json` (from the `anthropic` Python package ≤ 0.38.0, see
-/// API-NOTES §11). The path is the user's; nothing is downloaded. Counts the text of the
+/// legacy Claude `tokenizer.json` (from the `anthropic` Python package ≤ 0.38.0). The path is the user's; nothing is downloaded. Counts the text of the
 /// system prompt, tools and messages plus the core estimate's framing; an approximation for
 /// Claude 3+ models, never for billing.
 #[cfg(feature = "legacy-tokenizer")]

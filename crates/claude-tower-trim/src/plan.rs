@@ -88,7 +88,7 @@ fn message_tokens(message: &MessageParam) -> u64 {
         }
 }
 
-/// A `compaction` block (API-NOTES §15): sent back verbatim, never edited.
+/// A `compaction` block (Dec-2026 API, SDK 2.16.0): sent back verbatim, never edited.
 fn is_compaction(block: &ContentBlock) -> bool {
     matches!(block, ContentBlock::Unknown(value)
         if value.get("type").and_then(serde_json::Value::as_str) == Some("compaction"))
