@@ -15,6 +15,10 @@ pub const REQUIRE_FIXTURES_ENV: &str = "CLAUDE_TOWER_REQUIRE_FIXTURES";
 /// # Panics
 /// When the directory is absent and [`REQUIRE_FIXTURES_ENV`] is set.
 #[must_use]
+#[expect(
+    clippy::print_stderr,
+    reason = "a skipped test says why on the test harness's stderr"
+)]
 pub fn shared_fixtures() -> Option<PathBuf> {
     let dir =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/anthropic-fixtures");
