@@ -6,12 +6,9 @@
 //! ```
 #![expect(clippy::print_stdout, reason = "an example prints its results")]
 
-use std::io::Write as _;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use claude_tower::mock::{MockClaude, MockLimits};
 use claude_tower::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
 use tower::{ServiceBuilder, ServiceExt};
 
 #[tokio::main]
@@ -26,25 +23,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .max_concurrent(32),
         )
         .service(mock.clone());
-    let done = Arc::new(AtomicUsize::new(0));
+    let bar = ProgressBar::new(N as u64).with_style(ProgressStyle::with_template(
+        "[{bar:40}] {pos}/{len} {elapsed}",
+    )?);
     let started = tokio::time::Instant::now();
     let tasks: Vec<_> = (0..N)
         .map(|i| {
-            let (stack, done) = (stack.clone(), Arc::clone(&done));
+            let (stack, bar) = (stack.clone(), bar.clone());
             tokio::spawn(async move {
                 let request = MessagesRequest::new("claude-haiku-4-5", 128)
                     .user(format!("Summarize item {i}"));
                 let result = stack.oneshot(request.into_http()).await;
-                let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
-                if finished % 10 == 0 || finished == N {
-                    let filled = finished * 40 / N;
-                    print!(
-                        "\r[{}{}] {finished}/{N}",
-                        "#".repeat(filled),
-                        "-".repeat(40 - filled)
-                    );
-                    let _ = std::io::stdout().flush();
-                }
+                bar.inc(1);
                 result
             })
         })
@@ -55,8 +45,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ok += 1;
         }
     }
+    bar.finish();
     println!(
-        "\n{ok}/{N} succeeded in {:.2?}; upstream saw {} requests and answered {} with 429",
+        "{ok}/{N} succeeded in {:.2?}; upstream saw {} requests and answered {} with 429",
         started.elapsed(),
         mock.request_count(),
         mock.rate_limited_count()

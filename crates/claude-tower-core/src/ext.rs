@@ -140,6 +140,43 @@ impl Attribution {
     }
 }
 
+/// The server a response really came from: put in the response extensions by the transport
+/// (its configured base URL), read by the trace layer for `server.address` / `server.port`.
+///
+/// ```
+/// use claude_tower_core::ext::ServerAddress;
+/// let server = ServerAddress::new("gateway.internal", 8443);
+/// assert_eq!((server.host(), server.port()), ("gateway.internal", 8443));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerAddress {
+    host: std::sync::Arc<str>,
+    port: u16,
+}
+
+impl ServerAddress {
+    /// A host and port.
+    #[must_use]
+    pub fn new(host: impl Into<std::sync::Arc<str>>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+        }
+    }
+
+    /// The host name or address.
+    #[must_use]
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port (the scheme's default when the URL names none).
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
 /// What the response cache did, in the response extensions. A `Hit` carries the original
 /// usage in the message, and the cost meter charges it 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -99,6 +99,8 @@ struct Shared {
     settle_retry_for: Duration,
     unknown_input: UnknownInput,
     overshoots: Arc<AtomicU64>,
+    /// Requests a per-tenant/user/feature rule could not apply to (no such attribution).
+    unattributed: Arc<AtomicU64>,
 }
 
 /// How a budget reserves for inputs whose size cannot be known before sending: documents and
@@ -215,6 +217,7 @@ impl BudgetLayer {
                 settle_retry_for: DEFAULT_SETTLE_RETRY_FOR,
                 unknown_input: UnknownInput::default(),
                 overshoots: Arc::new(AtomicU64::new(0)),
+                unattributed: Arc::new(AtomicU64::new(0)),
             }),
         }
     }
@@ -237,6 +240,7 @@ impl BudgetLayer {
                     settle_retry_for: old.settle_retry_for,
                     unknown_input: old.unknown_input,
                     overshoots: Arc::clone(&old.overshoots),
+                    unattributed: Arc::clone(&old.unattributed),
                 };
                 f(&mut shared);
                 self.shared = Arc::new(shared);
@@ -340,6 +344,15 @@ impl BudgetLayer {
         self.shared.overshoots.load(Ordering::Relaxed)
     }
 
+    /// How many requests a per-tenant, per-user or per-feature budget could not apply to
+    /// because the request had no such attribution (no [`Attribution`] extension, header or
+    /// `metadata.user_id`). The first one also logs a `tracing` warning: such a budget is
+    /// configured but not enforced for those requests.
+    #[must_use]
+    pub fn unattributed(&self) -> u64 {
+        self.shared.unattributed.load(Ordering::Relaxed)
+    }
+
     /// The wall clock for day/month windows (tests).
     #[must_use]
     pub fn clock(self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
@@ -383,9 +396,27 @@ impl Shared {
             .filter_map(|rule| {
                 let who = match rule.scope {
                     Scope::Global => None,
-                    Scope::Tenant => Some(attribution.tenant.as_deref()?),
-                    Scope::User => Some(attribution.user.as_deref()?),
-                    Scope::Feature => Some(attribution.feature.as_deref()?),
+                    Scope::Tenant => Some(attribution.tenant.as_deref()),
+                    Scope::User => Some(attribution.user.as_deref()),
+                    Scope::Feature => Some(attribution.feature.as_deref()),
+                };
+                let who = match who {
+                    None => None,
+                    Some(Some(who)) => Some(who),
+                    Some(None) => {
+                        // Configured but not applicable: say so (once), never silently.
+                        if self.unattributed.fetch_add(1, Ordering::Relaxed) == 0 {
+                            tracing::warn!(
+                                target: "claude_tower::budget",
+                                scope = ?rule.scope,
+                                "a {:?} budget is configured but a request has no such attribution: \
+                                 it is not enforced for that request (set an Attribution extension, \
+                                 e.g. with Client::messages().attribution(…))",
+                                rule.scope
+                            );
+                        }
+                        return None;
+                    }
                 };
                 let ttl = match rule.window {
                     Window::Total => None,

@@ -96,6 +96,21 @@ impl MockServer {
         format!("http://{}", self.addr)
     }
 
+    /// A [`Transport`](claude_tower_transport::Transport) ready to call this server: its base
+    /// URL, a placeholder API key, and nothing read from the environment (feature
+    /// `transport`).
+    ///
+    /// # Errors
+    /// Only if the transport cannot be built (its TLS backend fails to initialise).
+    #[cfg(feature = "transport")]
+    pub fn transport(&self) -> Result<claude_tower_transport::Transport, claude_tower_core::Error> {
+        claude_tower_transport::Transport::builder()
+            .ignore_env()
+            .api_key("sk-ant-mock")
+            .base_url(self.base_url())
+            .build()
+    }
+
     /// The bound address.
     #[must_use]
     pub fn addr(&self) -> SocketAddr {

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use claude_tower_core::ext::{Attempts, CacheStatus, CostCell};
+use claude_tower_core::ext::{Attempts, CacheStatus, CostCell, ServerAddress};
 use claude_tower_core::{
     Error, EventStream, Message, MessagesBody, MessagesRequest, StopReason, StreamEvent, Usage,
 };
@@ -79,13 +79,16 @@ impl Instruments {
 struct Config {
     server_address: String,
     server_port: u16,
+    /// `server(…)` was called: keep it over what the transport reports.
+    server_pinned: bool,
     capture_limit: Option<usize>,
     instruments: Instruments,
 }
 
 /// Traces every call; see the [crate docs](crate).
 ///
-/// Defaults: `server.address` `api.anthropic.com`, port 443; no content capture; metrics
+/// Defaults: `server.address` and `server.port` from the transport's response (else
+/// `api.anthropic.com`, 443); no content capture; metrics
 /// through the global `opentelemetry` meter provider (a no-op until one is installed).
 #[derive(Debug, Clone)]
 pub struct TraceLayer {
@@ -112,6 +115,7 @@ impl TraceLayer {
             config: Arc::new(Config {
                 server_address: "api.anthropic.com".to_owned(),
                 server_port: 443,
+                server_pinned: false,
                 capture_limit: None,
                 instruments: Instruments::new(meter),
             }),
@@ -123,6 +127,7 @@ impl TraceLayer {
         let mut config = Config {
             server_address: old.server_address.clone(),
             server_port: old.server_port,
+            server_pinned: old.server_pinned,
             capture_limit: old.capture_limit,
             instruments: old.instruments.clone(),
         };
@@ -132,13 +137,17 @@ impl TraceLayer {
         }
     }
 
-    /// `server.address` and `server.port` (e.g. a gateway's).
+    /// `server.address` and `server.port`, fixed (e.g. the gateway's public name). Without
+    /// it, each span records the server the transport really called (its [`ServerAddress`]
+    /// response extension), and `api.anthropic.com:443` when there is none (an error before
+    /// any response, or a mock).
     #[must_use]
     pub fn server(self, address: impl Into<String>, port: u16) -> Self {
         let address = address.into();
         self.edit(|c| {
             c.server_address = address;
             c.server_port = port;
+            c.server_pinned = true;
         })
     }
 
@@ -386,6 +395,13 @@ impl Recorder {
         }
         if let Some(id) = headers.get("request-id").and_then(|v| v.to_str().ok()) {
             self.span.record("anthropic.request.id", id);
+        }
+        if let Some(server) = extensions
+            .get::<ServerAddress>()
+            .filter(|_| !self.config.server_pinned)
+        {
+            self.span.record("server.address", server.host());
+            self.span.record("server.port", i64::from(server.port()));
         }
         if let Some(attempts) = extensions.get::<Attempts>() {
             self.span

@@ -392,3 +392,38 @@ async fn cache_miss_reason_is_recorded_on_the_span() {
         );
     }
 }
+
+/// `server.address` / `server.port` come from the server the transport really called (its
+/// `ServerAddress` response extension), unless `server(…)` pinned them.
+#[tokio::test]
+async fn the_server_address_is_the_one_really_called_unless_pinned() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    let upstream = tower::service_fn(|request| async move {
+        let mut response = MockClaude::new().oneshot(request).await?;
+        response
+            .extensions_mut()
+            .insert(claude_tower_core::ext::ServerAddress::new("10.0.0.7", 8080));
+        Ok::<_, claude_tower_core::Error>(response)
+    });
+    for (layer, address, port) in [
+        (TraceLayer::new(), "10.0.0.7", "8080"),
+        (
+            TraceLayer::new().server("gateway.internal", 8443),
+            "gateway.internal",
+            "8443",
+        ),
+    ] {
+        ServiceBuilder::new()
+            .layer(layer)
+            .service(upstream)
+            .oneshot(request().into_http())
+            .await
+            .unwrap();
+        let span = capture.take();
+        assert_eq!(field(&span, "server.address"), address);
+        assert_eq!(field(&span, "server.port"), port);
+    }
+}

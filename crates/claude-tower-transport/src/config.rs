@@ -52,6 +52,8 @@ impl fmt::Debug for Auth {
 #[derive(Debug)]
 pub(crate) struct Config {
     pub(crate) base_url: String,
+    /// Host and port of `base_url`, put in every response's extensions.
+    pub(crate) server: claude_tower_core::ext::ServerAddress,
     pub(crate) auth: Auth,
     pub(crate) api_version: HeaderValue,
     pub(crate) timeout: Duration,
@@ -267,6 +269,15 @@ impl TransportBuilder {
                 "base URL {base_url:?} must be an http(s) URL with a host"
             )));
         }
+        let server = claude_tower_core::ext::ServerAddress::new(
+            uri.host().unwrap_or_default(),
+            uri.port_u16()
+                .unwrap_or(if uri.scheme_str() == Some("http") {
+                    80
+                } else {
+                    443
+                }),
+        );
         let version = self
             .api_version
             .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned());
@@ -285,6 +296,7 @@ impl TransportBuilder {
         };
         let config = Config {
             base_url,
+            server,
             auth,
             api_version,
             timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),

@@ -261,6 +261,7 @@ impl Transport {
         let mut out = http::Response::new(body);
         *out.status_mut() = status;
         *out.headers_mut() = headers;
+        out.extensions_mut().insert(self.config.server.clone());
         Ok(out)
     }
 }

@@ -55,9 +55,10 @@ mod client;
 pub use builder::ServiceBuilderExt;
 pub use claude_tower_core as core;
 pub use claude_tower_core::{
-    Error, ErrorKind, Message, MessagesBody, MessagesRequest, StreamEvent, Usage, ext,
+    Delta, Error, ErrorKind, EventStream, Message, MessageAccumulator, MessagesBody,
+    MessagesRequest, StreamEvent, Usage, ext,
 };
-pub use client::{Client, Messages, TextStream};
+pub use client::{ClaudeService, Client, Messages, TextStream};
 
 /// The cost meter and budgets (`claude-tower-cost`).
 #[cfg(feature = "cost")]
@@ -99,7 +100,9 @@ pub use claude_tower_trim as trim;
 /// The common imports: the request types, the client, the builder extension and every enabled
 /// layer.
 pub mod prelude {
-    pub use crate::{Client, Error, ErrorKind, Message, MessagesRequest, ServiceBuilderExt};
+    pub use crate::{
+        ClaudeService, Client, Error, ErrorKind, Message, MessagesRequest, ServiceBuilderExt,
+    };
     #[cfg(feature = "cost")]
     pub use claude_tower_cost::{BudgetLayer, CostLayer, CostLedger, Usd, Window};
     #[cfg(feature = "prompt-cache")]
