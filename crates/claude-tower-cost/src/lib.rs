@@ -89,7 +89,7 @@ pub use budget::{
 };
 pub use ledger::{CostLedger, LedgerSnapshot, Totals};
 pub use meter::{CostHandle, CostLayer, CostMeter, ResponseFuture};
-pub use money::{Multiplier, PerMillion, Usd};
+pub use money::{Multiplier, ParseAmountError, PerMillion, Usd};
 pub use pricing::{BUILTIN_PRICES, Cost, Modifiers, PriceRow, PriceTable, PriceTier, UnknownModel};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -128,39 +128,85 @@ impl Sum for Usd {
     }
 }
 
+/// Why an amount (`Usd`, `PerMillion`, `Multiplier`) did not parse: a typed error, so `?`
+/// carries it into `anyhow`, `Box<dyn Error>` or your own error type.
+///
+/// ```
+/// use claude_tower_cost::Usd;
+/// let error = "12.5.3".parse::<Usd>().unwrap_err();
+/// assert!(error.to_string().contains("not a non-negative decimal"));
+/// let _: &dyn std::error::Error = &error;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseAmountError {
+    input: String,
+    reason: String,
+}
+
+impl ParseAmountError {
+    fn new(input: &str, reason: impl Into<String>) -> Self {
+        Self {
+            input: input.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The text that did not parse.
+    #[must_use]
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+}
+
+impl fmt::Display for ParseAmountError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} {}", self.input, self.reason)
+    }
+}
+
+impl std::error::Error for ParseAmountError {}
+
 /// Parses a non-negative decimal into an integer scaled by 10^`scale`; more decimals than
-/// `scale` is an error (no silent rounding).
-pub(crate) fn parse_scaled(text: &str, scale: u32) -> Result<u128, String> {
+/// `scale` is an error (no silent rounding), and so is a value too large to hold.
+pub(crate) fn parse_scaled(text: &str, scale: u32) -> Result<u128, ParseAmountError> {
     let text = text.trim().trim_start_matches('$');
+    let error = |reason: &str| ParseAmountError::new(text, reason);
     let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
     if whole.is_empty() && frac.is_empty() {
-        return Err(format!("{text:?} is not a number"));
+        return Err(error("is not a number"));
     }
     if !whole.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("{text:?} is not a non-negative decimal"));
+        return Err(error("is not a non-negative decimal"));
     }
     let frac = frac.trim_end_matches('0');
-    if frac.len() > scale as usize {
-        return Err(format!("{text:?} has more than {scale} decimals"));
+    let frac_len = u32::try_from(frac.len()).unwrap_or(u32::MAX);
+    if frac_len > scale {
+        return Err(error(&format!("has more than {scale} decimals")));
     }
+    let too_large = || error("is too large");
     let whole: u128 = if whole.is_empty() {
         0
     } else {
-        whole.parse().map_err(|e| format!("{text:?}: {e}"))?
+        whole.parse().map_err(|_| too_large())?
     };
     let frac_value: u128 = if frac.is_empty() {
         0
     } else {
-        frac.parse().map_err(|e| format!("{text:?}: {e}"))?
+        frac.parse().map_err(|_| too_large())?
     };
-    let frac_scaled = frac_value * 10u128.pow(scale - u32::try_from(frac.len()).unwrap_or(scale));
-    Ok(whole * 10u128.pow(scale) + frac_scaled)
+    let frac_scaled = frac_value
+        .checked_mul(10u128.pow(scale - frac_len))
+        .ok_or_else(too_large)?;
+    whole
+        .checked_mul(10u128.pow(scale))
+        .and_then(|w| w.checked_add(frac_scaled))
+        .ok_or_else(too_large)
 }
 
 impl FromStr for Usd {
-    type Err = String;
+    type Err = ParseAmountError;
     /// Parses dollars (`"1.25"`, `"$0.000001"`), up to 12 decimals.
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, ParseAmountError> {
         parse_scaled(text, 12).map(Self)
     }
 }
@@ -198,8 +244,8 @@ impl PerMillion {
 }
 
 impl FromStr for PerMillion {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = ParseAmountError;
+    fn from_str(text: &str) -> Result<Self, ParseAmountError> {
         parse_scaled(text, 6).map(Self)
     }
 }
@@ -262,8 +308,8 @@ impl Default for Multiplier {
 }
 
 impl FromStr for Multiplier {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = ParseAmountError;
+    fn from_str(text: &str) -> Result<Self, ParseAmountError> {
         parse_scaled(text, 6).map(|millionths| Self { millionths })
     }
 }
@@ -313,6 +359,14 @@ mod tests {
             10_000_000
         );
         assert!("0.0000001".parse::<PerMillion>().is_err());
+        // Too large for the scaled integer: an error, never an overflow.
+        for huge in [
+            "340282366920938463463374607431768211455",
+            "999999999999999999999999999999",
+        ] {
+            let error = huge.parse::<Usd>().unwrap_err();
+            assert!(error.to_string().contains("too large"), "{error}");
+        }
         assert!("-1".parse::<PerMillion>().is_err());
         assert!("abc".parse::<PerMillion>().is_err());
         assert_eq!(

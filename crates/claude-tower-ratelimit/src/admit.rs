@@ -267,11 +267,11 @@ impl Prepared {
             Ok(Admission::Refused { bucket, refusal }) => {
                 let dimension = bucket.map(|i| self.dimensions[i]);
                 let amount = bucket.map(|i| self.amounts.as_slice()[i]);
-                let limits = match bucket {
-                    Some(i) if i >= self.pool.buckets.len() => {
-                        shared.per_key.unwrap_or(self.pool.limits)
-                    }
-                    _ => self.pool.limits,
+                let per_key = bucket.is_some_and(|i| i >= self.pool.buckets.len());
+                let limits = if per_key {
+                    shared.per_key.unwrap_or(self.pool.limits)
+                } else {
+                    self.pool.limits
                 };
                 if refusal == Refusal::TooLarge {
                     // A learned limit too small for this request would refuse it forever, and
@@ -279,8 +279,13 @@ impl Prepared {
                     // next request is admitted on the configured limits and learns afresh.
                     shared.forget_learned(&self.pool.class);
                 }
+                let whose = if per_key {
+                    format!("pool {}, per-key limit", self.pool.class)
+                } else {
+                    format!("pool {}", self.pool.class)
+                };
                 return Err(refusal_error(
-                    &self.pool.class,
+                    &whose,
                     dimension,
                     &limits,
                     amount,
@@ -451,8 +456,9 @@ impl Drop for Reservation {
     }
 }
 
+/// `whose`: the pool, and whether its per-key limit (not the pool's) refused.
 fn refusal_error(
-    class: &str,
+    whose: &str,
     dimension: Option<Dimension>,
     limits: &Limits,
     amount: Option<u64>,
@@ -473,18 +479,18 @@ fn refusal_error(
     match refusal {
         Refusal::TooLarge => Error::new(
             ErrorKind::RateLimited,
-            format!("rate limit for pool {class}: {what}{requested}: a request this large can never fit (nothing was sent)"),
+            format!("rate limit for {whose}: {what}{requested}: a request this large can never fit (nothing was sent)"),
         ),
         Refusal::WouldWait(wait) => Error::new(
             ErrorKind::RateLimited,
             format!(
-                "rate limit for pool {class}: {what}{requested}: it would fit in {:.1}s, longer than max_wait {:.1}s (nothing was sent)",
+                "rate limit for {whose}: {what}{requested}: it would fit in {:.1}s, longer than max_wait {:.1}s (nothing was sent)",
                 wait.as_secs_f64(),
                 max_wait.as_secs_f64()
             ),
         )
         .with_retry_after(wait),
-        _ => Error::new(ErrorKind::RateLimited, format!("rate limit for pool {class}: {what}")),
+        _ => Error::new(ErrorKind::RateLimited, format!("rate limit for {whose}: {what}")),
     }
 }
 

@@ -388,6 +388,18 @@ async fn per_key_limits_and_fifo_waits() {
     // Tenant a's third request waits for one token: 30 s at 2 per minute.
     service.clone().oneshot(for_tenant("a")).await.unwrap();
     assert_eq!(start.elapsed().as_secs(), 30);
+    // A refusal by the per-key limit says so (not only the pool's name).
+    let impatient = ServiceBuilder::new()
+        .layer(
+            RateLimitLayer::new()
+                .per_key(Limits::learn().with_requests_per_minute(1))
+                .max_wait(Duration::from_secs(1)),
+        )
+        .service(mock);
+    impatient.clone().oneshot(for_tenant("c")).await.unwrap();
+    let error = impatient.oneshot(for_tenant("c")).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::RateLimited);
+    assert!(error.to_string().contains("per-key limit"), "{error}");
 }
 
 #[tokio::test(start_paused = true)]
