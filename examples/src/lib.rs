@@ -15,12 +15,7 @@ pub async fn backend() -> Result<(Transport, Option<MockServer>), Box<dyn std::e
         return Ok((Transport::from_env()?, None));
     }
     let server = MockServer::start().await?;
-    let transport = Transport::builder()
-        .ignore_env()
-        .api_key("mock-key")
-        .base_url(server.base_url())
-        .build()?;
-    Ok((transport, Some(server)))
+    Ok((server.transport()?, Some(server)))
 }
 
 /// The model of the examples: `CLAUDE_MODEL`, default `claude-haiku-4-5`.

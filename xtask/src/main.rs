@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod readme;
 mod sdk;
 mod tidy;
 
@@ -27,12 +28,13 @@ fn main() -> ExitCode {
     let result = match task.as_deref() {
         Some("ci") => ci(),
         Some("tidy") => tidy::run(&root()),
+        Some("readme") => readme::check_first_program(&root()),
         Some("bench") => bench::run(&root(), &std::env::args().skip(2).collect::<Vec<_>>()),
         Some("fuzz") => fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
         Some("sdk-conformance") => sdk::run(&root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, benches compile, each feature alone, cargo deny, publish dry run, tidy, every example (what CI runs)\n  bench  criterion benches; prints a markdown table, writes target/bench-report.md\n  tidy   repository rules\n  fuzz   the mutation fuzzer: cargo xtask fuzz [--secs N] [--seed S] (default 60 s)\n  sdk-conformance  the official Python SDK (2.16.0, 0.125.0) against the mock binary"
+                "usage: cargo xtask <task>\n\ntasks:\n  ci     fmt, clippy, tests, doc tests, docs, benches compile, each feature alone, cargo deny, publish dry run, tidy, the README's first program, every example (what CI runs)\n  bench  criterion benches; prints a markdown table, writes target/bench-report.md\n  tidy   repository rules\n  readme build the README's first program in a crate that depends only on claude-tower\n  fuzz   the mutation fuzzer: cargo xtask fuzz [--secs N] [--seed S] (default 60 s)\n  sdk-conformance  the official Python SDK (2.16.0, 0.125.0) against the mock binary"
             );
             return ExitCode::from(2);
         }
@@ -322,6 +324,7 @@ fn ci() -> Result<(), String> {
     )?;
     println!("\n==> tidy");
     tidy::run(&root())?;
+    readme::check_first_program(&root())?;
     // Every example, as a newcomer runs it (mock backend, no key); the README's first command
     // (quickstart) first.
     let mut examples: Vec<String> = std::fs::read_dir(root().join("examples/examples"))

@@ -25,6 +25,7 @@ pub type ClaudeService =
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), claude_tower::Error> {
+/// # #[cfg(feature = "mock")] {
 /// use claude_tower::ext::Attribution;
 /// use claude_tower::mock::MockClaude;
 /// use claude_tower::{Client, MessagesRequest};
@@ -44,6 +45,7 @@ pub type ClaudeService =
 /// }
 /// let final_message = stream.into_message()?;
 /// assert!(final_message.usage.output_tokens > 0);
+/// # }
 /// # Ok(())
 /// # }
 /// ```
@@ -79,9 +81,9 @@ impl Client<ClaudeService> {
     /// concrete, cloneable, `Send + Sync` type, whatever the layers.
     ///
     /// ```
+    /// # #[cfg(feature = "mock")] {
     /// use claude_tower::mock::MockClaude;
     /// use claude_tower::prelude::*;
-    /// use tower::ServiceBuilder;
     ///
     /// #[derive(Clone)]
     /// struct AppState {
@@ -93,6 +95,7 @@ impl Client<ClaudeService> {
     ///     .service(MockClaude::new());
     /// let state = AppState { claude: Client::boxed(stack) };
     /// # let _ = state.clone();
+    /// # }
     /// ```
     pub fn boxed<S>(stack: S) -> Self
     where

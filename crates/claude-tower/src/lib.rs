@@ -10,9 +10,9 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), claude_tower::Error> {
+//! # #[cfg(feature = "mock")] {
+//! use claude_tower::mock::MockClaude; // feature `mock`
 //! use claude_tower::prelude::*;
-//! use claude_tower_mock::MockClaude;
-//! use tower::ServiceBuilder;
 //!
 //! let stack = ServiceBuilder::new()
 //!     .claude_trace(TraceLayer::new())
@@ -21,8 +21,17 @@
 //! let client = Client::new(stack);
 //! let reply = client.messages().create(MessagesRequest::new("claude-haiku-4-5", 256).user("Hello")).await?;
 //! assert!(!reply.text().is_empty());
+//! # }
 //! # Ok(())
 //! # }
+//! ```
+//!
+//! With only `claude-tower` as a dependency:
+//!
+//! ```toml
+//! [dependencies]
+//! claude-tower = { version = "0.1", features = ["cost", "mock"] } # pick the layers you use
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
 //! ```
 //!
 //! # The canonical layer order
@@ -39,8 +48,11 @@
 //! | 6 | [`PromptCacheLayer`](prompt_cache::PromptCacheLayer) | `prompt-cache` | marks the request that is really sent (after trimming) |
 //! | 7 | [`RetryLayer`](retry::RetryLayer) | `retry` | each attempt goes through the rate limiter again |
 //! | 8 | [`RateLimitLayer`](rate_limit::RateLimitLayer) | `rate-limit` | admits each attempt against the buckets, reconciles with its real usage |
-//! | 9 | [`TimeoutLayer`](retry::TimeoutLayer) | `retry` | per-attempt limits (time to first event, idle), retried by the layer above |
+//! | 9 | [`TimeoutLayer`](retry::TimeoutLayer) | `retry` | per-attempt limits, retried by the layer above: `total` for every call; time to first event and idle for **streams only** |
 //! | 10 | [`Transport`](transport::Transport) (or the mock) | `transport` | the network |
+//!
+//! Which layers to pick, what each adds in latency, dependencies and cost, and three
+//! recipes: the [Choosing layers guide](guide).
 //!
 //! # Feature flags
 //!
@@ -51,6 +63,7 @@
 
 mod builder;
 mod client;
+pub mod guide;
 
 pub use builder::ServiceBuilderExt;
 pub use claude_tower_core as core;
@@ -59,6 +72,8 @@ pub use claude_tower_core::{
     MessagesRequest, StreamEvent, Usage, ext,
 };
 pub use client::{ClaudeService, Client, Messages, TextStream};
+/// tower itself, so a crate that depends only on `claude-tower` can build stacks.
+pub use tower;
 
 /// The cost meter and budgets (`claude-tower-cost`).
 #[cfg(feature = "cost")]
@@ -119,6 +134,7 @@ pub mod prelude {
     pub use claude_tower_transport::Transport;
     #[cfg(feature = "trim")]
     pub use claude_tower_trim::TrimLayer;
+    pub use tower::ServiceBuilder;
 }
 
 #[cfg(doctest)]
