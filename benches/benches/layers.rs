@@ -215,14 +215,14 @@ where
     use claude_tower::prelude::*;
     let stack = tower::ServiceBuilder::new()
         .claude_trace(TraceLayer::new())
-        .claude_budget(
-            BudgetLayer::new(claude_tower::cost::MemoryBudgetStore::new())
-                .global("1000000".parse::<Usd>().expect("usd"), Window::Total),
-        )
         .claude_cost(CostLayer::new())
         .claude_response_cache(ResponseCacheLayer::in_memory(1 << 26))
         .claude_trim(TrimLayer::new())
         .claude_prompt_cache(PromptCacheLayer::new())
+        .claude_budget(
+            BudgetLayer::new(claude_tower::cost::MemoryBudgetStore::new())
+                .global("1000000".parse::<Usd>().expect("usd"), Window::Total),
+        )
         .claude_retry(RetryLayer::new())
         .claude_rate_limit(RateLimitLayer::new().pool(
             "haiku",

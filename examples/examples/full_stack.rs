@@ -28,15 +28,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ]);
     }
     let ledger = CostLedger::new();
+    let budget =
+        BudgetLayer::new(MemoryBudgetStore::new()).global("5".parse::<Usd>()?, Window::Day);
     let stack = ServiceBuilder::new()
         .claude_trace(TraceLayer::new())
-        .claude_budget(
-            BudgetLayer::new(MemoryBudgetStore::new()).global("5".parse::<Usd>()?, Window::Day),
-        )
         .claude_cost(CostLayer::new().ledger(ledger.clone()))
         .claude_response_cache(ResponseCacheLayer::in_memory(64 << 20))
         .claude_trim(TrimLayer::new().budget(Budget::Tokens(6_000)))
         .claude_prompt_cache(PromptCacheLayer::new())
+        .claude_budget(budget.clone())
         .claude_retry(RetryLayer::new())
         .claude_rate_limit(
             RateLimitLayer::new().pool("sonnet", Limits::new(1_000, 400_000, 80_000)),
@@ -92,5 +92,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let totals = ledger.snapshot().total;
     println!("\ntotal: {} requests, {}", totals.requests, totals.cost);
+    // What the budget reserved against what the calls really cost (input side: the prompt).
+    let stats = budget.reservation_stats();
+    println!(
+        "budget: reserved {} for input that cost {} (×{:.2}); {} in total for {} (×{:.2})",
+        stats.reserved_input,
+        stats.actual_input,
+        stats.input_ratio().unwrap_or(0.0),
+        stats.reserved,
+        stats.actual,
+        stats.ratio().unwrap_or(0.0),
+    );
     Ok(())
 }

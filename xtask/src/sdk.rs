@@ -51,7 +51,10 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         ],
         &[],
     )?;
-    let binary = root.join("target/debug/claude-tower-mock");
+    // Where cargo put it: `CARGO_TARGET_DIR` when set (relative to the root), else `target/`.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), |dir| root.join(dir));
+    let binary = target.join("debug/claude-tower-mock");
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("no free loopback port: {e}"))?

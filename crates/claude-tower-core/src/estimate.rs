@@ -43,6 +43,43 @@ use serde_json::{Map, Value};
 use crate::content::{ContentBlock, MediaBlock, ToolResultContent};
 use crate::request::{InputSchema, MessageContent, MessagesRequest, System};
 
+/// The estimate's error bound on a whole request, legacy tokenizer, in percent: the real count
+/// is at most this share of the estimate (the lowest whole-corpus ratio measured above is
+/// 0.90, so ×1.12), plus [`UPPER_BOUND_SLACK_TOKENS`].
+pub const UPPER_BOUND_PERCENT_LEGACY: u64 = 112;
+/// The same for models with the newer tokenizer (Opus 4.7, Sonnet 5 and later: about 30 % more
+/// tokens for the same text): ×1.12 × 1.30.
+pub const UPPER_BOUND_PERCENT_NEWER: u64 = 146;
+/// Absolute slack of the bound, for short requests (where a single piece of text can be off
+/// by −35 %).
+pub const UPPER_BOUND_SLACK_TOKENS: u64 = 64;
+
+/// An upper bound on the real input tokens of a request estimated at `estimate` tokens: for
+/// layers that must not under-reserve (budgets). `legacy_tokenizer` is
+/// [`ModelTable::legacy_tokenizer`](crate::models::ModelTable::legacy_tokenizer) of the model.
+/// The bound covers mixed conversations of the measured kinds; a request made only of text
+/// the estimate undercounts most (short pieces at −35 %) can still exceed it, and exact
+/// counts come from `count_tokens`.
+///
+/// ```
+/// use claude_tower_core::estimate::upper_bound;
+/// assert_eq!(upper_bound(10_000, true), 11_264);
+/// assert_eq!(upper_bound(10_000, false), 14_664);
+/// assert_eq!(upper_bound(u64::MAX, false), u64::MAX);
+/// ```
+#[must_use]
+pub fn upper_bound(estimate: u64, legacy_tokenizer: bool) -> u64 {
+    let percent = if legacy_tokenizer {
+        UPPER_BOUND_PERCENT_LEGACY
+    } else {
+        UPPER_BOUND_PERCENT_NEWER
+    };
+    let scaled = (u128::from(estimate) * u128::from(percent)).div_ceil(100);
+    u64::try_from(scaled)
+        .unwrap_or(u64::MAX)
+        .saturating_add(UPPER_BOUND_SLACK_TOKENS)
+}
+
 /// Tokens of framing per message.
 pub const MESSAGE_OVERHEAD_TOKENS: u64 = 4;
 /// Tokens the API adds for the tool-use system prompt when tools are present.

@@ -27,6 +27,12 @@ pub struct ModelInfo {
     /// Minimum cacheable prompt length: a shorter prefix is not cached (and no error is
     /// returned).
     pub cache_min_tokens: u64,
+    /// Whether the model counts tokens like the legacy Claude tokenizer the core estimate was
+    /// measured against (models before Opus 4.7 / Sonnet 5). `false` (also for unknown
+    /// models) selects the wider error bound of
+    /// [`estimate::upper_bound`](crate::estimate::upper_bound).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy_tokenizer: bool,
     /// Where the numbers come from.
     pub source: String,
     /// When they were read.
@@ -146,6 +152,12 @@ impl ModelTable {
     pub fn context_window(&self, model: &str) -> u64 {
         self.get(model)
             .map_or(DEFAULT_CONTEXT_WINDOW, |m| m.context_window)
+    }
+
+    /// Whether `model` uses the legacy tokenizer (`false` if unknown: the wider bound).
+    #[must_use]
+    pub fn legacy_tokenizer(&self, model: &str) -> bool {
+        self.get(model).is_some_and(|m| m.legacy_tokenizer)
     }
 
     /// The models.

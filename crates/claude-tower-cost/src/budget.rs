@@ -1,16 +1,33 @@
 //! [`BudgetLayer`] / [`Budget`]: budgets that are never overspent, even under concurrency.
 //!
-//! Before a request is sent, its **worst-case** cost is reserved on every budget it counts
-//! against (global, its tenant, its user, its feature; each over its window): the estimated
-//! input (× a safety margin, 1.5 by default) at the highest price an input token can have,
-//! plus `max_tokens` of output, plus the web searches its tools allow. A reservation that does
-//! not fit fails at once with [`ErrorKind::BudgetExceeded`], before anything is sent. When the
-//! response completes (a message, the end of a stream, an error, a dropped stream or a
-//! cancelled call) the real cost is settled and the rest refunded.
+//! Before a request is sent, its cost is reserved on every budget it counts against (global,
+//! its tenant, its user, its feature; each over its window): its input as it can really be
+//! billed, plus `max_tokens` of output, plus the web searches its tools allow. The input is
+//! the estimate raised to its documented error bound
+//! (`claude_tower::core::estimate::upper_bound`), split by rate:
+//!
+//! - tokens up to a `cache_control` marker whose prefix reaches the model's minimum cacheable
+//!   length at that marker's **write** rate (1 h before 5 min);
+//! - tokens up to a prefix this layer saw cached within its TTL at the **read** rate (see
+//!   [`BudgetLayer::expect_cache_reads`]);
+//! - the rest at the input rate.
+//!
+//! A reservation that does not fit fails at once with [`ErrorKind::BudgetExceeded`], before
+//! anything is sent. When the response completes (a message, the end of a stream, an error, a
+//! dropped stream or a cancelled call) the real cost is settled and the rest refunded.
+//! [`BudgetLayer::reservation_stats`] reports reservations against real costs.
 //!
 //! Reservations are atomic in the store (a mutex in memory, a Lua script in Redis), so N
-//! concurrent requests can never together reserve more than the limit; since every
-//! reservation covers its request's worst case, settled spend never exceeds the limit.
+//! concurrent requests can never together reserve more than the limit. Settled spend stays
+//! within the limit as long as each reservation covers its request: a call that costs more
+//! (an estimate beyond its bound, a prefix the API evicted early) is charged in full and
+//! counted in [`BudgetLayer::overshoots`].
+//!
+//! # Where it goes
+//!
+//! Inside the response cache (a hit reserves nothing) and after the trim and prompt-cache
+//! layers (it prices the request really sent, with its markers), outside retry (one
+//! reservation per logical request).
 
 use std::fmt;
 use std::future::Future;
@@ -29,8 +46,10 @@ use futures_core::Stream;
 use tower_layer::Layer;
 use tower_service::Service;
 
+mod reserve;
 mod settlement;
 
+use reserve::{CacheMemory, InputPlan};
 use settlement::Settlement;
 
 use crate::meter::Metering;
@@ -90,7 +109,11 @@ struct Shared {
     table: Arc<PriceTable>,
     store: Arc<dyn BudgetStore>,
     rules: Vec<Rule>,
-    margin_percent: u64,
+    /// A flat factor on the input estimate instead of its documented error bound.
+    margin_percent: Option<u64>,
+    /// Prefixes seen cached (expected reads); `None` to price every prefix as a write.
+    memory: Option<Arc<CacheMemory>>,
+    stats: Arc<StatsCells>,
     soft: Option<(u64, AlertFn)>,
     clock: ClockFn,
     prefix: String,
@@ -208,7 +231,9 @@ impl BudgetLayer {
                 table: Arc::new(PriceTable::builtin()),
                 store: Arc::new(store),
                 rules: Vec::new(),
-                margin_percent: 150,
+                margin_percent: None,
+                memory: Some(Arc::new(CacheMemory::default())),
+                stats: Arc::new(StatsCells::default()),
                 soft: None,
                 clock: Arc::new(SystemTime::now),
                 prefix: "claude-tower:budget".to_owned(),
@@ -232,6 +257,8 @@ impl BudgetLayer {
                     store: Arc::clone(&old.store),
                     rules: old.rules.clone(),
                     margin_percent: old.margin_percent,
+                    memory: old.memory.clone(),
+                    stats: Arc::clone(&old.stats),
                     soft: old.soft.clone(),
                     clock: Arc::clone(&old.clock),
                     prefix: old.prefix.clone(),
@@ -289,11 +316,31 @@ impl BudgetLayer {
         self.edit(|s| s.table = Arc::new(table))
     }
 
-    /// Safety factor on the input estimate, in percent (default 150: the estimate may be
-    /// 50 % short, see `claude_tower_core::estimate`).
+    /// A flat safety factor on the input estimate, in percent (at least 100), instead of the
+    /// default: the estimate's documented error bound
+    /// (`claude_tower::core::estimate::upper_bound`, ×1.12 or ×1.46 by tokenizer, +64).
     #[must_use]
     pub fn input_margin_percent(self, percent: u64) -> Self {
-        self.edit(|s| s.margin_percent = percent.max(100))
+        self.edit(|s| s.margin_percent = Some(percent.max(100)))
+    }
+
+    /// Whether a prefix this layer saw cached (a response that read or wrote the prompt
+    /// cache, within the marker's TTL) is reserved at the cache-read rate (default `true`).
+    /// With `false` every cacheable prefix is reserved at its write rate: never short, even
+    /// when the API evicts a prefix early, but several times the usual cost of a long
+    /// conversation. With `true`, an early eviction makes that call cost more than its
+    /// reservation: it is settled at its real cost and counted in
+    /// [`overshoots`](Self::overshoots).
+    #[must_use]
+    pub fn expect_cache_reads(self, expect: bool) -> Self {
+        self.edit(|s| s.memory = expect.then(|| Arc::new(CacheMemory::default())))
+    }
+
+    /// Reservations against what the requests really cost, since the layer was built: the
+    /// ratio a budget's limit should be sized with (see [`ReservationStats`]).
+    #[must_use]
+    pub fn reservation_stats(&self) -> ReservationStats {
+        self.shared.stats.snapshot()
     }
 
     /// Calls `alert` (and logs a `tracing` warning) when a request makes a budget's spend
@@ -432,11 +479,14 @@ impl Shared {
             .collect()
     }
 
-    fn worst_case(&self, request: &MessagesRequest) -> Result<Usd, Error> {
-        let mut input = request
-            .estimate_input_tokens()
-            .saturating_mul(self.margin_percent)
-            .div_ceil(100);
+    /// The reservation for `request`: (total, input side, the plan behind it).
+    fn reservation(&self, request: &MessagesRequest) -> Result<(Usd, Usd, InputPlan), Error> {
+        let mut plan = reserve::plan(
+            request,
+            self.memory.as_deref(),
+            self.margin_percent,
+            (self.clock)(),
+        );
         let unknown = request.unknown_size_inputs();
         if !unknown.is_empty() {
             match self.unknown_input {
@@ -459,10 +509,19 @@ impl Shared {
                         .documents
                         .saturating_mul(document_tokens)
                         .min(window.max(document_tokens));
-                    input = input
-                        .saturating_add(documents)
+                    let extra = documents
                         .saturating_add(unknown.images.saturating_mul(image_tokens))
                         .saturating_add(unknown.tool_uses.saturating_mul(tool_use_tokens));
+                    // At the highest rate the request can be billed at.
+                    let split = &mut plan.split;
+                    let part = if split.write_1h > 0 {
+                        &mut split.write_1h
+                    } else if split.write_5m > 0 {
+                        &mut split.write_5m
+                    } else {
+                        &mut split.input
+                    };
+                    *part = part.saturating_add(extra);
                 }
             }
         }
@@ -486,13 +545,14 @@ impl Shared {
             us_only: request.inference_geo.as_deref() == Some("us"),
             ..Modifiers::of(Some(request), None)
         };
-        self.table.worst_case(
+        let (input, total) = self.table.reservation(
             &request.model,
-            input,
+            &plan.split,
             u64::from(request.max_tokens),
             searches,
             modifiers,
-        )
+        )?;
+        Ok((total, input, plan))
     }
 }
 
@@ -577,7 +637,7 @@ where
     if lines.is_empty() {
         return inner.call(request).await;
     }
-    let worst = shared.worst_case(request.body())?;
+    let (worst, input_side, plan) = shared.reservation(request.body())?;
     let amount = worst.nanodollars_ceil();
     // The guard exists before the reserve is awaited: cancelled from here on, it releases.
     let mut settlement = Settlement::new(Arc::clone(&shared), lines, amount);
@@ -618,6 +678,11 @@ where
         }
     }
     let metering = Metering::new(Arc::clone(&shared.table), None, &request);
+    let reserved = Reserved {
+        plan,
+        input: input_side.nanodollars_ceil(),
+        total: amount,
+    };
     let response = match inner.call(request).await {
         Ok(response) => response,
         Err(error) => {
@@ -629,7 +694,13 @@ where
     let (parts, body) = response.into_parts();
     let body = match body {
         MessagesBody::Message(message) => {
-            let actual = price(&metering, Some(&message.model), &message.usage, cached);
+            let actual = shared.finish(
+                &reserved,
+                &metering,
+                Some(&message.model),
+                &message.usage,
+                cached,
+            );
             // Known before any await: a cancellation from here on still charges it.
             settlement.actual = actual;
             settlement.settle(actual).await;
@@ -639,6 +710,8 @@ where
             inner: stream,
             settlement: Some(settlement),
             metering,
+            reserved,
+            shared: Arc::clone(&shared),
             usage: Usage::default(),
             model: None,
             cached,
@@ -654,6 +727,8 @@ struct SettlingStream {
     inner: EventStream,
     settlement: Option<Settlement>,
     metering: Metering,
+    reserved: Reserved,
+    shared: Arc<Shared>,
     usage: Usage,
     model: Option<String>,
     cached: bool,
@@ -690,7 +765,8 @@ impl Stream for SettlingStream {
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => {
                     if let Some(mut settlement) = this.settlement.take() {
-                        let actual = price(
+                        let actual = this.shared.finish(
+                            &this.reserved,
                             &this.metering,
                             this.model.as_deref(),
                             &this.usage,
@@ -712,7 +788,8 @@ impl Drop for SettlingStream {
         if let Some(mut settlement) = self.settlement.take() {
             // Dropped mid-stream: charge what is known to have been used so far (the
             // settlement's own drop settles it in the background).
-            settlement.actual = price(
+            settlement.actual = self.shared.finish(
+                &self.reserved,
                 &self.metering,
                 self.model.as_deref(),
                 &self.usage,
@@ -722,10 +799,105 @@ impl Drop for SettlingStream {
     }
 }
 
-/// The cost of a response in nano-dollars, rounded up.
-fn price(metering: &Metering, model: Option<&str>, usage: &Usage, cached: bool) -> u64 {
-    metering
-        .price(model, usage, cached)
-        .total
-        .nanodollars_ceil()
+/// What a request reserved: the plan behind it (for the cache memory) and the amounts (for
+/// the stats), in nano-dollars.
+struct Reserved {
+    plan: InputPlan,
+    input: u64,
+    total: u64,
+}
+
+impl Shared {
+    /// The real cost of a response in nano-dollars (rounded up), recorded in the stats and,
+    /// when it used the prompt cache, in the cache memory.
+    fn finish(
+        &self,
+        reserved: &Reserved,
+        metering: &Metering,
+        model: Option<&str>,
+        usage: &Usage,
+        cached: bool,
+    ) -> u64 {
+        let cost = metering.price(model, usage, cached);
+        let input = cost.input + cost.cache_write_5m + cost.cache_write_1h + cost.cache_read;
+        let actual = cost.total.nanodollars_ceil();
+        self.stats
+            .record(reserved, input.nanodollars_ceil(), actual);
+        if let Some(memory) = &self.memory {
+            memory.remember(&reserved.plan, usage, (self.clock)());
+        }
+        actual
+    }
+}
+
+#[derive(Debug, Default)]
+struct StatsCells {
+    requests: AtomicU64,
+    reserved_input: AtomicU64,
+    reserved: AtomicU64,
+    actual_input: AtomicU64,
+    actual: AtomicU64,
+}
+
+impl StatsCells {
+    fn record(&self, reserved: &Reserved, actual_input: u64, actual: u64) {
+        let add = |cell: &AtomicU64, value: u64| {
+            let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_add(value))
+            });
+        };
+        add(&self.requests, 1);
+        add(&self.reserved_input, reserved.input);
+        add(&self.reserved, reserved.total);
+        add(&self.actual_input, actual_input);
+        add(&self.actual, actual);
+    }
+
+    fn snapshot(&self) -> ReservationStats {
+        let usd = |cell: &AtomicU64| Usd::from_nanodollars(cell.load(Ordering::Relaxed));
+        ReservationStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            reserved_input: usd(&self.reserved_input),
+            reserved: usd(&self.reserved),
+            actual_input: usd(&self.actual_input),
+            actual: usd(&self.actual),
+        }
+    }
+}
+
+/// Reservations against real costs over the settled requests of a [`BudgetLayer`] (see
+/// [`BudgetLayer::reservation_stats`]). The input side is what the prompt is billed (input,
+/// cache writes and reads); the rest of a reservation is `max_tokens` of output and the web
+/// searches the tools allow, which a reply rarely uses in full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReservationStats {
+    /// Requests settled.
+    pub requests: u64,
+    /// Reserved for their input side.
+    pub reserved_input: Usd,
+    /// Reserved in total.
+    pub reserved: Usd,
+    /// What their input side really cost.
+    pub actual_input: Usd,
+    /// What they really cost.
+    pub actual: Usd,
+}
+
+impl ReservationStats {
+    /// Input-side reservation ÷ real input-side cost (`None` before any cost).
+    #[must_use]
+    pub fn input_ratio(&self) -> Option<f64> {
+        ratio(self.reserved_input, self.actual_input)
+    }
+
+    /// Total reservation ÷ real cost (`None` before any cost).
+    #[must_use]
+    pub fn ratio(&self) -> Option<f64> {
+        ratio(self.reserved, self.actual)
+    }
+}
+
+fn ratio(reserved: Usd, actual: Usd) -> Option<f64> {
+    (actual > Usd::ZERO).then(|| reserved.picodollars() as f64 / actual.picodollars() as f64)
 }

@@ -85,12 +85,14 @@ pub mod store;
 pub use budget::{
     BudgetAlert, BudgetLayer, DEFAULT_LEASE, DEFAULT_SETTLE_RETRY_FOR,
     DEFAULT_UNKNOWN_DOCUMENT_TOKENS, DEFAULT_UNKNOWN_IMAGE_TOKENS, DEFAULT_UNKNOWN_TOOL_USE_TOKENS,
-    Scope, UnknownInput, Window,
+    ReservationStats, Scope, UnknownInput, Window,
 };
 pub use ledger::{CostLedger, LedgerSnapshot, Totals};
 pub use meter::{CostHandle, CostLayer, CostMeter, ResponseFuture};
 pub use money::{Multiplier, ParseAmountError, PerMillion, Usd};
-pub use pricing::{BUILTIN_PRICES, Cost, Modifiers, PriceRow, PriceTable, PriceTier, UnknownModel};
+pub use pricing::{
+    BUILTIN_PRICES, Cost, InputSplit, Modifiers, PriceRow, PriceTable, PriceTier, UnknownModel,
+};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis_store::{DEFAULT_SETTLED_MEMORY, RedisBudgetStore};

@@ -70,6 +70,41 @@ pub struct PriceTier {
     pub cache_read: PerMillion,
 }
 
+/// How the input tokens of a reservation split by the rate they can be billed at (see
+/// [`PriceTable::reservation`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InputSplit {
+    /// Tokens expected as cache reads.
+    pub read: u64,
+    /// Tokens that may be written to the 1 hour cache.
+    pub write_1h: u64,
+    /// Tokens that may be written to the 5 minute cache.
+    pub write_5m: u64,
+    /// Tokens billed as plain input.
+    pub input: u64,
+}
+
+impl InputSplit {
+    /// All tokens as plain input (no cache marker).
+    #[must_use]
+    pub fn input(tokens: u64) -> Self {
+        Self {
+            input: tokens,
+            ..Self::default()
+        }
+    }
+
+    /// All tokens.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.read
+            .saturating_add(self.write_1h)
+            .saturating_add(self.write_5m)
+            .saturating_add(self.input)
+    }
+}
+
 /// What else changes the price of a response.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -401,6 +436,54 @@ impl PriceTable {
             + cost.output
             + cost.web_search;
         Ok(cost)
+    }
+
+    /// A reservation that prices each part of the input at the rate it can really be billed:
+    /// `split.read` tokens at the cache-read rate (a prefix this process saw cached), the
+    /// 1 h and 5 min write parts at their write rates, the rest at the input rate (each at the
+    /// long-context tier's rate when the model has one and the prompt may cross it), plus
+    /// `max_tokens` of output and `web_searches`. Returns (input side, total). Modifiers
+    /// (batch, US-only, fast) apply to both, rounded up.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for a model the table cannot price (see [`UnknownModel`]).
+    pub fn reservation(
+        &self,
+        model: &str,
+        split: &InputSplit,
+        max_tokens: u64,
+        web_searches: u64,
+        modifiers: Modifiers,
+    ) -> Result<(Usd, Usd), Error> {
+        let row = self.resolve(model)?;
+        let rate = |base: PerMillion, tier: fn(&PriceTier) -> PerMillion| {
+            row.above.as_ref().map_or(base, |t| base.max(tier(t)))
+        };
+        let input = rate(row.input, |t| t.input).cost(split.input)
+            + rate(row.cache_write_5m, |t| t.cache_write_5m).cost(split.write_5m)
+            + rate(row.cache_write_1h, |t| t.cache_write_1h).cost(split.write_1h)
+            + rate(row.cache_read, |t| t.cache_read).cost(split.read);
+        let output = rate(row.output, |t| t.output).cost(max_tokens);
+        let multipliers = [
+            modifiers.batch.then_some(row.batch_multiplier),
+            row.us_multiplier.filter(|_| modifiers.us_only),
+            row.fast_multiplier.filter(|_| modifiers.fast),
+        ];
+        let scale = |mut amount: Usd| {
+            for m in multipliers.into_iter().flatten() {
+                let (n, d) = m.ratio();
+                amount = Usd::from_picodollars(
+                    amount
+                        .picodollars()
+                        .checked_mul(n)
+                        .map_or(u128::MAX, |p| p.div_ceil(d)),
+                );
+            }
+            amount
+        };
+        let input = scale(input);
+        let total = input + scale(output) + searches_cost(row, web_searches);
+        Ok((input, total))
     }
 
     /// The most a request can cost, for budget reservations: `input_tokens` at the highest

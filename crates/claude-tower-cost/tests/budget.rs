@@ -11,8 +11,8 @@ use claude_tower_core::{ErrorKind, MessagesRequest};
 #[cfg(feature = "redis")]
 use claude_tower_cost::RedisBudgetStore;
 use claude_tower_cost::{
-    BudgetLayer, BudgetStore, CostLayer, CostLedger, MemoryBudgetStore, Modifiers, PriceTable,
-    Scope, Usd, Window,
+    BudgetLayer, BudgetStore, CostLayer, CostLedger, InputSplit, MemoryBudgetStore, Modifiers,
+    PriceTable, Scope, Usd, Window,
 };
 #[cfg(feature = "redis")]
 use claude_tower_mock::RedisServer;
@@ -26,12 +26,18 @@ fn request() -> MessagesRequest {
     MessagesRequest::new(MODEL, 2_000).user("Write a short poem about budgets.")
 }
 
-/// The reservation the layer makes for `request()`: estimate × 1.5 at the highest input
-/// price, plus max_tokens of output.
+/// The reservation the layer makes for `request()` (no cache marker): the estimate raised to
+/// its documented error bound at the input price, plus max_tokens of output.
 fn worst_case() -> Usd {
-    let input = (request().estimate_input_tokens() * 150).div_ceil(100);
-    let worst = PriceTable::builtin()
-        .worst_case(MODEL, input, 2_000, 0, Modifiers::default())
+    let input = claude_tower_core::estimate::upper_bound(request().estimate_input_tokens(), true);
+    let (_, worst) = PriceTable::builtin()
+        .reservation(
+            MODEL,
+            &InputSplit::input(input),
+            2_000,
+            0,
+            Modifiers::default(),
+        )
         .unwrap();
     Usd::from_nanodollars(worst.nanodollars_ceil())
 }

@@ -41,11 +41,11 @@
 //! | # | layer | feature | why here |
 //! |---|---|---|---|
 //! | 1 | [`TraceLayer`](trace::TraceLayer) | `trace` | sees the whole logical call: retries, budgets, cache hits, and what every inner layer put in the extensions |
-//! | 2 | [`BudgetLayer`](cost::BudgetLayer) | `cost` | reserves the worst case once per logical request, before anything else spends time or money |
-//! | 3 | [`CostLayer`](cost::CostLayer) | `cost` | prices what really happened, a response-cache hit at 0 |
-//! | 4 | [`ResponseCacheLayer`](response_cache::ResponseCacheLayer) | `response-cache` | a hit skips everything below (trimming, rate limits, the network) |
-//! | 5 | [`TrimLayer`](trim::TrimLayer) | `trim` | fits the conversation before it is marked and sent |
-//! | 6 | [`PromptCacheLayer`](prompt_cache::PromptCacheLayer) | `prompt-cache` | marks the request that is really sent (after trimming) |
+//! | 2 | [`CostLayer`](cost::CostLayer) | `cost` | prices what really happened, a response-cache hit at 0 |
+//! | 3 | [`ResponseCacheLayer`](response_cache::ResponseCacheLayer) | `response-cache` | a hit skips everything below (budget, trimming, rate limits, the network) |
+//! | 4 | [`TrimLayer`](trim::TrimLayer) | `trim` | fits the conversation before it is marked and sent |
+//! | 5 | [`PromptCacheLayer`](prompt_cache::PromptCacheLayer) | `prompt-cache` | marks the request that is really sent (after trimming) |
+//! | 6 | [`BudgetLayer`](cost::BudgetLayer) | `cost` | reserves once per logical request, pricing the trimmed, marked request as it can really be billed (cache writes only where markers are) |
 //! | 7 | [`RetryLayer`](retry::RetryLayer) | `retry` | each attempt goes through the rate limiter again |
 //! | 8 | [`RateLimitLayer`](rate_limit::RateLimitLayer) | `rate-limit` | admits each attempt against the buckets, reconciles with its real usage |
 //! | 9 | [`TimeoutLayer`](retry::TimeoutLayer) | `retry` | per-attempt limits, retried by the layer above: `total` for every call; time to first event and idle for **streams only** |

@@ -24,11 +24,11 @@ async fn faults_lose_and_duplicate_nothing() {
         .per_tenant("0.012".parse::<Usd>().unwrap(), Window::Total);
     let stack = ServiceBuilder::new()
         .claude_trace(TraceLayer::new())
-        .claude_budget(budget)
         .claude_cost(CostLayer::new().ledger(ledger.clone()))
         .claude_response_cache(ResponseCacheLayer::in_memory(1 << 24))
         .claude_trim(TrimLayer::new().budget(Budget::Tokens(3_000)))
         .claude_prompt_cache(PromptCacheLayer::new())
+        .claude_budget(budget)
         .claude_retry(RetryLayer::new().initial_backoff(Duration::from_millis(5)))
         .claude_rate_limit(
             RateLimitLayer::new().pool("haiku", Limits::new(10_000, 10_000_000, 1_000_000)),
@@ -145,14 +145,14 @@ async fn no_layer_injects_a_deprecated_beta() {
         .unwrap();
     let stack = ServiceBuilder::new()
         .claude_trace(TraceLayer::new())
-        .claude_budget(
-            BudgetLayer::new(MemoryBudgetStore::new())
-                .per_tenant("5".parse::<Usd>().unwrap(), Window::Total),
-        )
         .claude_cost(CostLayer::new())
         .claude_response_cache(ResponseCacheLayer::in_memory(1 << 20))
         .claude_trim(TrimLayer::new().budget(Budget::Tokens(50_000)))
         .claude_prompt_cache(PromptCacheLayer::new())
+        .claude_budget(
+            BudgetLayer::new(MemoryBudgetStore::new())
+                .per_tenant("5".parse::<Usd>().unwrap(), Window::Total),
+        )
         .claude_retry(RetryLayer::new())
         .claude_rate_limit(RateLimitLayer::new())
         .service(transport);

@@ -170,11 +170,11 @@ async fn absurd_usage_numbers_saturate() {
     let server = HostileServer::start(vec![ok_json(&usage)]).await;
     let ledger = CostLedger::new();
     let stack = ServiceBuilder::new()
+        .claude_cost(CostLayer::new().ledger(ledger.clone()))
+        .claude_prompt_cache(PromptCacheLayer::new())
         .claude_budget(
             BudgetLayer::new(MemoryBudgetStore::new()).global(Usd::from_cents(1_000), Window::Day),
         )
-        .claude_cost(CostLayer::new().ledger(ledger.clone()))
-        .claude_prompt_cache(PromptCacheLayer::new())
         .claude_rate_limit(
             RateLimitLayer::new().pool("haiku", Limits::new(1_000, 1_000_000, 100_000)),
         )
@@ -414,12 +414,12 @@ async fn an_endless_text_stream_is_not_buffered_by_any_layer() {
     let server = HostileServer::start(vec![Reply::flood(head, delta.repeat(8).into_bytes())]).await;
     let stack = ServiceBuilder::new()
         .claude_trace(TraceLayer::new())
-        .claude_budget(
-            BudgetLayer::new(MemoryBudgetStore::new()).global(Usd::from_cents(100), Window::Day),
-        )
         .claude_cost(CostLayer::new())
         .claude_response_cache(ResponseCacheLayer::in_memory(1 << 26))
         .claude_prompt_cache(PromptCacheLayer::new())
+        .claude_budget(
+            BudgetLayer::new(MemoryBudgetStore::new()).global(Usd::from_cents(100), Window::Day),
+        )
         .claude_retry(RetryLayer::new().max_retries(0))
         .claude_rate_limit(RateLimitLayer::new())
         .layer(TimeoutLayer::new().total(Duration::from_secs(4)))
