@@ -15,7 +15,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::plan::{TtlPolicy, place_breakpoints_owned};
+use crate::plan::{TtlPolicy, place_breakpoints_reporting};
 
 /// What the prompt cache did for one response (from its usage).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -35,6 +35,10 @@ pub struct CacheReport {
     pub miss_reason: Option<CacheMissReason>,
     /// `cache_missed_input_tokens` of that reason, when given.
     pub missed_tokens: Option<u64>,
+    /// Set by the layer when the whole prompt was shorter than the model's minimum cacheable
+    /// length (this value): no marker can cache anything, so none was placed and the hit ratio
+    /// stays 0. Not an error: the API silently caches nothing below the minimum.
+    pub below_minimum: Option<u64>,
 }
 
 /// `diagnostics.cache_miss_reason` of a response (an open set upstream; values this crate does
@@ -109,6 +113,7 @@ impl CacheReport {
             uncached: usage.input_tokens,
             miss_reason: None,
             missed_tokens: None,
+            below_minimum: None,
         }
     }
 
@@ -285,11 +290,13 @@ where
 
     fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
         let (parts, body) = request.into_parts();
-        let body = place_breakpoints_owned(body, &self.shared.ttl, &self.shared.models);
+        let (body, below_minimum) =
+            place_breakpoints_reporting(body, &self.shared.ttl, &self.shared.models);
         let future = self.inner.call(http::Request::from_parts(parts, body));
         ResponseFuture {
             future,
             stats: Some(self.shared.stats.clone()),
+            below_minimum,
         }
     }
 }
@@ -300,6 +307,7 @@ pin_project! {
         #[pin]
         future: F,
         stats: Option<CacheStats>,
+        below_minimum: Option<u64>,
     }
 }
 
@@ -327,7 +335,8 @@ where
         let (mut parts, body) = response.into_parts();
         let body = match body {
             MessagesBody::Message(message) => {
-                let report = CacheReport::from_message(&message);
+                let mut report = CacheReport::from_message(&message);
+                report.below_minimum = *this.below_minimum;
                 stats.add(&report);
                 let _ = handle.0.set(report);
                 parts.extensions.insert(report);
@@ -337,6 +346,7 @@ where
                 inner: stream,
                 handle: Some(handle),
                 stats,
+                below_minimum: *this.below_minimum,
             })),
         };
         Poll::Ready(Ok(http::Response::from_parts(parts, body)))
@@ -348,6 +358,7 @@ struct Reporting {
     inner: EventStream,
     handle: Option<CacheReportHandle>,
     stats: CacheStats,
+    below_minimum: Option<u64>,
 }
 
 impl Stream for Reporting {
@@ -358,7 +369,8 @@ impl Stream for Reporting {
         if let Some(Ok(StreamEvent::MessageStart(start))) = &item
             && let Some(handle) = self.handle.take()
         {
-            let report = CacheReport::from_message(&start.message);
+            let mut report = CacheReport::from_message(&start.message);
+            report.below_minimum = self.below_minimum;
             self.stats.add(&report);
             let _ = handle.0.set(report);
         }

@@ -86,6 +86,16 @@ pub fn place_breakpoints_owned(
     ttl: &TtlPolicy,
     models: &ModelTable,
 ) -> MessagesRequest {
+    place_breakpoints_reporting(request, ttl, models).0
+}
+
+/// [`place_breakpoints_owned`], also returning the model's minimum cacheable length when the
+/// whole prompt is shorter (so nothing can be cached, and no marker was placed).
+pub(crate) fn place_breakpoints_reporting(
+    request: MessagesRequest,
+    ttl: &TtlPolicy,
+    models: &ModelTable,
+) -> (MessagesRequest, Option<u64>) {
     let minimum = models.cache_min_tokens(&request.model);
     // Only "is this prefix long enough" matters: stop estimating past the minimum.
     let positions = positions_counting_up_to(&request, minimum);
@@ -93,7 +103,7 @@ pub fn place_breakpoints_owned(
         + usize::from(request.cache_control.is_some());
     let budget = MAX_CACHE_BREAKPOINTS.saturating_sub(existing);
     if budget == 0 || positions.is_empty() {
-        return request;
+        return (request, None);
     }
     let mut prefix = Vec::with_capacity(positions.len());
     let mut running = 0;
@@ -101,6 +111,7 @@ pub fn place_breakpoints_owned(
         running += p.tokens;
         prefix.push(running);
     }
+    let below_minimum = (running < minimum).then_some(minimum);
     let usable =
         |i: usize| positions[i].cacheable && positions[i].marker.is_none() && prefix[i] >= minimum;
     let last_in = |range: std::ops::Range<usize>| range.rev().find(|&i| positions[i].cacheable);
@@ -183,7 +194,7 @@ pub fn place_breakpoints_owned(
         }
     }
     if candidates.is_empty() {
-        return request;
+        return (request, below_minimum);
     }
     candidates.sort_by_key(|(i, _)| *i);
 
@@ -234,5 +245,5 @@ pub fn place_breakpoints_owned(
         };
         set_marker(&mut out, positions[i].slot, marker);
     }
-    out
+    (out, below_minimum)
 }

@@ -223,3 +223,37 @@ fn the_report_surfaces_the_cache_miss_reason() {
         None
     );
 }
+
+/// A prompt shorter than the model's minimum cacheable length cannot be cached: the report
+/// says so (with the minimum) instead of a silent 0 % hit ratio, streamed or not.
+#[tokio::test]
+async fn a_prompt_below_the_minimum_is_reported() {
+    use claude_tower_prompt_cache::{CacheReport, CacheReportHandle, PromptCacheLayer};
+    use tower::{ServiceBuilder, ServiceExt};
+    let service = ServiceBuilder::new()
+        .layer(PromptCacheLayer::new())
+        .service(claude_tower_mock::MockClaude::new());
+    for (system, stream, expected) in [
+        ("Be brief. ".repeat(10), false, Some(4_096)),
+        ("Be brief. ".repeat(10), true, Some(4_096)),
+        (
+            "Be brief and exact in every answer. ".repeat(600),
+            false,
+            None,
+        ),
+    ] {
+        let request = MessagesRequest::new("claude-haiku-4-5", 50)
+            .system(system)
+            .user("hi")
+            .stream(stream);
+        let response = service.clone().oneshot(request.into_http()).await.unwrap();
+        let handle = response
+            .extensions()
+            .get::<CacheReportHandle>()
+            .unwrap()
+            .clone();
+        response.into_body().into_message().await.unwrap();
+        let report: CacheReport = handle.get().unwrap();
+        assert_eq!(report.below_minimum, expected, "stream={stream}");
+    }
+}
