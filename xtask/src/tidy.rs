@@ -114,7 +114,52 @@ fn check_private_references(path: &Path, root: &Path, problems: &mut Vec<String>
         return;
     }
     let text = std::fs::read_to_string(path).unwrap_or_default();
+    let crate_readme = path.file_name().is_some_and(|n| n == "README.md")
+        && path
+            .parent()
+            .and_then(Path::parent)
+            .is_some_and(|p| p.ends_with("crates"));
+    let (mut fence_open, mut in_code) = (false, false);
     for (number, line) in text.lines().enumerate() {
+        // Code blocks of docs and READMEs: what a user copies uses the facade's paths.
+        let doc = line.trim_start();
+        let doc = doc
+            .strip_prefix("//!")
+            .or_else(|| doc.strip_prefix("///"))
+            .unwrap_or(if path.extension().is_some_and(|e| e == "md") {
+                doc
+            } else {
+                ""
+            })
+            .trim();
+        if doc.starts_with("```") {
+            fence_open = !fence_open;
+            let language = doc.trim_start_matches('`');
+            in_code = fence_open
+                && (language.is_empty() || language.starts_with("rust") || language == "no_run");
+        } else if in_code && doc.contains("claude_tower_") && !doc.contains("claude_tower_examples")
+        {
+            let shown = path
+                .strip_prefix(root)
+                .unwrap_or(path)
+                .display()
+                .to_string();
+            problems.push(format!(
+                "{shown}:{}: a doc example uses a layer crate's path; write `claude_tower::…`",
+                number + 1
+            ));
+        }
+        if crate_readme && line.contains("](../") {
+            let shown = path
+                .strip_prefix(root)
+                .unwrap_or(path)
+                .display()
+                .to_string();
+            problems.push(format!(
+                "{shown}:{}: a link outside the crate is dead on crates.io",
+                number + 1
+            ));
+        }
         if let Some(name) = PRIVATE_REFERENCES.iter().find(|n| line.contains(**n)) {
             let shown = path
                 .strip_prefix(root)

@@ -36,7 +36,7 @@ use crate::stream::{Delta, StreamEvent};
 ///   `message_start`.
 ///
 /// ```
-/// use claude_tower_core::{Message, MessageAccumulator, ContentBlock, StopReason};
+/// use claude_tower::core::{Message, MessageAccumulator, ContentBlock, StopReason};
 ///
 /// let mut message = Message::new("msg_1", "claude-haiku-4-5");
 /// message.content.push(ContentBlock::text("Hello there!"));

@@ -88,7 +88,7 @@ impl fmt::Debug for EventStream {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use claude_tower_core::{ContentBlock, Message, MessagesBody};
+/// use claude_tower::core::{ContentBlock, Message, MessagesBody};
 ///
 /// let mut message = Message::new("msg_1", "claude-haiku-4-5");
 /// message.content.push(ContentBlock::text("Hi"));

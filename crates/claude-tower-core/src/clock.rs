@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use claude_tower_core::clock::utc_date;
+/// use claude_tower::core::clock::utc_date;
 /// assert_eq!(utc_date(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400)), (2000, 2, 29));
 /// ```
 #[must_use]

@@ -62,7 +62,7 @@ pub const UPPER_BOUND_SLACK_TOKENS: u64 = 64;
 /// counts come from `count_tokens`.
 ///
 /// ```
-/// use claude_tower_core::estimate::upper_bound;
+/// use claude_tower::core::estimate::upper_bound;
 /// assert_eq!(upper_bound(10_000, true), 11_264);
 /// assert_eq!(upper_bound(10_000, false), 14_664);
 /// assert_eq!(upper_bound(u64::MAX, false), u64::MAX);
@@ -292,7 +292,7 @@ impl MessagesRequest {
     /// [`estimate`](crate::estimate) module for the rule and its error bound.
     ///
     /// ```
-    /// use claude_tower_core::MessagesRequest;
+    /// use claude_tower::core::MessagesRequest;
     /// let request = MessagesRequest::new("claude-haiku-4-5", 64).user("Hello, Claude!");
     /// // 14 ASCII characters ≈ 4 tokens, plus 4 tokens of message framing.
     /// assert_eq!(request.estimate_input_tokens(), 8);

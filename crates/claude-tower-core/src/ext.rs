@@ -11,7 +11,7 @@ use crate::error::ErrorKind;
 /// `claude-tower-retry`.
 ///
 /// ```
-/// use claude_tower_core::ext::Attempts;
+/// use claude_tower::core::ext::Attempts;
 /// let attempts = Attempts::default();
 /// assert_eq!(attempts.count, 0);
 /// assert_eq!(attempts.retries(), 0);
@@ -47,7 +47,7 @@ impl Attempts {
 /// (user), see [`Attribution::of`].
 ///
 /// ```
-/// use claude_tower_core::{MessagesRequest, ext::Attribution};
+/// use claude_tower::core::{MessagesRequest, ext::Attribution};
 /// let mut request = MessagesRequest::new("claude-haiku-4-5", 64).user("hi").into_http();
 /// request.extensions_mut().insert(Attribution::tenant("acme").with_user("u-42").with_feature("search"));
 /// assert_eq!(request.extensions().get::<Attribution>().unwrap().tenant.as_deref(), Some("acme"));
@@ -144,7 +144,7 @@ impl Attribution {
 /// (its configured base URL), read by the trace layer for `server.address` / `server.port`.
 ///
 /// ```
-/// use claude_tower_core::ext::ServerAddress;
+/// use claude_tower::core::ext::ServerAddress;
 /// let server = ServerAddress::new("gateway.internal", 8443);
 /// assert_eq!((server.host(), server.port()), ("gateway.internal", 8443));
 /// ```

@@ -18,9 +18,9 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), claude_tower_core::Error> {
-//! use claude_tower_core::MessagesRequest;
-//! use claude_tower_mock::MockClaude;
+//! # async fn main() -> Result<(), claude_tower::core::Error> {
+//! use claude_tower::core::MessagesRequest;
+//! use claude_tower::mock::MockClaude;
 //! use tower::ServiceExt;
 //!
 //! let request = MessagesRequest::new("claude-haiku-4-5", 256)

@@ -47,7 +47,7 @@ struct File {
 /// Model facts by id (exact, alias, or without a `-YYYYMMDD` suffix).
 ///
 /// ```
-/// use claude_tower_core::models::ModelTable;
+/// use claude_tower::core::models::ModelTable;
 /// let table = ModelTable::builtin();
 /// assert_eq!(table.get("claude-haiku-4-5-20251001").unwrap().cache_min_tokens, 4096);
 /// assert_eq!(table.cache_min_tokens("claude-unknown"), 1024, "unknown models: a conservative default");
@@ -130,7 +130,7 @@ impl ModelTable {
     /// allocating).
     ///
     /// ```
-    /// use claude_tower_core::models::ModelTable;
+    /// use claude_tower::core::models::ModelTable;
     /// let id: &'static str = ModelTable::builtin().known_id("claude-haiku-4-5").unwrap();
     /// assert_eq!(id, "claude-haiku-4-5");
     /// assert!(ModelTable::builtin().known_id("claude-unknown").is_none());

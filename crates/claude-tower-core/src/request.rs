@@ -200,7 +200,7 @@ impl Tool {
 /// estimate computed once. It reads as a [`Value`] (`Deref`) and serializes as one.
 ///
 /// ```
-/// use claude_tower_core::InputSchema;
+/// use claude_tower::core::InputSchema;
 /// use serde_json::json;
 ///
 /// let schema = InputSchema::new(json!({"type": "object", "properties": {}}));
@@ -414,7 +414,7 @@ pub struct OutputConfig {
 /// Fields this crate does not model are kept in `extra` and sent unchanged.
 ///
 /// ```
-/// use claude_tower_core::MessagesRequest;
+/// use claude_tower::core::MessagesRequest;
 ///
 /// let request = MessagesRequest::new("claude-sonnet-4-5", 1024)
 ///     .system("You are terse.")
@@ -559,7 +559,7 @@ impl MessagesRequest {
     /// if they are shared); `None` past the end.
     ///
     /// ```
-    /// use claude_tower_core::{MessageContent, MessagesRequest};
+    /// use claude_tower::core::{MessageContent, MessagesRequest};
     ///
     /// let original = MessagesRequest::new("claude-sonnet-4-5", 64).user("a").user("b");
     /// let mut edited = original.clone();

@@ -192,9 +192,9 @@ impl fmt::Debug for Shared {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use claude_tower_core::{ErrorKind, MessagesRequest};
-/// use claude_tower_cost::{BudgetLayer, MemoryBudgetStore, Usd, Window};
-/// use claude_tower_mock::MockClaude;
+/// use claude_tower::core::{ErrorKind, MessagesRequest};
+/// use claude_tower::cost::{BudgetLayer, MemoryBudgetStore, Usd, Window};
+/// use claude_tower::mock::MockClaude;
 /// use tower::{ServiceBuilder, ServiceExt};
 ///
 /// let service = ServiceBuilder::new()

@@ -66,7 +66,7 @@ pub struct LedgerSnapshot {
 /// aggregate them).
 ///
 /// ```
-/// use claude_tower_cost::CostLedger;
+/// use claude_tower::cost::CostLedger;
 /// let ledger = CostLedger::new();
 /// assert_eq!(ledger.snapshot().total.requests, 0);
 /// ```

@@ -22,9 +22,9 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! use claude_tower_core::{MessagesRequest, ext::Attribution};
-//! use claude_tower_cost::{Cost, CostLayer, CostLedger};
-//! use claude_tower_mock::MockClaude;
+//! use claude_tower::core::{MessagesRequest, ext::Attribution};
+//! use claude_tower::cost::{Cost, CostLayer, CostLedger};
+//! use claude_tower::mock::MockClaude;
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! let ledger = CostLedger::new();
@@ -36,7 +36,7 @@
 //! request.extensions_mut().insert(Attribution::tenant("acme"));
 //! let response = service.oneshot(request).await.unwrap();
 //! let cost = response.extensions().get::<Cost>().unwrap().clone();
-//! assert!(cost.total > claude_tower_cost::Usd::ZERO);
+//! assert!(cost.total > claude_tower::cost::Usd::ZERO);
 //! assert_eq!(ledger.snapshot().by_tenant["acme"].cost, cost.total);
 //! # }
 //! ```
@@ -44,7 +44,7 @@
 //! # Configuration
 //!
 //! ```
-//! use claude_tower_cost::{BudgetLayer, CostLayer, MemoryBudgetStore, PriceTable, Usd, Window};
+//! use claude_tower::cost::{BudgetLayer, CostLayer, MemoryBudgetStore, PriceTable, Usd, Window};
 //!
 //! let table = PriceTable::builtin(); // or PriceTable::from_json(..), .with_row(..)
 //! let budgets = BudgetLayer::new(MemoryBudgetStore::new())

@@ -14,7 +14,7 @@ const PICO: u128 = 1_000_000_000_000;
 /// drift. Serialized as a decimal string of dollars (`"0.000123450000"`).
 ///
 /// ```
-/// use claude_tower_cost::Usd;
+/// use claude_tower::cost::Usd;
 /// let a: Usd = "0.10".parse().unwrap();
 /// let b = Usd::from_picodollars(200_000_000_000);
 /// assert_eq!((a + b).to_string(), "$0.30");
@@ -132,7 +132,7 @@ impl Sum for Usd {
 /// carries it into `anyhow`, `Box<dyn Error>` or your own error type.
 ///
 /// ```
-/// use claude_tower_cost::Usd;
+/// use claude_tower::cost::Usd;
 /// let error = "12.5.3".parse::<Usd>().unwrap_err();
 /// assert!(error.to_string().contains("not a non-negative decimal"));
 /// let _: &dyn std::error::Error = &error;

@@ -222,8 +222,8 @@ struct TableFile {
 /// Lookup: the exact id or an alias; then the id without a `-YYYYMMDD` snapshot suffix.
 ///
 /// ```
-/// use claude_tower_core::Usage;
-/// use claude_tower_cost::{Modifiers, PriceTable};
+/// use claude_tower::core::Usage;
+/// use claude_tower::cost::{Modifiers, PriceTable};
 ///
 /// let table = PriceTable::builtin();
 /// let usage = Usage { input_tokens: 1_000, output_tokens: 200, ..Usage::default() };

@@ -5,7 +5,7 @@
 //! ```no_run
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! use claude_tower_mock::hostile::{HostileServer, Reply};
+//! use claude_tower::mock::hostile::{HostileServer, Reply};
 //!
 //! // An endless JSON body.
 //! let server = HostileServer::start(vec![Reply::flood(

@@ -7,8 +7,8 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! use claude_tower_core::{ErrorKind, MessagesRequest};
-//! use claude_tower_mock::{Attempt, MockClaude};
+//! use claude_tower::core::{ErrorKind, MessagesRequest};
+//! use claude_tower::mock::{Attempt, MockClaude};
 //! use std::time::Duration;
 //! use tower::ServiceExt;
 //!

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 ///
 /// ```
 /// use std::io::Write;
-/// use claude_tower_mock::LogCapture;
+/// use claude_tower::mock::LogCapture;
 ///
 /// let capture = LogCapture::default();
 /// let mut writer = capture.clone();

@@ -15,7 +15,7 @@ pub const INSTALL_HINT: &str = "apt-get install -y redis-server";
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let redis = claude_tower_mock::RedisServer::start().await;
+/// let redis = claude_tower::mock::RedisServer::start().await;
 /// println!("{}", redis.url()); // redis://127.0.0.1:PORT/
 /// # }
 /// ```

@@ -20,7 +20,7 @@ pub const MOCK_ATTEMPT_HEADER: &str = "x-mock-attempt";
 ///
 /// ```
 /// use std::time::Duration;
-/// use claude_tower_mock::Attempt;
+/// use claude_tower::mock::Attempt;
 ///
 /// let script = [
 ///     Attempt::rate_limited(Some(Duration::from_secs(2))),

@@ -35,7 +35,7 @@ type Body = BoxBody<Bytes, BoxError>;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use claude_tower_mock::MockServer;
+/// use claude_tower::mock::MockServer;
 ///
 /// let server = MockServer::start().await.unwrap();
 /// assert!(server.base_url().starts_with("http://127.0.0.1:"));

@@ -122,8 +122,8 @@ struct State {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use claude_tower_core::{ErrorKind, MessagesRequest};
-/// use claude_tower_mock::{Attempt, MockClaude};
+/// use claude_tower::core::{ErrorKind, MessagesRequest};
+/// use claude_tower::mock::{Attempt, MockClaude};
 /// use tower::ServiceExt;
 ///
 /// let mock = MockClaude::new().with_script([Attempt::overloaded()]);

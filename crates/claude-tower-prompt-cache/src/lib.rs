@@ -22,9 +22,9 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! use claude_tower_core::MessagesRequest;
-//! use claude_tower_mock::MockClaude; // simulates Anthropic's prompt cache
-//! use claude_tower_prompt_cache::{CacheReport, PromptCacheLayer};
+//! use claude_tower::core::MessagesRequest;
+//! use claude_tower::mock::MockClaude; // simulates Anthropic's prompt cache
+//! use claude_tower::prompt_cache::{CacheReport, PromptCacheLayer};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! let layer = PromptCacheLayer::new();
@@ -45,8 +45,8 @@
 //! # Configuration
 //!
 //! ```
-//! use claude_tower_core::CacheTtl;
-//! use claude_tower_prompt_cache::{PromptCacheLayer, TtlPolicy};
+//! use claude_tower::core::CacheTtl;
+//! use claude_tower::prompt_cache::{PromptCacheLayer, TtlPolicy};
 //!
 //! let layer = PromptCacheLayer::new().ttl(TtlPolicy::uniform(CacheTtl::FiveMinutes));
 //! # let _ = layer;

@@ -36,9 +36,9 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
-//! use claude_tower_core::{ErrorKind, MessagesRequest};
-//! use claude_tower_mock::MockClaude;
-//! use claude_tower_ratelimit::{Limits, RateLimitLayer};
+//! use claude_tower::core::{ErrorKind, MessagesRequest};
+//! use claude_tower::mock::MockClaude;
+//! use claude_tower::rate_limit::{Limits, RateLimitLayer};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! let service = ServiceBuilder::new()
@@ -58,7 +58,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use claude_tower_ratelimit::{Limits, OutputReservation, RateLimitLayer};
+//! use claude_tower::rate_limit::{Limits, OutputReservation, RateLimitLayer};
 //!
 //! let layer = RateLimitLayer::new()
 //!     .pool("opus", Limits::new(4_000, 2_000_000, 400_000))

@@ -28,9 +28,9 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! use claude_tower_core::{MessagesRequest, ext::CacheStatus};
-//! use claude_tower_mock::MockClaude;
-//! use claude_tower_response_cache::ResponseCacheLayer;
+//! use claude_tower::core::{MessagesRequest, ext::CacheStatus};
+//! use claude_tower::mock::MockClaude;
+//! use claude_tower::response_cache::ResponseCacheLayer;
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! let mock = MockClaude::new();
@@ -51,7 +51,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use claude_tower_response_cache::{DeterministicPolicy, ResponseCacheLayer};
+//! use claude_tower::response_cache::{DeterministicPolicy, ResponseCacheLayer};
 //!
 //! let layer = ResponseCacheLayer::in_memory(256 * 1024 * 1024)
 //!     .ttl(Duration::from_secs(3600))

@@ -24,9 +24,9 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
-//! use claude_tower_core::{MessagesRequest, ext::Attempts};
-//! use claude_tower_mock::{Attempt, MockClaude};
-//! use claude_tower_retry::RetryLayer;
+//! use claude_tower::core::{MessagesRequest, ext::Attempts};
+//! use claude_tower::mock::{Attempt, MockClaude};
+//! use claude_tower::retry::RetryLayer;
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! let mock = MockClaude::new().with_script([Attempt::overloaded(), Attempt::server_error()]);
@@ -44,7 +44,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use claude_tower_retry::{RetryBudget, RetryLayer, TimeoutLayer};
+//! use claude_tower::retry::{RetryBudget, RetryLayer, TimeoutLayer};
 //! use tower::ServiceBuilder;
 //!
 //! let retry = RetryLayer::new()

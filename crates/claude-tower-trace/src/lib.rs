@@ -24,9 +24,9 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! use claude_tower_core::MessagesRequest;
-//! use claude_tower_mock::MockClaude;
-//! use claude_tower_trace::TraceLayer;
+//! use claude_tower::core::MessagesRequest;
+//! use claude_tower::mock::MockClaude;
+//! use claude_tower::trace::TraceLayer;
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! // With `tracing-opentelemetry` installed, each call becomes an OpenTelemetry span.
@@ -39,7 +39,7 @@
 //! # Configuration
 //!
 //! ```
-//! use claude_tower_trace::TraceLayer;
+//! use claude_tower::trace::TraceLayer;
 //!
 //! let meter = opentelemetry::global::meter("my-service");
 //! let layer = TraceLayer::with_meter(&meter)

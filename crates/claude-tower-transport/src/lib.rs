@@ -10,9 +10,9 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use claude_tower_core::MessagesRequest;
-//! use claude_tower_mock::MockServer;
-//! use claude_tower_transport::Transport;
+//! use claude_tower::core::MessagesRequest;
+//! use claude_tower::mock::MockServer;
+//! use claude_tower::transport::Transport;
 //! use tower::ServiceExt;
 //!
 //! let server = MockServer::start().await?;
@@ -33,9 +33,9 @@
 //! # Configuration
 //!
 //! ```
-//! # fn main() -> Result<(), claude_tower_core::Error> {
+//! # fn main() -> Result<(), claude_tower::core::Error> {
 //! use std::time::Duration;
-//! use claude_tower_transport::Transport;
+//! use claude_tower::transport::Transport;
 //!
 //! let transport = Transport::builder()
 //!     .auth_token("oauth-token")                 // Authorization: Bearer …

@@ -41,13 +41,13 @@ use crate::config::DEFAULT_MAX_EVENT_BYTES;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// use bytes::Bytes;
-/// use claude_tower_transport::sse;
+/// use claude_tower::transport::sse;
 ///
 /// let body = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"m\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n\
 ///             event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":5}}\n\n\
 ///             event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
 /// // Split into 5-byte chunks to show the framing does not care.
-/// let chunks: Vec<Result<Bytes, claude_tower_core::Error>> =
+/// let chunks: Vec<Result<Bytes, claude_tower::core::Error>> =
 ///     body.as_bytes().chunks(5).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
 /// let message = sse::decode(futures_util::stream::iter(chunks), None).collect_message().await.unwrap();
 /// assert_eq!(message.usage.output_tokens, 5);
@@ -139,7 +139,7 @@ pub struct Frame<'a> {
 /// take complete frames with [`next_frame`](Self::next_frame).
 ///
 /// ```
-/// use claude_tower_transport::sse::Framer;
+/// use claude_tower::transport::sse::Framer;
 ///
 /// let mut framer = Framer::default();
 /// framer.push(b"event: ping\r\ndata: {\"type\":");

@@ -36,7 +36,7 @@ type CountFn = Arc<dyn Fn(MessagesRequest) -> BoxFuture<'static, Result<u64, Err
 /// counted once.
 ///
 /// ```
-/// use claude_tower_trim::CountTokensCounter;
+/// use claude_tower::trim::CountTokensCounter;
 /// let counter = CountTokensCounter::new(|request| Box::pin(async move { Ok(request.estimate_input_tokens()) }));
 /// # let _ = counter;
 /// ```

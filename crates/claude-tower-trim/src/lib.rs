@@ -28,9 +28,9 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! use claude_tower_core::MessagesRequest;
-//! use claude_tower_mock::MockClaude;
-//! use claude_tower_trim::{Budget, TrimLayer, TrimReport};
+//! use claude_tower::core::MessagesRequest;
+//! use claude_tower::mock::MockClaude;
+//! use claude_tower::trim::{Budget, TrimLayer, TrimReport};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! let service = ServiceBuilder::new()
@@ -49,7 +49,7 @@
 //! # Configuration
 //!
 //! ```
-//! use claude_tower_trim::{Budget, TrimLayer, TrimOptions};
+//! use claude_tower::trim::{Budget, TrimLayer, TrimOptions};
 //!
 //! let options = TrimOptions::default().with_hysteresis(0.6).with_truncation(true);
 //! let layer = TrimLayer::new().budget(Budget::ContextWindow { margin_percent: 10 }).options(options);
