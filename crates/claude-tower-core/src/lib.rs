@@ -66,6 +66,7 @@ pub mod layout;
 pub(crate) mod macros;
 pub mod models;
 pub mod ratelimit;
+pub mod readiness;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;

@@ -39,6 +39,7 @@ use std::time::{Duration, SystemTime};
 
 use claude_tower_core::clock::utc_date;
 use claude_tower_core::ext::{Attribution, CacheStatus};
+use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{
     Error, ErrorKind, EventStream, MessagesBody, MessagesRequest, StreamEvent, Usage,
 };
@@ -608,13 +609,14 @@ where
     type Error = Error;
     type Future = ResponseFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx)
+    /// Always ready: the inner service's readiness is taken only after the reservation, so an
+    /// inner permit never idles while the budget store answers.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = self.inner.clone();
         let shared = Arc::clone(&self.shared);
         ResponseFuture::new(async move { call(shared, &mut inner, request).await })
     }
@@ -635,7 +637,7 @@ where
     let attribution = Attribution::of(&request);
     let lines = shared.lines(&attribution);
     if lines.is_empty() {
-        return inner.call(request).await;
+        return call_when_ready(inner, request).await;
     }
     let (worst, input_side, plan) = shared.reservation(request.body())?;
     let amount = worst.nanodollars_ceil();
@@ -683,7 +685,7 @@ where
         input: input_side.nanodollars_ceil(),
         total: amount,
     };
-    let response = match inner.call(request).await {
+    let response = match call_when_ready(inner, request).await {
         Ok(response) => response,
         Err(error) => {
             settlement.settle(0).await;

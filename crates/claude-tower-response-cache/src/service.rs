@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use claude_tower_core::ext::CacheStatus;
+use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{
     Error, EventStream, MessageAccumulator, MessagesBody, MessagesRequest, StreamEvent,
 };
@@ -251,8 +252,10 @@ where
     type Error = Error;
     type Future = ResponseFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx)
+    /// Always ready: a hit never needs the inner service, and a miss takes its readiness
+    /// only when it leads the upstream call (a follower waiting on a leader holds nothing).
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
@@ -313,10 +316,9 @@ where
 }
 
 impl<S: Clone> ResponseCache<S> {
-    /// Clone-and-swap: the ready service goes into the call future.
+    /// A clone of the inner service for the call future, which waits for its readiness.
     fn take_inner(&mut self) -> S {
-        let clone = self.inner.clone();
-        std::mem::replace(&mut self.inner, clone)
+        self.inner.clone()
     }
 }
 
@@ -373,8 +375,7 @@ where
     S::Future: Send,
 {
     let Some((key, found, mut joined)) = lookup else {
-        return inner
-            .call(request)
+        return call_when_ready(&mut inner, request)
             .await
             .map(|r| with_status(r, CacheStatus::Bypass));
     };
@@ -426,7 +427,7 @@ where
         >,
 {
     let stream = request.body().is_stream();
-    let response = match inner.call(request).await {
+    let response = match call_when_ready(&mut inner, request).await {
         Ok(response) => response,
         Err(error) => {
             guard.finish(Outcome::Failed(error.duplicate()));

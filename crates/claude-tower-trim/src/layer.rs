@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use claude_tower_core::models::ModelTable;
+use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{Error, MessageParam, MessagesBody, MessagesRequest};
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
@@ -153,7 +154,8 @@ impl<S> Layer<S> for TrimLayer {
 ///
 /// # Clone
 ///
-/// The call future owns the inner service (clone-and-swap), so `S: Clone`.
+/// The call future owns a clone of the inner service and waits for its readiness after
+/// trimming, so `S: Clone`.
 #[derive(Debug, Clone)]
 pub struct Trim<S> {
     inner: S,
@@ -181,18 +183,20 @@ where
     type Error = Error;
     type Future = ResponseFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx)
+    /// Always ready: the inner service's readiness is taken only after trimming (and its
+    /// summariser call), so an inner permit never idles while the summary is written.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = self.inner.clone();
         let shared = Arc::clone(&self.shared);
         ResponseFuture::new(async move {
             let (parts, body) = request.into_parts();
             let (body, report) = trim_request(&shared, body).await?;
-            let mut response = inner.call(http::Request::from_parts(parts, body)).await?;
+            let request = http::Request::from_parts(parts, body);
+            let mut response = call_when_ready(&mut inner, request).await?;
             response.extensions_mut().insert(report);
             Ok(response)
         })

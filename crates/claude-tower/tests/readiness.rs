@@ -1,0 +1,170 @@
+//! The readiness discipline: a layer that does its own async work before calling the inner
+//! service (trim with its summariser, the budget's reservation, a response-cache follower)
+//! answers ready at once and takes the inner service's readiness only when it calls it. An
+//! inner concurrency limit of one (`tower::limit::ConcurrencyLimit`, which takes its permit in
+//! `poll_ready`) therefore never sits idle while that work runs: a second request gets through
+//! meanwhile.
+
+use std::time::Duration;
+
+use claude_tower::cost::MemoryBudgetStore;
+use claude_tower::mock::{Attempt, MockClaude};
+use claude_tower::prelude::*;
+use claude_tower::trim::{Budget, Summarizer};
+use tokio::time::Instant;
+use tower::ServiceExt;
+use tower::limit::ConcurrencyLimit;
+
+fn short() -> MessagesRequest {
+    MessagesRequest::new("claude-haiku-4-5", 50).user("short")
+}
+
+/// The inner service: the mock behind a concurrency limit of one permit.
+fn limited(mock: &MockClaude) -> ConcurrencyLimit<MockClaude> {
+    ConcurrencyLimit::new(mock.clone(), 1)
+}
+
+/// While the first request's own work runs for `work`, a second short request through the
+/// same stack completes at once: the permit was free.
+async fn second_request_is_not_blocked<S>(
+    service: S,
+    first: http::Request<MessagesRequest>,
+    work: Duration,
+) where
+    S: tower::Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<claude_tower::MessagesBody>,
+            Error = claude_tower::Error,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let start = Instant::now();
+    let slow = tokio::spawn(service.clone().oneshot(first));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    service.oneshot(short().into_http()).await.unwrap();
+    let second_done = start.elapsed();
+    assert!(
+        second_done < work,
+        "the second request waited {second_done:?}: the permit sat idle during the first's work"
+    );
+    slow.await.unwrap().unwrap();
+    assert!(start.elapsed() >= work);
+}
+
+#[tokio::test(start_paused = true)]
+async fn trim_does_not_hold_a_permit_while_its_summarizer_runs() {
+    let work = Duration::from_secs(5);
+    let summarizer_mock =
+        MockClaude::new().with_script([Attempt::ok().with_first_byte_delay(work)]);
+    let summarizer: Summarizer = tower::util::BoxCloneSyncService::new(summarizer_mock.clone());
+    let upstream = MockClaude::new();
+    let service = ServiceBuilder::new()
+        .claude_trim(
+            TrimLayer::new()
+                .budget(Budget::Tokens(1_000))
+                .summarize_with(summarizer, "claude-haiku-4-5"),
+        )
+        .service(limited(&upstream));
+    let mut long = MessagesRequest::new("claude-haiku-4-5", 50).user("the task");
+    for i in 0..20 {
+        long = long
+            .assistant(format!("answer {i}"))
+            .user(format!("more {i}: {}", "words ".repeat(60)));
+    }
+    second_request_is_not_blocked(service, long.into_http(), work).await;
+    assert_eq!(
+        summarizer_mock.request_count(),
+        1,
+        "the slow work was the summary"
+    );
+    assert_eq!(upstream.request_count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_cache_follower_holds_no_permit() {
+    // Two permits. The leader's upstream call takes 5 s and holds one; a follower of the same
+    // request waits for the leader without a permit, so a third, uncacheable request still
+    // gets the second permit at once.
+    let work = Duration::from_secs(5);
+    let upstream = MockClaude::new().with_script([Attempt::ok().with_first_byte_delay(work)]);
+    let service = ServiceBuilder::new()
+        .claude_response_cache(ResponseCacheLayer::in_memory(1 << 20))
+        .service(ConcurrencyLimit::new(upstream.clone(), 2));
+    let deterministic = || {
+        MessagesRequest::new("claude-haiku-4-5", 50)
+            .user("2+2?")
+            .temperature(0.0)
+            .into_http()
+    };
+    let start = Instant::now();
+    let leader = tokio::spawn(service.clone().oneshot(deterministic()));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let follower = tokio::spawn(service.clone().oneshot(deterministic()));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    service.clone().oneshot(short().into_http()).await.unwrap();
+    assert!(
+        start.elapsed() < work,
+        "the third request waited for a permit"
+    );
+    leader.await.unwrap().unwrap();
+    follower.await.unwrap().unwrap();
+    assert_eq!(
+        upstream.request_count(),
+        2,
+        "one upstream call for leader and follower"
+    );
+}
+
+/// A budget store that answers slowly (as Redis across a network would).
+#[derive(Debug, Default)]
+struct SlowStore(MemoryBudgetStore);
+
+#[async_trait::async_trait]
+impl claude_tower::cost::BudgetStore for SlowStore {
+    async fn reserve(
+        &self,
+        lines: &[claude_tower::cost::BudgetLine],
+        id: &str,
+        amount: u64,
+        lease: Duration,
+    ) -> Result<claude_tower::cost::Reservation, claude_tower::Error> {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        self.0.reserve(lines, id, amount, lease).await
+    }
+
+    async fn settle(
+        &self,
+        lines: &[claude_tower::cost::BudgetLine],
+        id: &str,
+        reserved: u64,
+        actual: u64,
+    ) -> Result<Vec<u64>, claude_tower::Error> {
+        self.0.settle(lines, id, reserved, actual).await
+    }
+
+    async fn balance(&self, key: &str) -> Result<claude_tower::cost::Balance, claude_tower::Error> {
+        self.0.balance(key).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_does_not_hold_a_permit_while_it_reserves() {
+    let upstream = MockClaude::new();
+    let budget =
+        BudgetLayer::new(SlowStore::default()).per_user("1".parse::<Usd>().unwrap(), Window::Day);
+    let service = ServiceBuilder::new()
+        .claude_budget(budget)
+        .service(limited(&upstream));
+    // The first request is attributed (it reserves, slowly); the second is not (no budget
+    // applies to it, so it goes straight to the inner service).
+    let mut first = MessagesRequest::new("claude-haiku-4-5", 50)
+        .user("hi")
+        .into_http();
+    first
+        .extensions_mut()
+        .insert(claude_tower::ext::Attribution::user("u-1"));
+    second_request_is_not_blocked(service, first, Duration::from_secs(5)).await;
+    assert_eq!(upstream.request_count(), 2);
+}
