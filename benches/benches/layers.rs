@@ -7,7 +7,7 @@ use claude_tower_benches::{Bare, small_request};
 use claude_tower_core::{Message, MessagesRequest};
 use claude_tower_cost::CostLayer;
 use claude_tower_prompt_cache::PromptCacheLayer;
-use claude_tower_ratelimit::{Limits, RateLimitLayer};
+use claude_tower_rate_limit::{Limits, RateLimitLayer};
 use claude_tower_response_cache::{CachePolicy, ResponseCacheLayer};
 use claude_tower_retry::{RetryLayer, TimeoutLayer};
 use claude_tower_trace::TraceLayer;
@@ -53,15 +53,15 @@ fn layers(c: &mut Criterion) {
         b.to_async(&runtime)
             .iter(|| both.clone().oneshot(small_request()));
     });
-    let ratelimit = RateLimitLayer::new()
+    let rate_limit = RateLimitLayer::new()
         .pool(
             "haiku",
             Limits::new(u64::MAX / 4, u64::MAX / 4, u64::MAX / 4),
         )
         .layer(Bare::default());
-    group.bench_function(BenchmarkId::new("ratelimit", "1-message"), |b| {
+    group.bench_function(BenchmarkId::new("rate-limit", "1-message"), |b| {
         b.to_async(&runtime)
-            .iter(|| ratelimit.clone().oneshot(small_request()));
+            .iter(|| rate_limit.clone().oneshot(small_request()));
     });
 
     // Tracing: no subscriber (spans are disabled), then a registry subscriber.

@@ -10,11 +10,11 @@
 use std::time::Duration;
 
 use claude_tower::cost::{Cost, CostLedger, MemoryBudgetStore};
-use claude_tower::ext::{Attempts, CacheStatus};
+use claude_tower::ext::{Attempts, ResponseCacheStatus};
 use claude_tower::mock::Attempt;
 use claude_tower::prelude::*;
-use claude_tower::prompt_cache::CacheReport;
-use claude_tower::trim::{Budget, TrimReport};
+use claude_tower::prompt_cache::PromptCacheReport;
+use claude_tower::trim::{TokenBudget, TrimReport};
 use tower::ServiceBuilder;
 
 #[tokio::main]
@@ -34,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .claude_trace(TraceLayer::new())
         .claude_cost(CostLayer::new().ledger(ledger.clone()))
         .claude_response_cache(ResponseCacheLayer::in_memory(64 << 20))
-        .claude_trim(TrimLayer::new().budget(Budget::Tokens(6_000)))
+        .claude_trim(TrimLayer::new().budget(TokenBudget::Tokens(6_000)))
         .claude_prompt_cache(PromptCacheLayer::new())
         .claude_budget(budget.clone())
         .claude_retry(RetryLayer::new())
@@ -71,14 +71,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .get::<Cost>()
             .map_or_else(|| "-".to_owned(), |c| c.total.to_string());
         let ratio = extensions
-            .get::<CacheReport>()
-            .map_or(0.0, CacheReport::hit_ratio);
+            .get::<PromptCacheReport>()
+            .map_or(0.0, PromptCacheReport::hit_ratio);
         let attempts = extensions.get::<Attempts>().map_or(1, |a| a.count);
         let dropped = extensions
             .get::<TrimReport>()
             .map_or(0, |r| r.messages_dropped);
         let status = extensions
-            .get::<CacheStatus>()
+            .get::<ResponseCacheStatus>()
             .map_or("-".to_owned(), |s| format!("{s:?}"));
         println!(
             "| {turn} | {} | {} | {} | {} | {cost} | {:.0} % | {attempts} | {dropped} | {status} |",

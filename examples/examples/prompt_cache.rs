@@ -8,7 +8,7 @@
 
 use claude_tower::mock::MockClaude;
 use claude_tower::prelude::*;
-use claude_tower::prompt_cache::CacheReport;
+use claude_tower::prompt_cache::PromptCacheReport;
 use tower::ServiceBuilder;
 
 #[tokio::main]
@@ -31,7 +31,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .messages()
             .create_with_response(history.clone())
             .await?;
-        let report = extensions.get::<CacheReport>().copied().unwrap_or_default();
+        let report = extensions
+            .get::<PromptCacheReport>()
+            .copied()
+            .unwrap_or_default();
         println!(
             "turn {turn}: read {:>5}, wrote {:>4} (5m) + {:>4} (1h), uncached {:>3}, hit ratio {:>5.1} %",
             report.read,

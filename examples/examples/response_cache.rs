@@ -6,7 +6,7 @@
 //! ```
 #![expect(clippy::print_stdout, reason = "an example prints its results")]
 
-use claude_tower::ext::CacheStatus;
+use claude_tower::ext::ResponseCacheStatus;
 use claude_tower::mock::MockClaude;
 use claude_tower::prelude::*;
 use tower::ServiceBuilder;
@@ -28,8 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hits = results
         .iter()
         .filter(|r| {
-            r.as_ref()
-                .is_ok_and(|(_, e)| e.get::<CacheStatus>() == Some(&CacheStatus::Hit))
+            r.as_ref().is_ok_and(|(_, e)| {
+                e.get::<ResponseCacheStatus>() == Some(&ResponseCacheStatus::Hit)
+            })
         })
         .count();
     println!(
@@ -43,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "stream replayed from the cache ({:?}): {text}",
-        stream.extensions().get::<CacheStatus>()
+        stream.extensions().get::<ResponseCacheStatus>()
     );
     println!("upstream calls: {}", mock.request_count());
     Ok(())

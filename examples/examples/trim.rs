@@ -9,7 +9,7 @@
 use claude_tower::core::ContentBlock;
 use claude_tower::mock::MockClaude;
 use claude_tower::prelude::*;
-use claude_tower::trim::{Budget, TrimReport};
+use claude_tower::trim::{TokenBudget, TrimReport};
 use serde_json::json;
 use tower::ServiceBuilder;
 
@@ -18,7 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mock = MockClaude::new();
     let client = Client::new(
         ServiceBuilder::new()
-            .claude_trim(TrimLayer::new().budget(Budget::Tokens(4_000)))
+            .claude_trim(TrimLayer::new().budget(TokenBudget::Tokens(4_000)))
             .service(mock.clone()),
     );
     let mut history =

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use claude_tower_core::ratelimit::{RateLimitHeaders, TokenBucket};
+use claude_tower_core::rate_limit::{RateLimitHeaders, TokenBucket};
 use claude_tower_core::{
     Error, ErrorEnvelope, Message, MessageAccumulator, MessagesRequest, RETRY_AFTER_IGNORED_ABOVE,
     StreamEvent, Usage, parse_retry_after,

@@ -1,7 +1,29 @@
-//! Typed extensions: what layers tell each other and the caller, carried in
-//! `http::Response::extensions()` (and request extensions for inputs such as a tenant key).
+//! Typed extensions: what layers tell each other and the caller, carried in the
+//! `http::Request` / `http::Response` extensions. Layer crates never depend on each other;
+//! the types two layers exchange live here, and a type only one layer writes for the caller
+//! lives in that layer's crate.
 //!
-//! Layer crates never depend on each other; the types they exchange live here.
+//! # The extension protocol
+//!
+//! Every extension of a claude-tower stack, in one table (facade paths):
+//!
+//! | type | on | written by | read by | present when |
+//! |---|---|---|---|---|
+//! | [`Attribution`] | request | the caller (e.g. `Client::messages().attribution(…)`) | `BudgetLayer`, `CostLayer` (ledger), `RateLimitLayer` (per-key limits), `ResponseCacheLayer` (per-user partition) | set by the caller; otherwise derived from `anthropic-workspace-id`, `anthropic-user-profile-id`, `metadata.user_id` ([`Attribution::of`]) |
+//! | `response_cache::ResponseCacheMode` | request | the caller | `ResponseCacheLayer` | optional: bypass, refresh or opt in per request |
+//! | `opentelemetry::Context` | request | the caller | `TraceLayer` (feature `otel`) | optional: the parent of the call's span (else a `traceparent` header) |
+//! | [`Attempts`] | response | `RetryLayer` | `TraceLayer`, the caller | under a `RetryLayer` |
+//! | [`ResponseCacheStatus`] | response | `ResponseCacheLayer` | `CostLayer` and `BudgetLayer` (a `Hit` costs 0), `TraceLayer`, the caller | under a `ResponseCacheLayer` |
+//! | [`CostCell`] | response | `CostLayer` | `TraceLayer` | under a `CostLayer`; its value is set at once for a message, at the end of a stream |
+//! | `cost::Cost` | response | `CostLayer` | the caller | under a `CostLayer`, complete messages |
+//! | `cost::CostHandle` | response | `CostLayer` | the caller | under a `CostLayer`; its value at the end of a stream |
+//! | `prompt_cache::PromptCacheReport` | response | `PromptCacheLayer` | the caller | under a `PromptCacheLayer`, complete messages |
+//! | `prompt_cache::PromptCacheReportHandle` | response | `PromptCacheLayer` | the caller | under a `PromptCacheLayer`; its value at `message_start` |
+//! | `trim::TrimReport` | response | `TrimLayer` | the caller | under a `TrimLayer` |
+//! | [`ServerAddress`] | response | `Transport` | `TraceLayer` (`server.address`, `server.port`) | from the transport (not from the mock) |
+//!
+//! A response served by the response cache carries only what the layers **above** the cache
+//! write (see the canonical order in the facade docs): everything below it was skipped.
 
 use std::time::Duration;
 
@@ -181,7 +203,7 @@ impl ServerAddress {
 /// usage in the message, and the cost meter charges it 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum CacheStatus {
+pub enum ResponseCacheStatus {
     /// Served from the cache; nothing was sent upstream.
     Hit,
     /// Not in the cache; sent upstream (and possibly stored).

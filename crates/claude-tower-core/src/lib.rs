@@ -65,7 +65,7 @@ pub mod headers;
 pub mod layout;
 pub(crate) mod macros;
 pub mod models;
-pub mod ratelimit;
+pub mod rate_limit;
 pub mod readiness;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -38,7 +38,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use claude_tower_core::clock::utc_date;
-use claude_tower_core::ext::{Attribution, CacheStatus};
+use claude_tower_core::ext::{Attribution, ResponseCacheStatus};
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{
     Error, ErrorKind, EventStream, MessagesBody, MessagesRequest, StreamEvent, Usage,
@@ -692,7 +692,8 @@ where
             return Err(error);
         }
     };
-    let cached = response.extensions().get::<CacheStatus>() == Some(&CacheStatus::Hit);
+    let cached =
+        response.extensions().get::<ResponseCacheStatus>() == Some(&ResponseCacheStatus::Hit);
     let (parts, body) = response.into_parts();
     let body = match body {
         MessagesBody::Message(message) => {

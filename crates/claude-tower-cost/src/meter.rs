@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 
-use claude_tower_core::ext::{Attribution, CacheStatus, CostCell};
+use claude_tower_core::ext::{Attribution, CostCell, ResponseCacheStatus};
 use claude_tower_core::{Error, EventStream, MessagesBody, MessagesRequest, StreamEvent, Usage};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
@@ -253,7 +253,8 @@ where
                     .expect("ResponseFuture polled after completion");
                 response.extensions_mut().insert(metering.handle.clone());
                 response.extensions_mut().insert(metering.handle.1.clone());
-                let cached = response.extensions().get::<CacheStatus>() == Some(&CacheStatus::Hit);
+                let cached = response.extensions().get::<ResponseCacheStatus>()
+                    == Some(&ResponseCacheStatus::Hit);
                 let (mut parts, body) = response.into_parts();
                 let body = match body {
                     MessagesBody::Message(message) => {

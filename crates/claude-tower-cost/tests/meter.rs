@@ -1,7 +1,7 @@
 //! The cost meter as a layer: properties of the arithmetic, streams priced like messages,
 //! dropped streams, cache hits, unknown models.
 
-use claude_tower_core::ext::{Attribution, CacheStatus};
+use claude_tower_core::ext::{Attribution, ResponseCacheStatus};
 use claude_tower_core::{
     CacheCreation, ContentBlock, ErrorKind, Message, MessagesRequest, ServerToolUsage, StopReason,
     Usage,
@@ -198,7 +198,7 @@ async fn response_cache_hits_cost_nothing() {
     let ledger = CostLedger::new();
     let hit = tower::service_fn(|request: http::Request<MessagesRequest>| async move {
         let mut response = MockClaude::new().oneshot(request).await?;
-        response.extensions_mut().insert(CacheStatus::Hit);
+        response.extensions_mut().insert(ResponseCacheStatus::Hit);
         Ok::<_, claude_tower_core::Error>(response)
     });
     let service = ServiceBuilder::new()

@@ -20,7 +20,7 @@ use crate::cache_sim::PromptCache;
 use crate::reply::reply;
 use crate::script::{Attempt, Outcome};
 use claude_tower_core::clock::rfc3339;
-use claude_tower_core::ratelimit::TokenBucket;
+use claude_tower_core::rate_limit::TokenBucket;
 
 /// A request the mock received.
 #[derive(Debug, Clone)]

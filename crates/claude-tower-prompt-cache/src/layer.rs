@@ -1,4 +1,4 @@
-//! [`PromptCacheLayer`], [`CacheReport`], [`CacheStats`] and [`warm`].
+//! [`PromptCacheLayer`], [`PromptCacheReport`], [`PromptCacheStats`] and [`warm`].
 
 use std::fmt;
 use std::future::Future;
@@ -20,7 +20,7 @@ use crate::plan::{TtlPolicy, place_breakpoints_reporting};
 /// What the prompt cache did for one response (from its usage).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[non_exhaustive]
-pub struct CacheReport {
+pub struct PromptCacheReport {
     /// Tokens read from the cache.
     pub read: u64,
     /// Tokens written with the 5 minute lifetime.
@@ -99,7 +99,7 @@ impl CacheMissReason {
     }
 }
 
-impl CacheReport {
+impl PromptCacheReport {
     /// From a response's usage.
     #[must_use]
     pub fn from_usage(usage: &Usage) -> Self {
@@ -149,25 +149,25 @@ impl CacheReport {
     }
 }
 
-/// A handle to the [`CacheReport`] of a response, in its extensions: filled at once for a
+/// A handle to the [`PromptCacheReport`] of a response, in its extensions: filled at once for a
 /// complete message, at `message_start` (where the cache figures are) for a stream.
 #[derive(Debug, Clone, Default)]
-pub struct CacheReportHandle(Arc<OnceLock<CacheReport>>);
+pub struct PromptCacheReportHandle(Arc<OnceLock<PromptCacheReport>>);
 
-impl CacheReportHandle {
+impl PromptCacheReportHandle {
     /// The report, once known.
     #[must_use]
-    pub fn get(&self) -> Option<CacheReport> {
+    pub fn get(&self) -> Option<PromptCacheReport> {
         self.0.get().copied()
     }
 }
 
 /// Running totals over every response of a layer (shared by its clones).
 #[derive(Debug, Clone, Default)]
-pub struct CacheStats(Arc<Mutex<(u64, CacheReport)>>);
+pub struct PromptCacheStats(Arc<Mutex<(u64, PromptCacheReport)>>);
 
-impl CacheStats {
-    fn add(&self, report: &CacheReport) {
+impl PromptCacheStats {
+    fn add(&self, report: &PromptCacheReport) {
         let mut guard = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         // Usage numbers are untrusted: the totals saturate.
         guard.0 = guard.0.saturating_add(1);
@@ -186,7 +186,7 @@ impl CacheStats {
 
     /// The summed report (its `hit_ratio` is the token-weighted ratio over all responses).
     #[must_use]
-    pub fn totals(&self) -> CacheReport {
+    pub fn totals(&self) -> PromptCacheReport {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).1
     }
 }
@@ -195,7 +195,7 @@ impl CacheStats {
 struct Shared {
     ttl: TtlPolicy,
     models: ModelTable,
-    stats: CacheStats,
+    stats: PromptCacheStats,
 }
 
 /// Places prompt-cache breakpoints automatically; see the [crate docs](crate).
@@ -218,7 +218,7 @@ impl PromptCacheLayer {
             shared: Arc::new(Shared {
                 ttl: TtlPolicy::default(),
                 models: ModelTable::builtin().clone(),
-                stats: CacheStats::default(),
+                stats: PromptCacheStats::default(),
             }),
         }
     }
@@ -249,7 +249,7 @@ impl PromptCacheLayer {
 
     /// The running totals of this layer.
     #[must_use]
-    pub fn stats(&self) -> CacheStats {
+    pub fn stats(&self) -> PromptCacheStats {
         self.shared.stats.clone()
     }
 }
@@ -306,7 +306,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         future: F,
-        stats: Option<CacheStats>,
+        stats: Option<PromptCacheStats>,
         below_minimum: Option<u64>,
     }
 }
@@ -330,12 +330,12 @@ where
             .stats
             .take()
             .expect("ResponseFuture polled after completion");
-        let handle = CacheReportHandle::default();
+        let handle = PromptCacheReportHandle::default();
         response.extensions_mut().insert(handle.clone());
         let (mut parts, body) = response.into_parts();
         let body = match body {
             MessagesBody::Message(message) => {
-                let mut report = CacheReport::from_message(&message);
+                let mut report = PromptCacheReport::from_message(&message);
                 report.below_minimum = *this.below_minimum;
                 stats.add(&report);
                 let _ = handle.0.set(report);
@@ -356,8 +356,8 @@ where
 /// Reads the cache figures of a stream's `message_start`.
 struct Reporting {
     inner: EventStream,
-    handle: Option<CacheReportHandle>,
-    stats: CacheStats,
+    handle: Option<PromptCacheReportHandle>,
+    stats: PromptCacheStats,
     below_minimum: Option<u64>,
 }
 
@@ -369,7 +369,7 @@ impl Stream for Reporting {
         if let Some(Ok(StreamEvent::MessageStart(start))) = &item
             && let Some(handle) = self.handle.take()
         {
-            let mut report = CacheReport::from_message(&start.message);
+            let mut report = PromptCacheReport::from_message(&start.message);
             report.below_minimum = self.below_minimum;
             self.stats.add(&report);
             let _ = handle.0.set(report);
@@ -383,7 +383,7 @@ impl Stream for Reporting {
 ///
 /// # Errors
 /// The service's error.
-pub async fn warm<S>(mut service: S, request: MessagesRequest) -> Result<CacheReport, Error>
+pub async fn warm<S>(mut service: S, request: MessagesRequest) -> Result<PromptCacheReport, Error>
 where
     S: Service<
             http::Request<MessagesRequest>,
@@ -401,5 +401,5 @@ where
         .into_body()
         .into_message()
         .await?;
-    Ok(CacheReport::from_message(&message))
+    Ok(PromptCacheReport::from_message(&message))
 }

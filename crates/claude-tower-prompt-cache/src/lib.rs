@@ -13,8 +13,8 @@
 //! minimum cacheable length (from the core model table). Tool definitions serialize with
 //! sorted keys (`serde_json` maps), so equal prefixes are byte-equal.
 //!
-//! [`CacheReport`] (read, written 5m/1h, uncached, token-weighted hit ratio) goes in the
-//! response extensions, a [`CacheStats`] handle keeps running totals, and [`warm`]
+//! [`PromptCacheReport`] (read, written 5m/1h, uncached, token-weighted hit ratio) goes in the
+//! response extensions, a [`PromptCacheStats`] handle keeps running totals, and [`warm`]
 //! pre-warms a prefix with `max_tokens: 0`.
 //!
 //! # Example
@@ -24,7 +24,7 @@
 //! # async fn main() {
 //! use claude_tower::core::MessagesRequest;
 //! use claude_tower::mock::MockClaude; // simulates Anthropic's prompt cache
-//! use claude_tower::prompt_cache::{CacheReport, PromptCacheLayer};
+//! use claude_tower::prompt_cache::{PromptCacheReport, PromptCacheLayer};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! let layer = PromptCacheLayer::new();
@@ -36,7 +36,7 @@
 //! let answer = reply.into_body().into_message().await.unwrap();
 //! let second = first.message(answer.to_param()).user("Question two");
 //! let response = service.oneshot(second.into_http()).await.unwrap();
-//! let report = *response.extensions().get::<CacheReport>().unwrap();
+//! let report = *response.extensions().get::<PromptCacheReport>().unwrap();
 //! assert!(report.hit_ratio() > 0.9);
 //! assert_eq!(stats.responses(), 2);
 //! # }
@@ -70,8 +70,8 @@ mod layer;
 mod plan;
 
 pub use layer::{
-    CacheMissReason, CacheReport, CacheReportHandle, CacheStats, PromptCache, PromptCacheLayer,
-    ResponseFuture, warm,
+    CacheMissReason, PromptCache, PromptCacheLayer, PromptCacheReport, PromptCacheReportHandle,
+    PromptCacheStats, ResponseFuture, warm,
 };
 pub use plan::{ANCHOR_EVERY_TURNS, TtlPolicy, place_breakpoints, place_breakpoints_owned};
 

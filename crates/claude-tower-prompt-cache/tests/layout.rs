@@ -199,7 +199,7 @@ proptest! {
 /// type and missed tokens, `null` while pending, and an unknown value as `Other`.
 #[test]
 fn the_report_surfaces_the_cache_miss_reason() {
-    use claude_tower_prompt_cache::{CacheMissReason, CacheReport};
+    use claude_tower_prompt_cache::{CacheMissReason, PromptCacheReport};
     let message = |diagnostics: Value| {
         let mut body = json!({
             "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
@@ -209,17 +209,18 @@ fn the_report_surfaces_the_cache_miss_reason() {
         body["diagnostics"] = diagnostics;
         serde_json::from_value::<claude_tower_core::Message>(body).unwrap()
     };
-    let report = CacheReport::from_message(&message(json!({
+    let report = PromptCacheReport::from_message(&message(json!({
         "cache_miss_reason": {"type": "tools_changed", "cache_missed_input_tokens": 4096}
     })));
     assert_eq!(report.miss_reason, Some(CacheMissReason::ToolsChanged));
     assert_eq!(report.missed_tokens, Some(4096));
-    let pending = CacheReport::from_message(&message(json!({"cache_miss_reason": null})));
+    let pending = PromptCacheReport::from_message(&message(json!({"cache_miss_reason": null})));
     assert_eq!(pending.miss_reason, Some(CacheMissReason::Pending));
-    let unknown = CacheReport::from_message(&message(json!({"cache_miss_reason": "moon_phase"})));
+    let unknown =
+        PromptCacheReport::from_message(&message(json!({"cache_miss_reason": "moon_phase"})));
     assert_eq!(unknown.miss_reason, Some(CacheMissReason::Other));
     assert_eq!(
-        CacheReport::from_message(&message(json!(null))).miss_reason,
+        PromptCacheReport::from_message(&message(json!(null))).miss_reason,
         None
     );
 }
@@ -228,7 +229,7 @@ fn the_report_surfaces_the_cache_miss_reason() {
 /// says so (with the minimum) instead of a silent 0 % hit ratio, streamed or not.
 #[tokio::test]
 async fn a_prompt_below_the_minimum_is_reported() {
-    use claude_tower_prompt_cache::{CacheReport, CacheReportHandle, PromptCacheLayer};
+    use claude_tower_prompt_cache::{PromptCacheLayer, PromptCacheReport, PromptCacheReportHandle};
     use tower::{ServiceBuilder, ServiceExt};
     let service = ServiceBuilder::new()
         .layer(PromptCacheLayer::new())
@@ -249,11 +250,11 @@ async fn a_prompt_below_the_minimum_is_reported() {
         let response = service.clone().oneshot(request.into_http()).await.unwrap();
         let handle = response
             .extensions()
-            .get::<CacheReportHandle>()
+            .get::<PromptCacheReportHandle>()
             .unwrap()
             .clone();
         response.into_body().into_message().await.unwrap();
-        let report: CacheReport = handle.get().unwrap();
+        let report: PromptCacheReport = handle.get().unwrap();
         assert_eq!(report.below_minimum, expected, "stream={stream}");
     }
 }

@@ -10,9 +10,9 @@
 //!   `x-api-key`/`authorization` enters as a SHA-256 fingerprint; see [`KeyScope`] for stores
 //!   shared by services with different configured credentials.
 //! - **Policy** ([`CachePolicy`], default [`DeterministicPolicy`]): cache requests with
-//!   `temperature == 0` or opted in ([`CacheMode::OptIn`]); never errors, refusals or
-//!   `max_tokens`-truncated replies unless configured; per-request [`CacheMode::Bypass`] and
-//!   [`CacheMode::Refresh`].
+//!   `temperature == 0` or opted in ([`ResponseCacheMode::OptIn`]); never errors, refusals or
+//!   `max_tokens`-truncated replies unless configured; per-request [`ResponseCacheMode::Bypass`] and
+//!   [`ResponseCacheMode::Refresh`].
 //! - **Stores** ([`ResponseStore`]): [`MemoryResponseStore`] (moka, bounded by bytes, TTL on
 //!   tokio's clock) and `RedisResponseStore` (feature `redis`, shared by replicas).
 //! - **Single-flight**: concurrent identical misses make one upstream call; the others wait
@@ -20,7 +20,7 @@
 //! - **Streams**: a miss streams through while being recorded (pings left out, at most
 //!   [`DEFAULT_MAX_RECORDED_BYTES`] by default, else not cached); a hit replays the recorded
 //!   events; a streamed entry serves a non-stream request and vice versa.
-//! - [`CacheStatus`](claude_tower_core::ext::CacheStatus) (hit / miss / bypass / stale) in the
+//! - [`ResponseCacheStatus`](claude_tower_core::ext::ResponseCacheStatus) (hit / miss / bypass / stale) in the
 //!   response extensions; a hit keeps the original usage, and the cost meter charges it 0.
 //!
 //! # Example
@@ -28,7 +28,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! use claude_tower::core::{MessagesRequest, ext::CacheStatus};
+//! use claude_tower::core::{MessagesRequest, ext::ResponseCacheStatus};
 //! use claude_tower::mock::MockClaude;
 //! use claude_tower::response_cache::ResponseCacheLayer;
 //! use tower::{ServiceBuilder, ServiceExt};
@@ -40,9 +40,9 @@
 //! let request = MessagesRequest::new("claude-haiku-4-5", 100).user("2 + 2?").temperature(0.0);
 //!
 //! let first = service.clone().oneshot(request.clone().into_http()).await.unwrap();
-//! assert_eq!(first.extensions().get::<CacheStatus>(), Some(&CacheStatus::Miss));
+//! assert_eq!(first.extensions().get::<ResponseCacheStatus>(), Some(&ResponseCacheStatus::Miss));
 //! let second = service.oneshot(request.into_http()).await.unwrap();
-//! assert_eq!(second.extensions().get::<CacheStatus>(), Some(&CacheStatus::Hit));
+//! assert_eq!(second.extensions().get::<ResponseCacheStatus>(), Some(&ResponseCacheStatus::Hit));
 //! assert_eq!(mock.request_count(), 1);
 //! # }
 //! ```
@@ -87,7 +87,7 @@ mod service;
 pub mod store;
 
 pub use key::{CacheKey, IGNORED_FIELDS, KEYED_HEADERS, KeyScope, cache_key, cache_key_with};
-pub use policy::{CacheMode, CachePolicy, DeterministicPolicy};
+pub use policy::{CachePolicy, DeterministicPolicy, ResponseCacheMode};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis_store::RedisResponseStore;

@@ -7,7 +7,7 @@ use claude_tower_core::{Message, MessagesRequest, StopReason};
 /// Per-request control, as a **request** extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum CacheMode {
+pub enum ResponseCacheMode {
     /// Cache this request even if the policy would not (e.g. `temperature` unset).
     OptIn,
     /// Do not read or write the cache.
@@ -26,7 +26,7 @@ pub trait CachePolicy: fmt::Debug + Send + Sync + 'static {
 }
 
 /// Caches requests that are deterministic enough — `temperature == 0` — or opted in with
-/// [`CacheMode::OptIn`]; never stores refusals, `max_tokens`-truncated replies or replies
+/// [`ResponseCacheMode::OptIn`]; never stores refusals, `max_tokens`-truncated replies or replies
 /// without a stop reason, unless configured to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeterministicPolicy {
@@ -58,7 +58,7 @@ impl DeterministicPolicy {
 
 impl CachePolicy for DeterministicPolicy {
     fn cacheable_request(&self, request: &http::Request<MessagesRequest>) -> bool {
-        request.extensions().get::<CacheMode>() == Some(&CacheMode::OptIn)
+        request.extensions().get::<ResponseCacheMode>() == Some(&ResponseCacheMode::OptIn)
             || request.body().temperature == Some(0.0)
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use claude_tower_core::ext::CacheStatus;
+use claude_tower_core::ext::ResponseCacheStatus;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{
     Error, EventStream, MessageAccumulator, MessagesBody, MessagesRequest, StreamEvent,
@@ -18,7 +18,7 @@ use tower_service::Service;
 
 use crate::flight::{self, Flights, LeaderGuard, Outcome, Role};
 use crate::key::{CacheKey, KeyScope, cache_key_with};
-use crate::policy::{CacheMode, CachePolicy, DeterministicPolicy};
+use crate::policy::{CachePolicy, DeterministicPolicy, ResponseCacheMode};
 use crate::store::{CachedResponse, ResponseStore};
 
 struct Shared {
@@ -151,7 +151,7 @@ impl ResponseCacheLayer {
     }
 
     /// When upstream fails, answer from an expired entry if the store still has one
-    /// ([`CacheStatus::Stale`]).
+    /// ([`ResponseCacheStatus::Stale`]).
     #[must_use]
     pub fn serve_stale_on_error(self, yes: bool) -> Self {
         self.edit(|s| s.serve_stale_on_error = yes)
@@ -262,53 +262,54 @@ where
         // The key and, for an in-memory store, the lookup are plain CPU work done here, so a
         // hit is answered without a boxed future or touching the inner service.
         let shared = &self.shared;
-        let mode = request.extensions().get::<CacheMode>().copied();
-        let lookup =
-            if mode == Some(CacheMode::Bypass) || !shared.policy.cacheable_request(&request) {
-                None
+        let mode = request.extensions().get::<ResponseCacheMode>().copied();
+        let lookup = if mode == Some(ResponseCacheMode::Bypass)
+            || !shared.policy.cacheable_request(&request)
+        {
+            None
+        } else {
+            let key = match cache_key_with(&request, &shared.scope) {
+                Ok(key) => key,
+                Err(error) => return ResponseFuture::ready(Err(error)),
+            };
+            let found = if mode == Some(ResponseCacheMode::Refresh) {
+                Some(Ok(None))
             } else {
-                let key = match cache_key_with(&request, &shared.scope) {
-                    Ok(key) => key,
-                    Err(error) => return ResponseFuture::ready(Err(error)),
-                };
-                let found = if mode == Some(CacheMode::Refresh) {
-                    Some(Ok(None))
-                } else {
-                    shared.store.get_now(&key)
-                };
-                match found {
-                    Some(Ok(Some(found))) if found.fresh => {
-                        let stream = request.body().is_stream();
-                        return ResponseFuture::ready(Ok(replay(
-                            &found.response,
-                            stream,
-                            CacheStatus::Hit,
-                        )));
-                    }
-                    // A miss known at once: join the flight here too, and if this request
-                    // leads, its future is the upstream call alone.
-                    Some(Ok(found)) => {
-                        let stale = found.map(|found| found.response);
-                        match shared.flights.join(key) {
-                            Role::Leader(guard) => {
-                                let inner = self.take_inner();
-                                let shared = Arc::clone(&self.shared);
-                                return ResponseFuture::new(lead(
-                                    shared, inner, request, key, guard, stale,
-                                ));
-                            }
-                            follower => {
-                                let stale = stale.map(|response| crate::store::Lookup {
-                                    response,
-                                    fresh: false,
-                                });
-                                Some((key, Some(Ok(stale)), Some(follower)))
-                            }
+                shared.store.get_now(&key)
+            };
+            match found {
+                Some(Ok(Some(found))) if found.fresh => {
+                    let stream = request.body().is_stream();
+                    return ResponseFuture::ready(Ok(replay(
+                        &found.response,
+                        stream,
+                        ResponseCacheStatus::Hit,
+                    )));
+                }
+                // A miss known at once: join the flight here too, and if this request
+                // leads, its future is the upstream call alone.
+                Some(Ok(found)) => {
+                    let stale = found.map(|found| found.response);
+                    match shared.flights.join(key) {
+                        Role::Leader(guard) => {
+                            let inner = self.take_inner();
+                            let shared = Arc::clone(&self.shared);
+                            return ResponseFuture::new(lead(
+                                shared, inner, request, key, guard, stale,
+                            ));
+                        }
+                        follower => {
+                            let stale = stale.map(|response| crate::store::Lookup {
+                                response,
+                                fresh: false,
+                            });
+                            Some((key, Some(Ok(stale)), Some(follower)))
                         }
                     }
-                    found => Some((key, found, None)),
                 }
-            };
+                found => Some((key, found, None)),
+            }
+        };
         let inner = self.take_inner();
         let shared = Arc::clone(&self.shared);
         ResponseFuture::new(call(shared, inner, request, lookup))
@@ -334,7 +335,7 @@ type Lookup = (
 fn replay(
     entry: &CachedResponse,
     stream: bool,
-    status: CacheStatus,
+    status: ResponseCacheStatus,
 ) -> http::Response<MessagesBody> {
     let body = if stream {
         let events = entry
@@ -352,7 +353,7 @@ fn replay(
 
 fn with_status(
     mut response: http::Response<MessagesBody>,
-    status: CacheStatus,
+    status: ResponseCacheStatus,
 ) -> http::Response<MessagesBody> {
     response.extensions_mut().insert(status);
     response
@@ -377,7 +378,7 @@ where
     let Some((key, found, mut joined)) = lookup else {
         return call_when_ready(&mut inner, request)
             .await
-            .map(|r| with_status(r, CacheStatus::Bypass));
+            .map(|r| with_status(r, ResponseCacheStatus::Bypass));
     };
     let stream = request.body().is_stream();
     let found = match found {
@@ -387,7 +388,7 @@ where
     let mut stale = None;
     match found {
         Ok(Some(found)) if found.fresh => {
-            return Ok(replay(&found.response, stream, CacheStatus::Hit));
+            return Ok(replay(&found.response, stream, ResponseCacheStatus::Hit));
         }
         Ok(Some(found)) => stale = Some(found.response),
         Ok(None) => {}
@@ -399,7 +400,7 @@ where
     loop {
         match joined.take().unwrap_or_else(|| shared.flights.join(key)) {
             Role::Follower(receiver) => match &*flight::wait(receiver).await {
-                Outcome::Done(entry) => return Ok(replay(entry, stream, CacheStatus::Hit)),
+                Outcome::Done(entry) => return Ok(replay(entry, stream, ResponseCacheStatus::Hit)),
                 Outcome::Failed(error) => return Err(error.duplicate()),
                 Outcome::Abandoned => {}
             },
@@ -434,7 +435,7 @@ where
             return match stale {
                 Some(entry) if shared.serve_stale_on_error => {
                     tracing::warn!(target: "claude_tower::response_cache", %error, "upstream failed; serving a stale entry");
-                    Ok(replay(&entry, stream, CacheStatus::Stale))
+                    Ok(replay(&entry, stream, ResponseCacheStatus::Stale))
                 }
                 _ => Err(error),
             };
@@ -469,7 +470,7 @@ where
     };
     Ok(with_status(
         http::Response::from_parts(parts, body),
-        CacheStatus::Miss,
+        ResponseCacheStatus::Miss,
     ))
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use claude_tower_core::ext::{Attribution, CacheStatus};
+use claude_tower_core::ext::{Attribution, ResponseCacheStatus};
 use claude_tower_core::{
     ContentBlock, ErrorKind, Message, MessageAccumulator, MessagesBody, MessagesRequest, Metadata,
     StopReason, StreamEvent, ThinkingConfig, ThinkingEnabled, Tool, ToolChoice,
@@ -13,7 +13,9 @@ use claude_tower_mock::RedisServer;
 use claude_tower_mock::{Attempt, MockClaude};
 #[cfg(feature = "redis")]
 use claude_tower_response_cache::RedisResponseStore;
-use claude_tower_response_cache::{CacheMode, MemoryResponseStore, ResponseCacheLayer, cache_key};
+use claude_tower_response_cache::{
+    MemoryResponseStore, ResponseCacheLayer, ResponseCacheMode, cache_key,
+};
 use futures_util::StreamExt;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -23,8 +25,8 @@ fn request() -> MessagesRequest {
         .temperature(0.0)
 }
 
-fn status(response: &http::Response<MessagesBody>) -> CacheStatus {
-    *response.extensions().get::<CacheStatus>().unwrap()
+fn status(response: &http::Response<MessagesBody>) -> ResponseCacheStatus {
+    *response.extensions().get::<ResponseCacheStatus>().unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -56,8 +58,8 @@ async fn a_hundred_concurrent_identical_requests_make_one_upstream_call() {
     for response in responses {
         let response = response.unwrap();
         match status(&response) {
-            CacheStatus::Miss => statuses.0 += 1,
-            CacheStatus::Hit => statuses.1 += 1,
+            ResponseCacheStatus::Miss => statuses.0 += 1,
+            ResponseCacheStatus::Hit => statuses.1 += 1,
             other => panic!("unexpected {other:?}"),
         }
         let message = response.into_body().into_message().await.unwrap();
@@ -82,7 +84,11 @@ async fn followers_share_the_leaders_error_and_nothing_is_cached() {
     }
     assert_eq!(mock.request_count(), 1);
     let next = service.oneshot(request().into_http()).await.unwrap();
-    assert_eq!(status(&next), CacheStatus::Miss, "the error was not cached");
+    assert_eq!(
+        status(&next),
+        ResponseCacheStatus::Miss,
+        "the error was not cached"
+    );
     assert_eq!(mock.request_count(), 2);
 }
 
@@ -106,14 +112,14 @@ async fn a_streamed_miss_is_replayed_exactly_and_serves_non_stream_requests() {
         .oneshot(request().stream(true).into_http())
         .await
         .unwrap();
-    assert_eq!(status(&miss), CacheStatus::Miss);
+    assert_eq!(status(&miss), ResponseCacheStatus::Miss);
     let original = events(miss).await;
     let hit = service
         .clone()
         .oneshot(request().stream(true).into_http())
         .await
         .unwrap();
-    assert_eq!(status(&hit), CacheStatus::Hit);
+    assert_eq!(status(&hit), ResponseCacheStatus::Hit);
     assert_eq!(events(hit).await, original, "the same event sequence");
     let mut acc = MessageAccumulator::new();
     for event in &original {
@@ -125,7 +131,7 @@ async fn a_streamed_miss_is_replayed_exactly_and_serves_non_stream_requests() {
         .oneshot(request().into_http())
         .await
         .unwrap();
-    assert_eq!(status(&as_message), CacheStatus::Hit);
+    assert_eq!(status(&as_message), ResponseCacheStatus::Hit);
     assert_eq!(
         as_message.into_body().into_message().await.unwrap(),
         accumulated
@@ -149,7 +155,7 @@ async fn a_streamed_miss_is_replayed_exactly_and_serves_non_stream_requests() {
         .oneshot(other.stream(true).into_http())
         .await
         .unwrap();
-    assert_eq!(status(&replayed), CacheStatus::Hit);
+    assert_eq!(status(&replayed), ResponseCacheStatus::Hit);
     assert_eq!(replayed.into_body().into_message().await.unwrap(), message);
     assert_eq!(mock.request_count(), 2);
 }
@@ -175,7 +181,7 @@ async fn entries_expire_and_can_be_served_stale_on_error() {
                 .await
                 .unwrap()
         ),
-        CacheStatus::Hit
+        ResponseCacheStatus::Hit
     );
     tokio::time::advance(Duration::from_secs(2)).await;
     mock.push_script([Attempt::overloaded()]);
@@ -186,7 +192,7 @@ async fn entries_expire_and_can_be_served_stale_on_error() {
         .unwrap();
     assert_eq!(
         status(&stale),
-        CacheStatus::Stale,
+        ResponseCacheStatus::Stale,
         "upstream failed; expired entry served"
     );
     let fresh = service
@@ -196,7 +202,7 @@ async fn entries_expire_and_can_be_served_stale_on_error() {
         .unwrap();
     assert_eq!(
         status(&fresh),
-        CacheStatus::Miss,
+        ResponseCacheStatus::Miss,
         "expired: goes upstream again"
     );
     assert_eq!(mock.request_count(), 3);
@@ -236,33 +242,33 @@ async fn policy_modes_and_what_is_never_stored() {
                 .await
                 .unwrap()
         ),
-        CacheStatus::Bypass
+        ResponseCacheStatus::Bypass
     );
     // Opted in per request.
     let mut opted = warm.into_http();
-    opted.extensions_mut().insert(CacheMode::OptIn);
+    opted.extensions_mut().insert(ResponseCacheMode::OptIn);
     let opted_again = {
         let mut r = MessagesRequest::new("claude-haiku-4-5", 200)
             .user("hi")
             .temperature(0.7)
             .into_http();
-        r.extensions_mut().insert(CacheMode::OptIn);
+        r.extensions_mut().insert(ResponseCacheMode::OptIn);
         r
     };
     assert_eq!(
         status(&service.clone().oneshot(opted).await.unwrap()),
-        CacheStatus::Miss
+        ResponseCacheStatus::Miss
     );
     assert_eq!(
         status(&service.clone().oneshot(opted_again).await.unwrap()),
-        CacheStatus::Hit
+        ResponseCacheStatus::Hit
     );
     // Bypass and refresh.
     let mut bypass = request().into_http();
-    bypass.extensions_mut().insert(CacheMode::Bypass);
+    bypass.extensions_mut().insert(ResponseCacheMode::Bypass);
     assert_eq!(
         status(&service.clone().oneshot(bypass).await.unwrap()),
-        CacheStatus::Bypass
+        ResponseCacheStatus::Bypass
     );
     service
         .clone()
@@ -270,10 +276,10 @@ async fn policy_modes_and_what_is_never_stored() {
         .await
         .unwrap();
     let mut refresh = request().into_http();
-    refresh.extensions_mut().insert(CacheMode::Refresh);
+    refresh.extensions_mut().insert(ResponseCacheMode::Refresh);
     assert_eq!(
         status(&service.clone().oneshot(refresh).await.unwrap()),
-        CacheStatus::Miss
+        ResponseCacheStatus::Miss
     );
     // Truncated and refused replies are not stored.
     let short = MessagesRequest::new("claude-haiku-4-5", 3)
@@ -440,7 +446,7 @@ async fn two_layers_share_hits_through_redis() {
         ))
         .service(mock.clone());
     let first = a.oneshot(request().stream(true).into_http()).await.unwrap();
-    assert_eq!(status(&first), CacheStatus::Miss);
+    assert_eq!(status(&first), ResponseCacheStatus::Miss);
     let original = events(first).await;
     let second = b
         .clone()
@@ -449,12 +455,12 @@ async fn two_layers_share_hits_through_redis() {
         .unwrap();
     assert_eq!(
         status(&second),
-        CacheStatus::Hit,
+        ResponseCacheStatus::Hit,
         "the other replica's entry"
     );
     assert_eq!(events(second).await, original);
     let third = b.oneshot(request().into_http()).await.unwrap();
-    assert_eq!(status(&third), CacheStatus::Hit);
+    assert_eq!(status(&third), ResponseCacheStatus::Hit);
     assert_eq!(mock.request_count(), 1);
 }
 
@@ -473,7 +479,7 @@ where
             .oneshot(request.clone().into_http())
             .await
             .unwrap();
-        assert_eq!(status(&response), CacheStatus::Miss);
+        assert_eq!(status(&response), ResponseCacheStatus::Miss);
     }
 }
 
@@ -495,7 +501,7 @@ async fn an_unreachable_redis_store_is_a_miss_within_seconds() {
         .await
         .expect("an unreachable store is reported within seconds")
         .unwrap();
-        assert_eq!(status(&response), CacheStatus::Miss);
+        assert_eq!(status(&response), ResponseCacheStatus::Miss);
         response.into_body().into_message().await.unwrap();
         assert_eq!(mock.request_count(), expected, "every call goes upstream");
     }
@@ -528,7 +534,7 @@ async fn compaction_blocks_are_replayed_byte_for_byte() {
             .oneshot(request().stream(record_streamed).into_http())
             .await
             .unwrap();
-        assert_eq!(status(&first), CacheStatus::Miss);
+        assert_eq!(status(&first), ResponseCacheStatus::Miss);
         first.into_body().into_message().await.unwrap();
         for hit_streamed in [false, true] {
             let hit = service
@@ -536,7 +542,7 @@ async fn compaction_blocks_are_replayed_byte_for_byte() {
                 .oneshot(request().stream(hit_streamed).into_http())
                 .await
                 .unwrap();
-            assert_eq!(status(&hit), CacheStatus::Hit);
+            assert_eq!(status(&hit), ResponseCacheStatus::Hit);
             let replayed = hit.into_body().into_message().await.unwrap();
             assert_eq!(
                 serde_json::to_value(&replayed).unwrap(),

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use claude_tower_core::ext::{Attempts, CacheStatus, CostCell, ServerAddress};
+use claude_tower_core::ext::{Attempts, CostCell, ResponseCacheStatus, ServerAddress};
 use claude_tower_core::{
     Error, EventStream, Message, MessagesBody, MessagesRequest, StopReason, StreamEvent, Usage,
 };
@@ -407,7 +407,7 @@ impl Recorder {
             self.span
                 .record("claude_tower.attempts", i64::from(attempts.count));
         }
-        if let Some(status) = extensions.get::<CacheStatus>() {
+        if let Some(status) = extensions.get::<ResponseCacheStatus>() {
             self.span.record(
                 "claude_tower.cache_status",
                 format!("{status:?}").to_lowercase(),

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use claude_tower_core::ext::{Attempts, CacheStatus, CostCell};
+use claude_tower_core::ext::{Attempts, CostCell, ResponseCacheStatus};
 use claude_tower_core::{ErrorKind, MessagesRequest};
 use claude_tower_mock::{Attempt, MockClaude};
 use claude_tower_trace::TraceLayer;
@@ -166,7 +166,7 @@ async fn spans_and_metrics_for_success_stream_error_and_mid_stream_error() {
             let mut attempts = Attempts::default();
             attempts.count = 2;
             response.extensions_mut().insert(attempts);
-            response.extensions_mut().insert(CacheStatus::Miss);
+            response.extensions_mut().insert(ResponseCacheStatus::Miss);
             let cost = CostCell::default();
             cost.set(1_250_000_000);
             response.extensions_mut().insert(cost);

@@ -27,7 +27,7 @@ pub type Summarizer =
 /// How the budget is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Budget {
+pub enum TokenBudget {
     /// The model's context window (core model table) − `max_tokens` − `margin_percent` % of
     /// the window (default 5 %).
     ContextWindow {
@@ -39,7 +39,7 @@ pub enum Budget {
 }
 
 struct Shared {
-    budget: Budget,
+    budget: TokenBudget,
     options: TrimOptions,
     counter: Arc<dyn TokenCounter>,
     summarizer: Option<(Summarizer, String)>,
@@ -74,13 +74,13 @@ impl Default for TrimLayer {
 }
 
 impl TrimLayer {
-    /// Budget from the context window with a 5 % margin, [`TrimOptions::default`], the core
+    /// Token budget from the context window with a 5 % margin, [`TrimOptions::default`], the core
     /// estimate, no summarizer.
     #[must_use]
     pub fn new() -> Self {
         Self {
             shared: Arc::new(Shared {
-                budget: Budget::ContextWindow { margin_percent: 5 },
+                budget: TokenBudget::ContextWindow { margin_percent: 5 },
                 options: TrimOptions::default(),
                 counter: Arc::new(EstimateCounter),
                 summarizer: None,
@@ -108,7 +108,7 @@ impl TrimLayer {
 
     /// The budget.
     #[must_use]
-    pub fn budget(self, budget: Budget) -> Self {
+    pub fn budget(self, budget: TokenBudget) -> Self {
         self.edit(|s| s.budget = budget)
     }
 
@@ -205,8 +205,8 @@ where
 
 fn budget_of(shared: &Shared, request: &MessagesRequest) -> u64 {
     match shared.budget {
-        Budget::Tokens(tokens) => tokens,
-        Budget::ContextWindow { margin_percent } => {
+        TokenBudget::Tokens(tokens) => tokens,
+        TokenBudget::ContextWindow { margin_percent } => {
             let window = shared.models.context_window(&request.model);
             window
                 .saturating_sub(u64::from(request.max_tokens))

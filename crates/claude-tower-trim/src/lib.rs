@@ -30,11 +30,11 @@
 //! # async fn main() {
 //! use claude_tower::core::MessagesRequest;
 //! use claude_tower::mock::MockClaude;
-//! use claude_tower::trim::{Budget, TrimLayer, TrimReport};
+//! use claude_tower::trim::{TokenBudget, TrimLayer, TrimReport};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! let service = ServiceBuilder::new()
-//!     .layer(TrimLayer::new().budget(Budget::Tokens(2_000)))
+//!     .layer(TrimLayer::new().budget(TokenBudget::Tokens(2_000)))
 //!     .service(MockClaude::new());
 //! let mut request = MessagesRequest::new("claude-haiku-4-5", 200).user("The task: keep this.");
 //! for i in 0..40 {
@@ -49,10 +49,10 @@
 //! # Configuration
 //!
 //! ```
-//! use claude_tower::trim::{Budget, TrimLayer, TrimOptions};
+//! use claude_tower::trim::{TokenBudget, TrimLayer, TrimOptions};
 //!
 //! let options = TrimOptions::default().with_hysteresis(0.6).with_truncation(true);
-//! let layer = TrimLayer::new().budget(Budget::ContextWindow { margin_percent: 10 }).options(options);
+//! let layer = TrimLayer::new().budget(TokenBudget::ContextWindow { margin_percent: 10 }).options(options);
 //! # let _ = layer;
 //! ```
 //!
@@ -78,7 +78,7 @@ mod plan;
 #[cfg(feature = "legacy-tokenizer")]
 pub use counter::TokenizerCounter;
 pub use counter::{CountTokensCounter, EstimateCounter, TokenCounter};
-pub use layer::{Budget, ResponseFuture, Summarizer, Trim, TrimLayer};
+pub use layer::{ResponseFuture, Summarizer, TokenBudget, Trim, TrimLayer};
 pub use plan::{
     Cut, TRUNCATION_MARKER, TrimOptions, TrimReport, apply_cut, dropped_messages, find_cut, trim,
     truncate_blocks,

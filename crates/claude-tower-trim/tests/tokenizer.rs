@@ -5,7 +5,7 @@
 use claude_tower_core::MessagesRequest;
 use claude_tower_core::estimate::MESSAGE_OVERHEAD_TOKENS;
 use claude_tower_mock::MockClaude;
-use claude_tower_trim::{Budget, TokenCounter, TokenizerCounter, TrimLayer, TrimReport};
+use claude_tower_trim::{TokenBudget, TokenCounter, TokenizerCounter, TrimLayer, TrimReport};
 use tower::{ServiceBuilder, ServiceExt};
 
 fn tokenizer_file() -> std::path::PathBuf {
@@ -48,7 +48,7 @@ async fn counts_with_a_local_tokenizer_file_and_trims_with_it() {
     let service = ServiceBuilder::new()
         .layer(
             TrimLayer::new()
-                .budget(Budget::Tokens(120))
+                .budget(TokenBudget::Tokens(120))
                 .counter(TokenizerCounter::from_file(&path).unwrap()),
         )
         .service(MockClaude::new());

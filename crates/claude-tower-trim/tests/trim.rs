@@ -11,7 +11,7 @@ use claude_tower_core::{
 };
 use claude_tower_mock::MockClaude;
 use claude_tower_trim::{
-    Budget, Summarizer, TRUNCATION_MARKER, TrimLayer, TrimOptions, TrimReport, trim,
+    Summarizer, TRUNCATION_MARKER, TokenBudget, TrimLayer, TrimOptions, TrimReport, trim,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -182,7 +182,7 @@ async fn run_200_turns(hysteresis: f64) -> (f64, usize) {
     let trimmer = ServiceBuilder::new()
         .layer(
             TrimLayer::new()
-                .budget(Budget::Tokens(budget))
+                .budget(TokenBudget::Tokens(budget))
                 .options(options),
         )
         .map_request(|r: http::Request<MessagesRequest>| {
@@ -247,7 +247,7 @@ async fn the_summarizer_is_called_once_per_dropped_range() {
     let service = ServiceBuilder::new()
         .layer(
             TrimLayer::new()
-                .budget(Budget::Tokens(3_000))
+                .budget(TokenBudget::Tokens(3_000))
                 .summarize_with(summarizer, "claude-haiku-4-5"),
         )
         .service(upstream.clone());
@@ -295,7 +295,7 @@ async fn what_cannot_fit_fails_before_sending_and_truncation_is_opt_in() {
     let huge = MessagesRequest::new("claude-sonnet-4-6", 256)
         .user(format!("paste: {}", "log line ".repeat(5_000)));
     let service = ServiceBuilder::new()
-        .layer(TrimLayer::new().budget(Budget::Tokens(2_000)))
+        .layer(TrimLayer::new().budget(TokenBudget::Tokens(2_000)))
         .service(mock.clone());
     let error = service.oneshot(huge.clone().into_http()).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidRequest);
@@ -305,7 +305,7 @@ async fn what_cannot_fit_fails_before_sending_and_truncation_is_opt_in() {
     let service = ServiceBuilder::new()
         .layer(
             TrimLayer::new()
-                .budget(Budget::Tokens(2_000))
+                .budget(TokenBudget::Tokens(2_000))
                 .options(options),
         )
         .service(mock.clone());

@@ -51,6 +51,9 @@
 //! | 9 | [`TimeoutLayer`](retry::TimeoutLayer) | `retry` | per-attempt limits, retried by the layer above: `total` for every call; time to first event and idle for **streams only** |
 //! | 10 | [`Transport`](transport::Transport) (or the mock) | `transport` | the network |
 //!
+//! What the layers tell each other and the caller (the extensions each writes and reads): the
+//! [extension protocol table](ext#the-extension-protocol).
+//!
 //! Which layers to pick, what each adds in latency, dependencies and cost, and three
 //! recipes: the [Choosing layers guide](guide).
 //!
@@ -87,10 +90,10 @@ pub use claude_tower_mock as mock;
 #[cfg(feature = "prompt-cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prompt-cache")))]
 pub use claude_tower_prompt_cache as prompt_cache;
-/// Rate limits (`claude-tower-ratelimit`).
+/// Rate limits (`claude-tower-rate-limit`).
 #[cfg(feature = "rate-limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
-pub use claude_tower_ratelimit as rate_limit;
+pub use claude_tower_rate_limit as rate_limit;
 /// The response cache (`claude-tower-response-cache`).
 #[cfg(feature = "response-cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "response-cache")))]
@@ -123,7 +126,7 @@ pub mod prelude {
     #[cfg(feature = "prompt-cache")]
     pub use claude_tower_prompt_cache::PromptCacheLayer;
     #[cfg(feature = "rate-limit")]
-    pub use claude_tower_ratelimit::{Limits, RateLimitLayer};
+    pub use claude_tower_rate_limit::{Limits, RateLimitLayer};
     #[cfg(feature = "response-cache")]
     pub use claude_tower_response_cache::ResponseCacheLayer;
     #[cfg(feature = "retry")]

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use claude_tower::cost::{CostLedger, MemoryBudgetStore};
-use claude_tower::ext::{Attempts, CacheStatus};
+use claude_tower::ext::{Attempts, ResponseCacheStatus};
 use claude_tower::mock::{Attempt, MockServer};
 use claude_tower::prelude::*;
-use claude_tower::trim::{Budget, TrimReport};
+use claude_tower::trim::{TokenBudget, TrimReport};
 use tower::ServiceBuilder;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,7 +26,7 @@ async fn faults_lose_and_duplicate_nothing() {
         .claude_trace(TraceLayer::new())
         .claude_cost(CostLayer::new().ledger(ledger.clone()))
         .claude_response_cache(ResponseCacheLayer::in_memory(1 << 24))
-        .claude_trim(TrimLayer::new().budget(Budget::Tokens(3_000)))
+        .claude_trim(TrimLayer::new().budget(TokenBudget::Tokens(3_000)))
         .claude_prompt_cache(PromptCacheLayer::new())
         .claude_budget(budget)
         .claude_retry(RetryLayer::new().initial_backoff(Duration::from_millis(5)))
@@ -79,13 +79,17 @@ async fn faults_lose_and_duplicate_nothing() {
     let deterministic = MessagesRequest::new("claude-haiku-4-5", 100)
         .user("2+2?")
         .temperature(0.0);
-    for expected in [CacheStatus::Miss, CacheStatus::Hit, CacheStatus::Hit] {
+    for expected in [
+        ResponseCacheStatus::Miss,
+        ResponseCacheStatus::Hit,
+        ResponseCacheStatus::Hit,
+    ] {
         let (_, ext) = client
             .messages()
             .create_with_response(deterministic.clone())
             .await
             .unwrap();
-        assert_eq!(ext.get::<CacheStatus>(), Some(&expected));
+        assert_eq!(ext.get::<ResponseCacheStatus>(), Some(&expected));
     }
     assert_eq!(mock.request_count(), 7);
 
@@ -147,7 +151,7 @@ async fn no_layer_injects_a_deprecated_beta() {
         .claude_trace(TraceLayer::new())
         .claude_cost(CostLayer::new())
         .claude_response_cache(ResponseCacheLayer::in_memory(1 << 20))
-        .claude_trim(TrimLayer::new().budget(Budget::Tokens(50_000)))
+        .claude_trim(TrimLayer::new().budget(TokenBudget::Tokens(50_000)))
         .claude_prompt_cache(PromptCacheLayer::new())
         .claude_budget(
             BudgetLayer::new(MemoryBudgetStore::new())

@@ -23,7 +23,7 @@ use claude_tower::cost::{CostLedger, MemoryBudgetStore};
 use claude_tower::mock::hostile::{HostileServer, Reply};
 use claude_tower::mock::{Attempt, MockClaude};
 use claude_tower::prelude::*;
-use claude_tower::trim::Budget as TrimBudget;
+use claude_tower::trim::TokenBudget as TrimBudget;
 use tokio::time::Instant;
 use tower::{ServiceBuilder, ServiceExt};
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use claude_tower::cost::MemoryBudgetStore;
 use claude_tower::mock::{Attempt, MockClaude};
 use claude_tower::prelude::*;
-use claude_tower::trim::{Budget, Summarizer};
+use claude_tower::trim::{Summarizer, TokenBudget};
 use tokio::time::Instant;
 use tower::ServiceExt;
 use tower::limit::ConcurrencyLimit;
@@ -63,7 +63,7 @@ async fn trim_does_not_hold_a_permit_while_its_summarizer_runs() {
     let service = ServiceBuilder::new()
         .claude_trim(
             TrimLayer::new()
-                .budget(Budget::Tokens(1_000))
+                .budget(TokenBudget::Tokens(1_000))
                 .summarize_with(summarizer, "claude-haiku-4-5"),
         )
         .service(limited(&upstream));

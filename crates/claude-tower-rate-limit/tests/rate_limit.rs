@@ -12,8 +12,8 @@ use claude_tower_core::{ErrorKind, MessagesRequest};
 use claude_tower_mock::RedisServer;
 use claude_tower_mock::{Attempt, MockClaude, MockLimits};
 #[cfg(feature = "redis")]
-use claude_tower_ratelimit::RedisRateLimitStore;
-use claude_tower_ratelimit::{Dimension, Limits, RateLimitLayer, RateLimitStore};
+use claude_tower_rate_limit::RedisRateLimitStore;
+use claude_tower_rate_limit::{Dimension, Limits, RateLimitLayer, RateLimitStore};
 use tokio::time::Instant;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -297,7 +297,7 @@ async fn headers_correct_the_bucket_to_the_servers_remaining() {
             .await
             .unwrap();
     }
-    let store = Arc::new(claude_tower_ratelimit::MemoryRateLimitStore::new());
+    let store = Arc::new(claude_tower_rate_limit::MemoryRateLimitStore::new());
     let layer = RateLimitLayer::with_store(SharedStore(Arc::clone(&store)))
         .pool("sonnet", Limits::new(1_000, 50_000, 10_000));
     let service = ServiceBuilder::new()
@@ -323,29 +323,29 @@ async fn headers_correct_the_bucket_to_the_servers_remaining() {
 
 /// A store handle the test can keep while the layer uses it.
 #[derive(Debug, Clone)]
-struct SharedStore(Arc<claude_tower_ratelimit::MemoryRateLimitStore>);
+struct SharedStore(Arc<claude_tower_rate_limit::MemoryRateLimitStore>);
 
 #[async_trait::async_trait]
 impl RateLimitStore for SharedStore {
     async fn acquire(
         &self,
-        buckets: &[claude_tower_ratelimit::BucketSpec],
+        buckets: &[claude_tower_rate_limit::BucketSpec],
         amounts: &[u64],
         pause_key: &str,
         max_wait: Duration,
-    ) -> Result<claude_tower_ratelimit::Admission, claude_tower_core::Error> {
+    ) -> Result<claude_tower_rate_limit::Admission, claude_tower_core::Error> {
         self.0.acquire(buckets, amounts, pause_key, max_wait).await
     }
     async fn adjust(
         &self,
-        buckets: &[claude_tower_ratelimit::BucketSpec],
+        buckets: &[claude_tower_rate_limit::BucketSpec],
         deltas: &[f64],
     ) -> Result<(), claude_tower_core::Error> {
         self.0.adjust(buckets, deltas).await
     }
     async fn correct(
         &self,
-        bucket: &claude_tower_ratelimit::BucketSpec,
+        bucket: &claude_tower_rate_limit::BucketSpec,
         remaining: u64,
     ) -> Result<(), claude_tower_core::Error> {
         self.0.correct(bucket, remaining).await
@@ -359,7 +359,7 @@ impl RateLimitStore for SharedStore {
     }
     async fn available(
         &self,
-        bucket: &claude_tower_ratelimit::BucketSpec,
+        bucket: &claude_tower_rate_limit::BucketSpec,
     ) -> Result<f64, claude_tower_core::Error> {
         self.0.available(bucket).await
     }
@@ -439,8 +439,8 @@ async fn reservations_are_reconciled_to_the_real_usage_on_both_paths() {
     // The memory store answers synchronously (the layer adds no future of its own); the same
     // store behind `SharedStore` answers only through futures (the boxed path, as Redis).
     // Not adaptive: the mock's headers would otherwise lower the buckets to its own view.
-    let sync_store = Arc::new(claude_tower_ratelimit::MemoryRateLimitStore::new());
-    let async_store = Arc::new(claude_tower_ratelimit::MemoryRateLimitStore::new());
+    let sync_store = Arc::new(claude_tower_rate_limit::MemoryRateLimitStore::new());
+    let async_store = Arc::new(claude_tower_rate_limit::MemoryRateLimitStore::new());
     let limits = Limits::new(1_000_000, 1_000_000_000, 1_000_000_000);
     for (store, layer) in [
         (
@@ -500,7 +500,7 @@ async fn reservations_are_reconciled_to_the_real_usage_on_both_paths() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_call_gives_its_tokens_back() {
-    let store = Arc::new(claude_tower_ratelimit::MemoryRateLimitStore::new());
+    let store = Arc::new(claude_tower_rate_limit::MemoryRateLimitStore::new());
     let layer = RateLimitLayer::with_store(Arc::clone(&store))
         .pool("sonnet", Limits::new(1_000, 100_000, 100_000));
     let mock = MockClaude::new()
@@ -524,8 +524,8 @@ async fn a_cancelled_call_gives_its_tokens_back() {
 }
 
 /// Bucket `k` with a per-minute limit (the same bucket, seen with an older or newer limit).
-fn bucket_k(per_minute: u64) -> claude_tower_ratelimit::BucketSpec {
-    claude_tower_ratelimit::BucketSpec {
+fn bucket_k(per_minute: u64) -> claude_tower_rate_limit::BucketSpec {
+    claude_tower_rate_limit::BucketSpec {
         key: "k".into(),
         per_minute,
     }
@@ -533,7 +533,7 @@ fn bucket_k(per_minute: u64) -> claude_tower_ratelimit::BucketSpec {
 
 #[tokio::test(start_paused = true)]
 async fn reconciling_with_older_limits_does_not_change_a_bucket_s_capacity() {
-    use claude_tower_ratelimit::{Admission, MemoryRateLimitStore};
+    use claude_tower_rate_limit::{Admission, MemoryRateLimitStore};
     let store = MemoryRateLimitStore::new();
     let learned = bucket_k(1_000);
     // A reservation taken before the limit was learned carries the configured 10,000.

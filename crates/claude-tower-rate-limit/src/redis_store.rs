@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use claude_tower_core::ratelimit::Refusal;
+use claude_tower_core::rate_limit::Refusal;
 use claude_tower_core::{Error, ErrorKind};
 use redis::Script;
 use redis::aio::ConnectionManager;

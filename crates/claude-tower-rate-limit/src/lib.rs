@@ -83,7 +83,7 @@
 //!
 //! - `redis`: `RedisRateLimitStore`.
 //!
-//! [`TokenBucket`]: claude_tower_core::ratelimit::TokenBucket
+//! [`TokenBucket`]: claude_tower_core::rate_limit::TokenBucket
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admit;

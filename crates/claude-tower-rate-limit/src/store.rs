@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use claude_tower_core::Error;
-use claude_tower_core::ratelimit::{Refusal, TokenBucket};
+use claude_tower_core::rate_limit::{Refusal, TokenBucket};
 use tokio::time::Instant;
 
 /// One bucket: its store key and its per-minute limit (the capacity).

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use claude_tower_core::ratelimit::RateLimitHeaders;
+use claude_tower_core::rate_limit::RateLimitHeaders;
 use claude_tower_core::{Error, MessagesBody, MessagesRequest};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::PollSemaphore;
@@ -434,7 +434,7 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(class);
         if removed.is_some() {
-            tracing::debug!(target: "claude_tower::ratelimit", %class, "a request can never fit the learned limits: forgetting them");
+            tracing::debug!(target: "claude_tower::rate_limit", %class, "a request can never fit the learned limits: forgetting them");
             self.learned_version
                 .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }

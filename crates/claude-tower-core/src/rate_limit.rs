@@ -25,7 +25,7 @@ use http::HeaderMap;
 ///
 /// ```
 /// use std::time::Duration;
-/// use claude_tower::core::ratelimit::TokenBucket;
+/// use claude_tower::core::rate_limit::TokenBucket;
 ///
 /// let mut bucket = TokenBucket::full(60, Duration::ZERO); // 60 per minute = 1 per second
 /// assert_eq!(bucket.reserve(60, Duration::ZERO, Duration::MAX), Ok(Duration::ZERO));

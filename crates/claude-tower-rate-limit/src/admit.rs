@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use claude_tower_core::ext::Attribution;
-use claude_tower_core::ratelimit::Refusal;
+use claude_tower_core::rate_limit::Refusal;
 use claude_tower_core::{Error, ErrorKind, EventStream, MessagesBody, MessagesRequest, Usage};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
@@ -294,11 +294,11 @@ impl Prepared {
                 ));
             }
             Err(error) if shared.fail_open => {
-                tracing::warn!(target: "claude_tower::ratelimit", %error, "rate-limit store failed; letting the request through (fail open)");
+                tracing::warn!(target: "claude_tower::rate_limit", %error, "rate-limit store failed; letting the request through (fail open)");
                 (Duration::ZERO, None)
             }
             Err(error) => {
-                tracing::warn!(target: "claude_tower::ratelimit", %error, "rate-limit store failed; refusing the request (fail closed)");
+                tracing::warn!(target: "claude_tower::rate_limit", %error, "rate-limit store failed; refusing the request (fail closed)");
                 return Err(error);
             }
         };
@@ -361,7 +361,7 @@ impl StoreOp {
                 Self::Correct { .. } => "could not correct a bucket",
                 Self::Adjust { .. } => "could not reconcile a reservation",
             };
-            tracing::warn!(target: "claude_tower::ratelimit", %error, "{what}");
+            tracing::warn!(target: "claude_tower::rate_limit", %error, "{what}");
         }
     }
 }
@@ -382,7 +382,7 @@ pub(crate) fn run_now_or_spawn(shared: &Arc<Shared>, op: StoreOp) {
             });
         }
         Err(_) => {
-            tracing::warn!(target: "claude_tower::ratelimit", "no tokio runtime: a rate-limit store update was skipped");
+            tracing::warn!(target: "claude_tower::rate_limit", "no tokio runtime: a rate-limit store update was skipped");
         }
     }
 }
@@ -534,7 +534,7 @@ pub(crate) fn finish(
                     .retry_after()
                     .unwrap_or(Duration::from_secs(1))
                     .min(shared.max_pause);
-                tracing::debug!(target: "claude_tower::ratelimit", %class, ?duration, "429 from upstream: pausing the pool");
+                tracing::debug!(target: "claude_tower::rate_limit", %class, ?duration, "429 from upstream: pausing the pool");
                 sink(StoreOp::Pause {
                     key: Arc::clone(&pool.pause_key),
                     duration,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use claude_tower_core::{ErrorKind, MessagesRequest};
 use claude_tower_mock::{LogCapture, MockClaude, RedisServer};
-use claude_tower_ratelimit::{Limits, RateLimitLayer, RedisRateLimitStore};
+use claude_tower_rate_limit::{Limits, RateLimitLayer, RedisRateLimitStore};
 use tower::{ServiceBuilder, ServiceExt};
 
 #[tokio::test]
