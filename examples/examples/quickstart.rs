@@ -6,16 +6,15 @@
 //!
 //! With `ANTHROPIC_API_KEY` unset it starts the built-in mock server on a loopback port and
 //! talks to it over real HTTP; with the key set it calls the real API (model from
-//! `CLAUDE_MODEL`, default `claude-haiku-4-5`). The stack is retry → cost meter →
-//! transport. It prints the reply, the usage (including prompt-cache reads and writes), the
+//! `CLAUDE_MODEL`, default `claude-haiku-4-5`). The stack is cost meter → retry →
+//! transport, placed in the canonical order by `Stack`. It prints the reply, the usage (including prompt-cache reads and writes), the
 //! exact cost, the attempts and the request id.
 #![expect(clippy::print_stdout, reason = "an example prints its results")]
 
-use claude_tower_core::MessagesRequest;
-use claude_tower_core::ext::Attempts;
-use claude_tower_cost::{Cost, CostLayer};
-use claude_tower_retry::RetryLayer;
-use tower::{ServiceBuilder, ServiceExt};
+use claude_tower::cost::Cost;
+use claude_tower::ext::Attempts;
+use claude_tower::prelude::*;
+use tower::ServiceExt;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,9 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         request.estimate_input_tokens()
     );
 
-    let stack = ServiceBuilder::new()
-        .layer(RetryLayer::new())
-        .layer(CostLayer::new())
+    let stack = Stack::new()
+        .cost(CostLayer::new())
+        .retry(RetryLayer::new())
         .service(transport);
     let response = stack.oneshot(request.into_http()).await?;
     let cost = response

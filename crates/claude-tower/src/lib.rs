@@ -36,7 +36,8 @@
 //!
 //! # The canonical layer order
 //!
-//! Outermost first (the first `.layer` call is the outermost):
+//! Outermost first (the first `.layer` call is the outermost). [`Stack`] places the layers in
+//! this order whatever order they are given in:
 //!
 //! | # | layer | feature | why here |
 //! |---|---|---|---|
@@ -67,6 +68,7 @@
 mod builder;
 mod client;
 pub mod guide;
+mod stack;
 
 pub use builder::ServiceBuilderExt;
 pub use claude_tower_core as core;
@@ -75,6 +77,7 @@ pub use claude_tower_core::{
     MessagesRequest, StreamEvent, Usage, ext,
 };
 pub use client::{ClaudeService, Client, Messages, TextStream};
+pub use stack::Stack;
 /// tower itself, so a crate that depends only on `claude-tower` can build stacks.
 pub use tower;
 
@@ -119,7 +122,7 @@ pub use claude_tower_trim as trim;
 /// layer.
 pub mod prelude {
     pub use crate::{
-        ClaudeService, Client, Error, ErrorKind, Message, MessagesRequest, ServiceBuilderExt,
+        ClaudeService, Client, Error, ErrorKind, Message, MessagesRequest, ServiceBuilderExt, Stack,
     };
     #[cfg(feature = "cost")]
     pub use claude_tower_cost::{BudgetLayer, CostLayer, CostLedger, Usd, Window};

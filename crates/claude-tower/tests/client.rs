@@ -92,3 +92,70 @@ async fn a_boxed_client_carries_attribution_and_streams() {
     let sent = server.mock().requests().pop().unwrap();
     assert_eq!(sent.headers["anthropic-beta"], "fast-mode-2026-01-01");
 }
+
+/// `Stack` puts the layers in the canonical order whatever order they are given in: the cost
+/// meter sits above the response cache (a hit is priced at 0), the budget below it (a hit
+/// reserves nothing), and the timeout inside retry (a stalled first attempt is retried).
+#[tokio::test(start_paused = true)]
+async fn stack_orders_the_layers_whatever_order_they_are_given_in() {
+    use claude_tower::cost::Cost;
+    use claude_tower::ext::{Attempts, ResponseCacheStatus};
+    use claude_tower::mock::{Attempt, MockClaude};
+    use std::time::Duration;
+
+    let mock = MockClaude::new().with_script([
+        Attempt::ok().with_first_byte_delay(Duration::from_secs(10)),
+        Attempt::ok(),
+    ]);
+    let budget =
+        BudgetLayer::new(MemoryBudgetStore::new()).global("1".parse::<Usd>().unwrap(), Window::Day);
+    let service = Stack::new()
+        .timeout(TimeoutLayer::new().total(Duration::from_secs(1)))
+        .budget(budget.clone())
+        .retry(RetryLayer::new().initial_backoff(Duration::from_millis(1)))
+        .response_cache(ResponseCacheLayer::in_memory(1 << 20))
+        .cost(CostLayer::new())
+        .trace(TraceLayer::new())
+        .service(mock.clone());
+    let client = Client::new(service);
+    let request = || {
+        MessagesRequest::new("claude-haiku-4-5", 64)
+            .user("2+2?")
+            .temperature(0.0)
+    };
+    let (_, first) = client
+        .messages()
+        .create_with_response(request())
+        .await
+        .unwrap();
+    assert_eq!(
+        first.get::<Attempts>().unwrap().count,
+        2,
+        "timeout inside retry"
+    );
+    assert_eq!(
+        first.get::<ResponseCacheStatus>(),
+        Some(&ResponseCacheStatus::Miss)
+    );
+    assert!(first.get::<Cost>().unwrap().total > Usd::ZERO);
+    let (_, hit) = client
+        .messages()
+        .create_with_response(request())
+        .await
+        .unwrap();
+    assert_eq!(
+        hit.get::<ResponseCacheStatus>(),
+        Some(&ResponseCacheStatus::Hit)
+    );
+    assert_eq!(
+        hit.get::<Cost>().unwrap().total,
+        Usd::ZERO,
+        "cost above the cache"
+    );
+    assert_eq!(
+        budget.reservation_stats().requests,
+        1,
+        "budget below the cache"
+    );
+    assert_eq!(mock.request_count(), 2);
+}
