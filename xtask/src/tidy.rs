@@ -119,8 +119,14 @@ fn check_private_references(path: &Path, root: &Path, problems: &mut Vec<String>
             .parent()
             .and_then(Path::parent)
             .is_some_and(|p| p.ends_with("crates"));
+    let shown = path
+        .strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string();
     let (mut fence_open, mut in_code) = (false, false);
     for (number, line) in text.lines().enumerate() {
+        let mut problem = |what: String| problems.push(format!("{shown}:{}: {what}", number + 1));
         // Code blocks of docs and READMEs: what a user copies uses the facade's paths.
         let doc = line.trim_start();
         let doc = doc
@@ -139,36 +145,14 @@ fn check_private_references(path: &Path, root: &Path, problems: &mut Vec<String>
                 && (language.is_empty() || language.starts_with("rust") || language == "no_run");
         } else if in_code && doc.contains("claude_tower_") && !doc.contains("claude_tower_examples")
         {
-            let shown = path
-                .strip_prefix(root)
-                .unwrap_or(path)
-                .display()
-                .to_string();
-            problems.push(format!(
-                "{shown}:{}: a doc example uses a layer crate's path; write `claude_tower::…`",
-                number + 1
-            ));
+            problem("a doc example uses a layer crate's path; write `claude_tower::…`".to_owned());
         }
         if crate_readme && line.contains("](../") {
-            let shown = path
-                .strip_prefix(root)
-                .unwrap_or(path)
-                .display()
-                .to_string();
-            problems.push(format!(
-                "{shown}:{}: a link outside the crate is dead on crates.io",
-                number + 1
-            ));
+            problem("a link outside the crate is dead on crates.io".to_owned());
         }
         if let Some(name) = PRIVATE_REFERENCES.iter().find(|n| line.contains(**n)) {
-            let shown = path
-                .strip_prefix(root)
-                .unwrap_or(path)
-                .display()
-                .to_string();
-            problems.push(format!(
-                "{shown}:{}: cites `{name}`, which users of the crate do not have",
-                number + 1
+            problem(format!(
+                "cites `{name}`, which users of the crate do not have"
             ));
         }
     }

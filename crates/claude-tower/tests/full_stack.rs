@@ -13,12 +13,7 @@ use tower::ServiceBuilder;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_lose_and_duplicate_nothing() {
     let server = MockServer::start().await.unwrap();
-    let transport = Transport::builder()
-        .ignore_env()
-        .api_key("k")
-        .base_url(server.base_url())
-        .build()
-        .unwrap();
+    let transport = server.transport().unwrap();
     let ledger = CostLedger::new();
     let budget = BudgetLayer::new(MemoryBudgetStore::new())
         .per_tenant("0.012".parse::<Usd>().unwrap(), Window::Total);
@@ -141,12 +136,7 @@ async fn no_layer_injects_a_deprecated_beta() {
         "message-batches-2024-09-24",
     ];
     let server = MockServer::start().await.unwrap();
-    let transport = Transport::builder()
-        .ignore_env()
-        .api_key("k")
-        .base_url(server.base_url())
-        .build()
-        .unwrap();
+    let transport = server.transport().unwrap();
     let stack = ServiceBuilder::new()
         .claude_trace(TraceLayer::new())
         .claude_cost(CostLayer::new())
