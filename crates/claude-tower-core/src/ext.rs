@@ -14,11 +14,11 @@
 //! | `opentelemetry::Context` | request | the caller | `TraceLayer` (feature `otel`) | optional: the parent of the call's span (else a `traceparent` header) |
 //! | [`Attempts`] | response | `RetryLayer` | `TraceLayer`, the caller | under a `RetryLayer` |
 //! | [`ResponseCacheStatus`] | response | `ResponseCacheLayer` | `CostLayer` and `BudgetLayer` (a `Hit` costs 0), `TraceLayer`, the caller | under a `ResponseCacheLayer` |
-//! | [`CostCell`] | response | `CostLayer` | `TraceLayer` | under a `CostLayer`; its value is set at once for a message, at the end of a stream |
+//! | [`CostCell`] (a [`Late`]) | response | `CostLayer` | `TraceLayer` | under a `CostLayer`; its value is set at once for a message, at the end of a stream |
 //! | `cost::Cost` | response | `CostLayer` | the caller | under a `CostLayer`, complete messages |
-//! | `cost::CostHandle` | response | `CostLayer` | the caller | under a `CostLayer`; its value at the end of a stream |
+//! | `cost::CostHandle` (a [`Late`]) | response | `CostLayer` | the caller | under a `CostLayer`; its value at the end of a stream |
 //! | `prompt_cache::PromptCacheReport` | response | `PromptCacheLayer` | the caller | under a `PromptCacheLayer`, complete messages |
-//! | `prompt_cache::PromptCacheReportHandle` | response | `PromptCacheLayer` | the caller | under a `PromptCacheLayer`; its value at `message_start` |
+//! | `prompt_cache::PromptCacheReportHandle` (a [`Late`]) | response | `PromptCacheLayer` | the caller | under a `PromptCacheLayer`; its value at `message_start` |
 //! | `trim::TrimReport` | response | `TrimLayer` | the caller | under a `TrimLayer` |
 //! | [`ServerAddress`] | response | `Transport` | `TraceLayer` (`server.address`, `server.port`) | from the transport (not from the mock) |
 //!
@@ -214,26 +214,61 @@ pub enum ResponseCacheStatus {
     Stale,
 }
 
-/// The cost of a response in pico-dollars, published by a cost meter for other layers (e.g.
-/// tracing): set at once for a complete message, at the end of a stream otherwise.
-#[derive(Debug, Clone, Default)]
-pub struct CostCell(std::sync::Arc<std::sync::OnceLock<u128>>);
+/// A value that exists only once a response is complete or has started (a stream's cost at
+/// its end, a prompt-cache report at `message_start`): the layer that computes it puts a
+/// `Late` in the response extensions at once and sets it later; the caller (or an outer
+/// layer) reads it through any clone. The first value set wins.
+///
+/// ```
+/// use claude_tower::core::ext::Late;
+/// let late: Late<u32> = Late::default();
+/// let seen_by_caller = late.clone();
+/// assert_eq!(seen_by_caller.get(), None);
+/// late.set(7);
+/// late.set(8); // ignored: set once
+/// assert_eq!(seen_by_caller.get(), Some(&7));
+/// ```
+#[derive(Debug)]
+pub struct Late<T>(std::sync::Arc<std::sync::OnceLock<T>>);
 
-impl CostCell {
-    /// Publishes the cost (the first value wins).
-    pub fn set(&self, picodollars: u128) {
-        let _ = self.0.set(picodollars);
-    }
-
-    /// The cost in pico-dollars, once known.
-    #[must_use]
-    pub fn picodollars(&self) -> Option<u128> {
-        self.0.get().copied()
-    }
-
-    /// The cost in dollars (approximate, for telemetry), once known.
-    #[must_use]
-    pub fn usd(&self) -> Option<f64> {
-        self.picodollars().map(|p| p as f64 / 1e12)
+impl<T> Clone for Late<T> {
+    fn clone(&self) -> Self {
+        Self(std::sync::Arc::clone(&self.0))
     }
 }
+
+impl<T> Default for Late<T> {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(std::sync::OnceLock::new()))
+    }
+}
+
+impl<T> Late<T> {
+    /// Sets the value (the first one wins; later ones are ignored).
+    pub fn set(&self, value: T) {
+        let _ = self.0.set(value);
+    }
+
+    /// The value, once set.
+    #[must_use]
+    pub fn get(&self) -> Option<&T> {
+        self.0.get()
+    }
+}
+
+/// A response's total cost in pico-dollars, as published by a cost meter for layers that do
+/// not depend on the cost crate (tracing), in a [`CostCell`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Picodollars(pub u128);
+
+impl Picodollars {
+    /// In dollars (approximate, for telemetry).
+    #[must_use]
+    pub fn usd(self) -> f64 {
+        self.0 as f64 / 1e12
+    }
+}
+
+/// The cost of a response, published by a cost meter: set at once for a complete message, at
+/// the end of a stream otherwise.
+pub type CostCell = Late<Picodollars>;

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use claude_tower_core::ext::{Attribution, CostCell, ResponseCacheStatus};
+use claude_tower_core::ext::{Attribution, CostCell, Late, Picodollars, ResponseCacheStatus};
 use claude_tower_core::{Error, EventStream, MessagesBody, MessagesRequest, StreamEvent, Usage};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
@@ -16,25 +16,11 @@ use tower_service::Service;
 use crate::ledger::CostLedger;
 use crate::pricing::{Cost, Modifiers, PriceTable, UnknownModel};
 
-/// A handle to the cost of a response, in its extensions: filled at once for a complete
-/// message, at the end of the stream (or when the stream is dropped) for a stream. The total
-/// is also published as a core [`CostCell`](claude_tower_core::ext::CostCell) for layers that
-/// do not depend on this crate (tracing).
-#[derive(Debug, Clone, Default)]
-pub struct CostHandle(Arc<OnceLock<Cost>>, CostCell);
-
-impl CostHandle {
-    /// The cost, once known.
-    #[must_use]
-    pub fn get(&self) -> Option<Cost> {
-        self.0.get().cloned()
-    }
-
-    fn set(&self, cost: Cost) {
-        self.1.set(cost.total.picodollars());
-        let _ = self.0.set(cost);
-    }
-}
+/// The cost of a response, in its extensions: set at once for a complete message, at the end
+/// of the stream (or when the stream is dropped) for a stream. The total is also published
+/// as a core [`CostCell`](claude_tower_core::ext::CostCell) for layers that do not depend on
+/// this crate (tracing).
+pub type CostHandle = Late<Cost>;
 
 /// Meters the cost of every response; see the [crate docs](crate).
 ///
@@ -106,6 +92,8 @@ pub(crate) struct Metering {
     pub(crate) geo: Option<String>,
     pub(crate) attribution: Attribution,
     pub(crate) handle: CostHandle,
+    /// The total, for layers that do not know [`Cost`].
+    pub(crate) cell: CostCell,
 }
 
 impl Metering {
@@ -122,6 +110,7 @@ impl Metering {
             geo: request.body().inference_geo.clone(),
             attribution: Attribution::of(request),
             handle: CostHandle::default(),
+            cell: CostCell::default(),
         }
     }
 
@@ -131,6 +120,7 @@ impl Metering {
         if let Some(ledger) = &self.ledger {
             ledger.record(&self.attribution, usage, &cost);
         }
+        self.cell.set(Picodollars(cost.total.picodollars()));
         self.handle.set(cost.clone());
         cost
     }
@@ -252,7 +242,7 @@ where
                     .take()
                     .expect("ResponseFuture polled after completion");
                 response.extensions_mut().insert(metering.handle.clone());
-                response.extensions_mut().insert(metering.handle.1.clone());
+                response.extensions_mut().insert(metering.cell.clone());
                 let cached = response.extensions().get::<ResponseCacheStatus>()
                     == Some(&ResponseCacheStatus::Hit);
                 let (mut parts, body) = response.into_parts();

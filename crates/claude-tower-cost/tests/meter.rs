@@ -116,7 +116,7 @@ proptest! {
             let handle = streamed.extensions().get::<CostHandle>().unwrap().clone();
             assert!(handle.get().is_none(), "a stream is priced at its end");
             let _events: Vec<_> = streamed.into_body().into_stream().collect().await;
-            assert_eq!(handle.get().unwrap(), complete_cost);
+            assert_eq!(handle.get().unwrap(), &complete_cost);
         });
     }
 }
@@ -258,7 +258,7 @@ async fn compaction_iterations_from_the_mock_are_priced_on_top() {
                 .unwrap();
             let handle = response.extensions().get::<CostHandle>().unwrap().clone();
             let _ = response.into_body().into_message().await.unwrap();
-            costs.push(handle.get().unwrap());
+            costs.push(handle.get().unwrap().clone());
         }
         let compaction = Usage {
             input_tokens: 40_000,

@@ -3,9 +3,10 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
+use claude_tower_core::ext::Late;
 use claude_tower_core::models::ModelTable;
 use claude_tower_core::{
     Error, EventStream, Message, MessagesBody, MessagesRequest, StreamEvent, Usage,
@@ -149,18 +150,9 @@ impl PromptCacheReport {
     }
 }
 
-/// A handle to the [`PromptCacheReport`] of a response, in its extensions: filled at once for a
-/// complete message, at `message_start` (where the cache figures are) for a stream.
-#[derive(Debug, Clone, Default)]
-pub struct PromptCacheReportHandle(Arc<OnceLock<PromptCacheReport>>);
-
-impl PromptCacheReportHandle {
-    /// The report, once known.
-    #[must_use]
-    pub fn get(&self) -> Option<PromptCacheReport> {
-        self.0.get().copied()
-    }
-}
+/// The [`PromptCacheReport`] of a response, in its extensions: set at once for a complete
+/// message, at `message_start` (where the cache figures are) for a stream.
+pub type PromptCacheReportHandle = Late<PromptCacheReport>;
 
 /// Running totals over every response of a layer (shared by its clones).
 #[derive(Debug, Clone, Default)]
@@ -338,7 +330,7 @@ where
                 let mut report = PromptCacheReport::from_message(&message);
                 report.below_minimum = *this.below_minimum;
                 stats.add(&report);
-                let _ = handle.0.set(report);
+                handle.set(report);
                 parts.extensions.insert(report);
                 MessagesBody::Message(message)
             }
@@ -372,7 +364,7 @@ impl Stream for Reporting {
             let mut report = PromptCacheReport::from_message(&start.message);
             report.below_minimum = self.below_minimum;
             self.stats.add(&report);
-            let _ = handle.0.set(report);
+            handle.set(report);
         }
         Poll::Ready(item)
     }

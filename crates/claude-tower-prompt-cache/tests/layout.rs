@@ -254,7 +254,7 @@ async fn a_prompt_below_the_minimum_is_reported() {
             .unwrap()
             .clone();
         response.into_body().into_message().await.unwrap();
-        let report: PromptCacheReport = handle.get().unwrap();
+        let report: PromptCacheReport = *handle.get().unwrap();
         assert_eq!(report.below_minimum, expected, "stream={stream}");
     }
 }

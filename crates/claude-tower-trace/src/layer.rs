@@ -509,7 +509,7 @@ impl Recorder {
     }
 
     fn record_cost(&self, cost: Option<&CostCell>) {
-        if let Some(usd) = cost.and_then(CostCell::usd) {
+        if let Some(usd) = cost.and_then(|cell| cell.get()).map(|p| p.usd()) {
             self.span.record("claude_tower.cost_usd", usd);
         }
     }

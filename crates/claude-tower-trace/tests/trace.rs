@@ -168,7 +168,7 @@ async fn spans_and_metrics_for_success_stream_error_and_mid_stream_error() {
             response.extensions_mut().insert(attempts);
             response.extensions_mut().insert(ResponseCacheStatus::Miss);
             let cost = CostCell::default();
-            cost.set(1_250_000_000);
+            cost.set(claude_tower_core::ext::Picodollars(1_250_000_000));
             response.extensions_mut().insert(cost);
             Ok::<_, claude_tower_core::Error>(response)
         }
