@@ -45,6 +45,17 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             problems.push(format!("missing {file} at the root"));
         }
     }
+    // No import circle between the modules of a crate.
+    let crates = std::fs::read_dir(root.join("crates")).map_err(|e| format!("crates/: {e}"))?;
+    for entry in crates.flatten() {
+        if let Some(cycle) = module_cycle(&entry.path().join("src")) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            problems.push(format!(
+                "crates/{name}: import circle between modules: {}",
+                cycle.join(" → ")
+            ));
+        }
+    }
     // Published docs never point at files a user does not have.
     for top in ["crates", "README.md"] {
         check_private_references(&root.join(top), root, &mut problems);
@@ -156,4 +167,77 @@ fn check_private_references(path: &Path, root: &Path, problems: &mut Vec<String>
             ));
         }
     }
+}
+
+/// A circle of `crate::…` references between the top-level modules of a crate's `src/`, if
+/// any (comments are ignored; a module's submodules count as the module).
+fn module_cycle(src: &Path) -> Option<Vec<String>> {
+    use std::collections::{BTreeMap, BTreeSet};
+    fn walk(dir: &Path, top: Option<&str>, deps: &mut BTreeMap<String, BTreeSet<String>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("")
+                .to_owned();
+            let module = top.map_or(stem.clone(), str::to_owned);
+            if path.is_dir() {
+                walk(&path, Some(&module), deps);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs")
+                || matches!(module.as_str(), "lib" | "main")
+            {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let set = deps.entry(module.clone()).or_default();
+            for line in text.lines().map(str::trim).filter(|l| !l.starts_with("//")) {
+                for (at, _) in line.match_indices("crate::") {
+                    let name: String = line[at + 7..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit())
+                        .collect();
+                    if !name.is_empty() && name != module {
+                        set.insert(name);
+                    }
+                }
+            }
+        }
+    }
+    fn visit(
+        node: &str,
+        deps: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|p| p == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_owned());
+        for next in deps.get(node).into_iter().flatten() {
+            if deps.contains_key(next)
+                && let Some(cycle) = visit(next, deps, path, done)
+            {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_owned());
+        None
+    }
+    let mut deps = BTreeMap::new();
+    walk(src, None, &mut deps);
+    let mut done = BTreeSet::new();
+    deps.keys()
+        .find_map(|node| visit(node, &deps, &mut Vec::new(), &mut done))
 }

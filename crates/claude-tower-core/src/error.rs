@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::content::Extra;
+use crate::headers::header_str;
 use crate::response::Message;
 use crate::retry_after::parse_retry_after;
 
@@ -448,13 +449,6 @@ fn kind_for(status: Option<StatusCode>, error_type: Option<&str>) -> ErrorKind {
         (Some(529), _) | (_, Some("overloaded_error")) => ErrorKind::Overloaded,
         _ => ErrorKind::Api,
     }
-}
-
-pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
 }
 
 fn parse_should_retry(headers: &HeaderMap) -> Option<bool> {

@@ -89,6 +89,17 @@ pub const TOOL_OVERHEAD_TOKENS: u64 = 8;
 /// Tokens per image.
 pub const IMAGE_TOKENS: u64 = 1_600;
 
+impl InputSchema {
+    /// Estimated tokens of the schema's JSON ([`estimate_value_tokens`]), computed on first
+    /// use and kept.
+    #[must_use]
+    pub fn estimated_tokens(&self) -> u64 {
+        *self
+            .tokens_cell()
+            .get_or_init(|| estimate_value_tokens(self.value()))
+    }
+}
+
 /// Estimated tokens of a text.
 #[must_use]
 pub fn estimate_text_tokens(text: &str) -> u64 {

@@ -29,3 +29,11 @@ pub const ANTHROPIC_USER_PROFILE_ID: &str = "anthropic-user-profile-id";
 pub const DEFAULT_API_VERSION: &str = "2023-06-01";
 /// The API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+
+/// A header's value as trimmed text (`None` when absent or not visible ASCII).
+pub(crate) fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}

@@ -74,7 +74,7 @@ mod request;
 mod response;
 mod retry_after;
 mod stream;
-mod stream_fast;
+
 mod validate;
 
 pub use accumulate::MessageAccumulator;

@@ -231,15 +231,9 @@ impl InputSchema {
         &self.0.value
     }
 
-    /// Estimated tokens of the schema's JSON
-    /// ([`estimate_value_tokens`](crate::estimate::estimate_value_tokens)), computed on first
-    /// use and kept.
-    #[must_use]
-    pub fn estimated_tokens(&self) -> u64 {
-        *self
-            .0
-            .tokens
-            .get_or_init(|| crate::estimate::estimate_value_tokens(&self.0.value))
+    /// The estimate kept for the schema (see `estimate`, where `estimated_tokens` lives).
+    pub(crate) fn tokens_cell(&self) -> &std::sync::OnceLock<u64> {
+        &self.0.tokens
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
 
-use crate::error::header_str;
+use crate::headers::header_str;
 
 /// Server hints (`retry-after`, `retry-after-ms`) above this are absurd and ignored as if
 /// absent: no real API hint is a day long, and a header like `retry-after: 99999999` must never

@@ -12,6 +12,8 @@ use crate::error::ApiErrorBody;
 use crate::macros::open_tagged_enum;
 use crate::response::{Message, MessageDeltaUsage, StopReason};
 
+mod fast;
+
 /// `text_delta`
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TextDelta {
@@ -230,7 +232,7 @@ impl StreamEvent {
     /// # Errors
     /// A known event (by name or by `type`) whose JSON does not have the documented shape.
     pub fn from_sse(event: &str, data: &str) -> Result<Self, crate::Error> {
-        if let Some(parsed) = crate::stream_fast::parse(event, data) {
+        if let Some(parsed) = fast::parse(event, data) {
             return Ok(parsed);
         }
         match serde_json::from_str::<Self>(data) {

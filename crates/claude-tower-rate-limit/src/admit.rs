@@ -11,74 +11,25 @@ use std::time::Duration;
 
 use claude_tower_core::ext::Attribution;
 use claude_tower_core::rate_limit::Refusal;
-use claude_tower_core::{Error, ErrorKind, EventStream, MessagesBody, MessagesRequest, Usage};
+use claude_tower_core::{Error, ErrorKind, EventStream, MessagesBody, MessagesRequest};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
-use crate::future::Reconciling;
-use crate::layer::{PoolSpecs, Shared};
+use crate::body::Reconciling;
 use crate::limits::{Dimension, Limits};
+use crate::reservation::{PerBucket, Permits, Reservation, Sink, StoreOp};
+use crate::state::{PoolSpecs, Shared};
 use crate::store::{Admission, BucketSpec, RateLimitStore};
-
-/// Most buckets one request touches: three of its pool, three of its key.
-const MAX_BUCKETS: usize = 6;
-
-/// One value per bucket, inline (no allocation per request).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PerBucket<T> {
-    values: [T; MAX_BUCKETS],
-    len: usize,
-}
-
-impl<T: Copy + Default> PerBucket<T> {
-    fn new() -> Self {
-        Self {
-            values: [T::default(); MAX_BUCKETS],
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, value: T) {
-        self.values[self.len] = value;
-        self.len += 1;
-    }
-
-    pub(crate) fn as_slice(&self) -> &[T] {
-        &self.values[..self.len]
-    }
-}
-
-/// Concurrency permits a request holds until its response is read or its stream ends.
-#[derive(Default)]
-pub(crate) struct Permits {
-    /// The layer's `max_concurrent` (taken in `poll_ready`), held for its `Drop`.
-    _global: Option<OwnedSemaphorePermit>,
-    /// The pool's `Limits::max_concurrent`.
-    pool: Option<OwnedSemaphorePermit>,
-    /// The key's `Limits::max_concurrent`.
-    key: Option<OwnedSemaphorePermit>,
-}
-
-impl Permits {
-    /// With the layer's permit from `poll_ready`, if any.
-    pub(crate) fn new(global: Option<OwnedSemaphorePermit>) -> Self {
-        Self {
-            _global: global,
-            pool: None,
-            key: None,
-        }
-    }
-}
 
 /// What a request asks of the buckets, computed before admission.
 pub(crate) struct Prepared {
-    pool: Arc<PoolSpecs>,
-    buckets: Arc<[BucketSpec]>,
-    dimensions: Arc<[Dimension]>,
-    amounts: PerBucket<u64>,
-    counts_reads: bool,
+    pub(crate) pool: Arc<PoolSpecs>,
+    pub(crate) buckets: Arc<[BucketSpec]>,
+    pub(crate) dimensions: Arc<[Dimension]>,
+    pub(crate) amounts: PerBucket<u64>,
+    pub(crate) counts_reads: bool,
     /// The key's concurrency slots and their number.
-    key_slots: Option<(Arc<Semaphore>, usize)>,
+    pub(crate) key_slots: Option<(Arc<Semaphore>, usize)>,
 }
 
 /// The buckets and amounts of a request: its pool's buckets (shared, never copied) and, with
@@ -143,9 +94,9 @@ pub(crate) struct Admitted {
 
 /// A concurrency limit a request is subject to.
 struct Slots<'a> {
-    semaphore: Option<&'a Arc<Semaphore>>,
-    limit: usize,
-    whose: &'static str,
+    pub(crate) semaphore: Option<&'a Arc<Semaphore>>,
+    pub(crate) limit: usize,
+    pub(crate) whose: &'static str,
 }
 
 impl Prepared {
@@ -317,147 +268,14 @@ impl Prepared {
 /// What is left to do once the request is admitted: reconcile, learn, release the permit.
 /// Dropped unfinished (the call was cancelled), it gives the reservation back.
 pub(crate) struct After {
-    shared: Arc<Shared>,
-    pool: Arc<PoolSpecs>,
-    reservation: Option<Reservation>,
-    permits: Permits,
-}
-
-/// Work for the store after a response.
-pub(crate) enum StoreOp {
-    /// Pause a pool after a 429.
-    Pause { key: Arc<str>, duration: Duration },
-    /// Lower a bucket to the server's remaining.
-    Correct { bucket: BucketSpec, remaining: u64 },
-    /// Refund (positive) or charge (negative) the difference to the real usage.
-    Adjust {
-        buckets: Arc<[BucketSpec]>,
-        deltas: PerBucket<f64>,
-    },
-}
-
-impl StoreOp {
-    /// Runs it without a future if the store can (`None` otherwise).
-    pub(crate) fn run_now(&self, store: &dyn RateLimitStore) -> Option<Result<(), Error>> {
-        match self {
-            Self::Pause { key, duration } => store.pause_now(key, *duration),
-            Self::Correct { bucket, remaining } => store.correct_now(bucket, *remaining),
-            Self::Adjust { buckets, deltas } => store.adjust_now(buckets, deltas.as_slice()),
-        }
-    }
-
-    pub(crate) async fn run(&self, store: &dyn RateLimitStore) -> Result<(), Error> {
-        match self {
-            Self::Pause { key, duration } => store.pause(key, *duration).await,
-            Self::Correct { bucket, remaining } => store.correct(bucket, *remaining).await,
-            Self::Adjust { buckets, deltas } => store.adjust(buckets, deltas.as_slice()).await,
-        }
-    }
-
-    pub(crate) fn report(&self, result: Result<(), Error>) {
-        if let Err(error) = result {
-            let what = match self {
-                Self::Pause { .. } => "could not pause the pool",
-                Self::Correct { .. } => "could not correct a bucket",
-                Self::Adjust { .. } => "could not reconcile a reservation",
-            };
-            tracing::warn!(target: "claude_tower::rate_limit", %error, "{what}");
-        }
-    }
-}
-
-/// Runs `op` at once when the store can, else in a spawned task (outside a runtime, where
-/// nothing can be spawned, it is dropped with a warning).
-pub(crate) fn run_now_or_spawn(shared: &Arc<Shared>, op: StoreOp) {
-    if let Some(result) = op.run_now(&*shared.store) {
-        op.report(result);
-        return;
-    }
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            let shared = Arc::clone(shared);
-            handle.spawn(async move {
-                let result = op.run(&*shared.store).await;
-                op.report(result);
-            });
-        }
-        Err(_) => {
-            tracing::warn!(target: "claude_tower::rate_limit", "no tokio runtime: a rate-limit store update was skipped");
-        }
-    }
-}
-
-/// What was reserved, to reconcile later.
-pub(crate) struct Reservation {
     pub(crate) shared: Arc<Shared>,
-    buckets: Arc<[BucketSpec]>,
-    dimensions: Arc<[Dimension]>,
-    amounts: PerBucket<u64>,
-    counts_reads: bool,
-    done: bool,
-}
-
-impl Reservation {
-    /// Deltas that turn the reservation into the real charge.
-    fn deltas(&self, usage: Option<&Usage>) -> PerBucket<f64> {
-        let mut deltas = PerBucket::new();
-        let buckets = self.buckets.iter();
-        for ((dimension, reserved), bucket) in self
-            .dimensions
-            .iter()
-            .zip(self.amounts.as_slice())
-            .zip(buckets)
-        {
-            // Usage numbers are untrusted: saturating sums, and one settlement moves a bucket
-            // by at most its capacity (as `TokenBucket::take` does for the memory store).
-            let actual = match (dimension, usage) {
-                (Dimension::Requests, _) => *reserved,
-                (_, None) => 0,
-                // Compaction (usage.iterations) is billed and limited but not in the totals.
-                (Dimension::InputTokens, Some(u)) => u
-                    .input_tokens
-                    .saturating_add(u.cache_write_tokens())
-                    .saturating_add(if self.counts_reads {
-                        u.cache_read_tokens()
-                    } else {
-                        0
-                    })
-                    .saturating_add(u.compaction_tokens().0),
-                (Dimension::OutputTokens, Some(u)) => {
-                    u.output_tokens.saturating_add(u.compaction_tokens().1)
-                }
-            };
-            let capacity = bucket.per_minute as f64;
-            deltas.push((*reserved as f64 - actual as f64).clamp(-capacity, capacity));
-        }
-        deltas
-    }
-
-    /// The store update that charges the real usage (`None`: nothing known, refund all).
-    pub(crate) fn settle(mut self, usage: Option<&Usage>) -> StoreOp {
-        self.done = true;
-        StoreOp::Adjust {
-            buckets: Arc::clone(&self.buckets),
-            deltas: self.deltas(usage),
-        }
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if !self.done {
-            // Cancelled before a response: give the tokens back.
-            let op = StoreOp::Adjust {
-                buckets: Arc::clone(&self.buckets),
-                deltas: self.deltas(None),
-            };
-            run_now_or_spawn(&self.shared, op);
-        }
-    }
+    pub(crate) pool: Arc<PoolSpecs>,
+    pub(crate) reservation: Option<Reservation>,
+    pub(crate) permits: Permits,
 }
 
 /// `whose`: the pool, and whether its per-key limit (not the pool's) refused.
-fn refusal_error(
+pub(crate) fn refusal_error(
     whose: &str,
     dimension: Option<Dimension>,
     limits: &Limits,
@@ -491,23 +309,6 @@ fn refusal_error(
         )
         .with_retry_after(wait),
         _ => Error::new(ErrorKind::RateLimited, format!("rate limit for {whose}: {what}")),
-    }
-}
-
-/// Where [`finish`] puts the store's work.
-pub(crate) enum Sink<'a> {
-    /// Run it now where the store can, else in a spawned task.
-    Now,
-    /// Collect it (to await it, in order).
-    Collect(&'a mut Vec<StoreOp>),
-}
-
-impl Sink<'_> {
-    fn put(&mut self, shared: &Arc<Shared>, op: StoreOp) {
-        match self {
-            Self::Now => run_now_or_spawn(shared, op),
-            Self::Collect(ops) => ops.push(op),
-        }
     }
 }
 

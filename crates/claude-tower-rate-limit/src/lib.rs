@@ -87,21 +87,25 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admit;
+mod body;
 mod future;
 mod layer;
 mod limits;
 #[cfg(feature = "redis")]
 mod redis_store;
+mod reservation;
+mod service;
+mod state;
 pub mod store;
 
 pub use future::ResponseFuture;
-pub use layer::{
-    DEFAULT_MAX_WAIT, RateLimit, RateLimitLayer, default_counts_cache_reads, default_model_class,
-};
+pub use layer::RateLimitLayer;
 pub use limits::{Dimension, Limits, OutputReservation};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis_store::RedisRateLimitStore;
+pub use service::RateLimit;
+pub use state::{DEFAULT_MAX_WAIT, default_counts_cache_reads, default_model_class};
 pub use store::{Admission, BucketSpec, MemoryRateLimitStore, RateLimitStore};
 
 #[cfg(doctest)]

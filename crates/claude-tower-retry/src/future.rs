@@ -17,8 +17,8 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::body::Delivered;
-use crate::layer::Shared;
 use crate::policy::Policy;
+use crate::state::Shared;
 
 /// Most events held back while peeking a stream for its first content event. Past it the
 /// stream is delivered as it is (a later failure is then not retried), so a flood of unknown

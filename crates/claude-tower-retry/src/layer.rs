@@ -8,15 +8,7 @@ use tower_layer::Layer;
 use crate::budget::RetryBudget;
 use crate::policy::SdkPolicy;
 use crate::service::Retry;
-
-/// What one service (and its futures) needs; built by [`RetryLayer::layer`], pointing at the
-/// layer's shared policy and budget.
-#[derive(Debug)]
-pub(crate) struct Shared<P> {
-    pub(crate) policy: Arc<P>,
-    pub(crate) budget: Option<Arc<RetryBudget>>,
-    pub(crate) max_elapsed: Option<Duration>,
-}
+use crate::state::Shared;
 
 /// Retries failed Messages calls; see the [crate docs](crate).
 ///

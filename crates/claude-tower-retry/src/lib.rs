@@ -87,6 +87,7 @@ pub mod future;
 mod layer;
 mod policy;
 mod service;
+mod state;
 pub mod timeout;
 
 pub use body::MAX_PARTIAL_BYTES;

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-use crate::layer::Shared;
 use crate::policy::{Policy, SdkPolicy};
+use crate::state::Shared;
 
 /// Retries failed Messages calls made through `S`; built by
 /// [`RetryLayer`](crate::RetryLayer), see the [crate docs](crate).

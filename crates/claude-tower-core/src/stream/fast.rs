@@ -9,11 +9,11 @@
 
 use serde::Deserialize;
 
-use crate::content::Extra;
-use crate::stream::{
+use super::{
     ContentBlockDeltaEvent, ContentBlockStopEvent, Delta, EmptyEvent, InputJsonDelta,
     SignatureDelta, StreamEvent, TextDelta, ThinkingDelta,
 };
+use crate::content::Extra;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
