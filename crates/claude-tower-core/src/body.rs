@@ -291,3 +291,27 @@ macro_rules! boxed_response_future {
         }
     };
 }
+
+/// Gives a layer's service (a struct with an `inner` field) the tower accessors `get_ref`,
+/// `get_mut` and `into_inner`, so every claude-tower service has the same skeleton.
+#[macro_export]
+macro_rules! inner_service_accessors {
+    ($service:ident < S $(, $param:ident)* >) => {
+        impl<S $(, $param)*> $service<S $(, $param)*> {
+            /// The inner service.
+            pub fn get_ref(&self) -> &S {
+                &self.inner
+            }
+
+            /// The inner service, mutably.
+            pub fn get_mut(&mut self) -> &mut S {
+                &mut self.inner
+            }
+
+            /// Unwraps the inner service.
+            pub fn into_inner(self) -> S {
+                self.inner
+            }
+        }
+    };
+}

@@ -579,6 +579,8 @@ pub struct Budget<S> {
     shared: Arc<Shared>,
 }
 
+claude_tower_core::inner_service_accessors!(Budget<S>);
+
 impl<S: fmt::Debug> fmt::Debug for Budget<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Budget")

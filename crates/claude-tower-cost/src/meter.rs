@@ -191,17 +191,9 @@ impl<S> CostMeter<S> {
     fn table_refuses_unknown(&self) -> bool {
         self.table.unknown_policy() == &UnknownModel::Error
     }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
 }
+
+claude_tower_core::inner_service_accessors!(CostMeter<S>);
 
 pin_project! {
     #[project = FutureProj]

@@ -264,6 +264,8 @@ pub struct PromptCache<S> {
     shared: Arc<Shared>,
 }
 
+claude_tower_core::inner_service_accessors!(PromptCache<S>);
+
 impl<S> Service<http::Request<MessagesRequest>> for PromptCache<S>
 where
     S: Service<

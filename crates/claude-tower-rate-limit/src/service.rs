@@ -29,6 +29,8 @@ pub struct RateLimit<S> {
     pub(crate) shared: Arc<Shared>,
 }
 
+claude_tower_core::inner_service_accessors!(RateLimit<S>);
+
 impl<S: Clone> Clone for RateLimit<S> {
     fn clone(&self) -> Self {
         Self {

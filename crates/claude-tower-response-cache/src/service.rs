@@ -180,6 +180,8 @@ pub struct ResponseCache<S> {
     shared: Arc<Shared>,
 }
 
+claude_tower_core::inner_service_accessors!(ResponseCache<S>);
+
 impl<S: fmt::Debug> fmt::Debug for ResponseCache<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseCache")

@@ -48,22 +48,9 @@ impl<S, P> Retry<S, P> {
     pub(crate) fn from_shared(inner: S, shared: Arc<Shared<P>>) -> Self {
         Self { inner, shared }
     }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
 }
+
+claude_tower_core::inner_service_accessors!(Retry<S, P>);
 
 impl<S, P> Service<http::Request<MessagesRequest>> for Retry<S, P>
 where

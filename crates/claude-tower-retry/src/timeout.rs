@@ -90,17 +90,7 @@ pub struct Timeout<S> {
     limits: TimeoutLayer,
 }
 
-impl<S> Timeout<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+claude_tower_core::inner_service_accessors!(Timeout<S>);
 
 fn min_deadline(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {

@@ -178,6 +178,8 @@ pub struct Trace<S> {
     config: Arc<Config>,
 }
 
+claude_tower_core::inner_service_accessors!(Trace<S>);
+
 fn capped(text: String, limit: usize) -> String {
     if text.len() <= limit {
         return text;

@@ -162,6 +162,8 @@ pub struct Trim<S> {
     shared: Arc<Shared>,
 }
 
+claude_tower_core::inner_service_accessors!(Trim<S>);
+
 claude_tower_core::boxed_response_future! {
     /// Response future of [`Trim`]: counting and summarizing are asynchronous, so it boxes an
     /// async block behind this opaque type.
