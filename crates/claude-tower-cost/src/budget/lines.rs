@@ -1,0 +1,154 @@
+//! Which budgets a request counts against (its lines and their store keys) and what it
+//! reserves on them.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use claude_tower_core::clock::utc_date;
+use claude_tower_core::ext::Attribution;
+use claude_tower_core::{Error, ErrorKind, MessagesRequest};
+
+use super::reserve::{self, InputPlan};
+use super::{Scope, Shared, UnknownInput, Window};
+use crate::money::Usd;
+use crate::pricing::Modifiers;
+use crate::store::BudgetLine;
+
+impl Shared {
+    pub(super) fn key(&self, scope: Scope, who: Option<&str>, window: Window) -> String {
+        let scope = match (scope, who) {
+            (Scope::Global, _) | (_, None) => "global".to_owned(),
+            (Scope::Tenant, Some(who)) => format!("tenant:{who}"),
+            (Scope::User, Some(who)) => format!("user:{who}"),
+            (Scope::Feature, Some(who)) => format!("feature:{who}"),
+        };
+        let (year, month, day) = utc_date((self.clock)());
+        let window = match window {
+            Window::Total => "total".to_owned(),
+            Window::Day => format!("day:{year:04}-{month:02}-{day:02}"),
+            Window::Month => format!("month:{year:04}-{month:02}"),
+        };
+        format!("{}:{scope}:{window}", self.prefix)
+    }
+
+    pub(super) fn lines(&self, attribution: &Attribution) -> Vec<BudgetLine> {
+        self.rules
+            .iter()
+            .filter_map(|rule| {
+                let who = match rule.scope {
+                    Scope::Global => None,
+                    Scope::Tenant => Some(attribution.tenant.as_deref()),
+                    Scope::User => Some(attribution.user.as_deref()),
+                    Scope::Feature => Some(attribution.feature.as_deref()),
+                };
+                let who = match who {
+                    None => None,
+                    Some(Some(who)) => Some(who),
+                    Some(None) => {
+                        // Configured but not applicable: say so (once), never silently.
+                        if self.unattributed.fetch_add(1, Ordering::Relaxed) == 0 {
+                            tracing::warn!(
+                                target: "claude_tower::budget",
+                                scope = ?rule.scope,
+                                "a {:?} budget is configured but a request has no such attribution: \
+                                 it is not enforced for that request (set an Attribution extension, \
+                                 e.g. with Client::messages().attribution(…))",
+                                rule.scope
+                            );
+                        }
+                        return None;
+                    }
+                };
+                let ttl = match rule.window {
+                    Window::Total => None,
+                    Window::Day => Some(Duration::from_secs(2 * 86_400)),
+                    Window::Month => Some(Duration::from_secs(32 * 86_400)),
+                };
+                Some(BudgetLine {
+                    key: self.key(rule.scope, who, rule.window),
+                    limit: rule.limit.nanodollars_floor(),
+                    ttl,
+                })
+            })
+            .collect()
+    }
+
+    /// The reservation for `request`: (total, input side, the plan behind it).
+    pub(super) fn reservation(
+        &self,
+        request: &MessagesRequest,
+    ) -> Result<(Usd, Usd, InputPlan), Error> {
+        let mut plan = reserve::plan(
+            request,
+            self.memory.as_deref(),
+            self.margin_percent,
+            (self.clock)(),
+        );
+        let unknown = request.unknown_size_inputs();
+        if !unknown.is_empty() {
+            match self.unknown_input {
+                UnknownInput::Refuse => {
+                    return Err(Error::new(
+                        ErrorKind::BudgetExceeded,
+                        format!(
+                            "the request has inputs whose size cannot be known before sending ({unknown}) and the budget refuses them (nothing was sent)"
+                        ),
+                    ));
+                }
+                UnknownInput::Reserve {
+                    document_tokens,
+                    image_tokens,
+                    tool_use_tokens,
+                } => {
+                    let window = claude_tower_core::models::ModelTable::builtin()
+                        .context_window(&request.model);
+                    let documents = unknown
+                        .documents
+                        .saturating_mul(document_tokens)
+                        .min(window.max(document_tokens));
+                    let extra = documents
+                        .saturating_add(unknown.images.saturating_mul(image_tokens))
+                        .saturating_add(unknown.tool_uses.saturating_mul(tool_use_tokens));
+                    // At the highest rate the request can be billed at.
+                    let split = &mut plan.split;
+                    let part = if split.write_1h > 0 {
+                        &mut split.write_1h
+                    } else if split.write_5m > 0 {
+                        &mut split.write_5m
+                    } else {
+                        &mut split.input
+                    };
+                    *part = part.saturating_add(extra);
+                }
+            }
+        }
+        let searches = request
+            .tools
+            .iter()
+            .flat_map(|t| t.iter())
+            .filter(|t| {
+                t.kind
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with("web_search"))
+            })
+            .map(|t| {
+                t.extra
+                    .get("max_uses")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(10)
+            })
+            .sum();
+        let modifiers = Modifiers {
+            us_only: request.inference_geo.as_deref() == Some("us"),
+            ..Modifiers::of(Some(request), None)
+        };
+        let (input, total) = self.table.reservation(
+            &request.model,
+            &plan.split,
+            u64::from(request.max_tokens),
+            searches,
+            modifiers,
+        )?;
+        Ok((total, input, plan))
+    }
+}

@@ -1,0 +1,176 @@
+//! [`Budget`], the service of a [`BudgetLayer`](super::BudgetLayer): reserve, call, settle.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use claude_tower_core::ext::{Attribution, ResponseCacheStatus};
+use claude_tower_core::readiness::call_when_ready;
+use claude_tower_core::{Error, ErrorKind, EventStream, MessagesBody, MessagesRequest, Usage};
+use tower_service::Service;
+
+use super::Shared;
+use super::body::SettlingStream;
+use super::settlement::Settlement;
+use super::stats::Reserved;
+use crate::meter::Metering;
+use crate::money::Usd;
+use crate::store::Reservation;
+
+/// The service of a [`BudgetLayer`].
+///
+/// # Clone
+///
+/// The call future owns the inner service (clone-and-swap), so `S: Clone`.
+#[derive(Clone)]
+pub struct Budget<S> {
+    pub(super) inner: S,
+    pub(super) shared: Arc<Shared>,
+}
+
+claude_tower_core::inner_service_accessors!(Budget<S>);
+
+impl<S: fmt::Debug> fmt::Debug for Budget<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Budget")
+            .field("inner", &self.inner)
+            .field("layer", &self.shared)
+            .finish()
+    }
+}
+
+claude_tower_core::boxed_response_future! {
+    /// Response future of [`Budget`]: the store I/O makes it multi-step, so it boxes an async
+    /// block (one allocation per request) behind this opaque type.
+    ResponseFuture
+}
+
+impl<S> Service<http::Request<MessagesRequest>> for Budget<S>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = http::Response<MessagesBody>;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    /// Always ready: the inner service's readiness is taken only after the reservation, so an
+    /// inner permit never idles while the budget store answers.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
+        let mut inner = self.inner.clone();
+        let shared = Arc::clone(&self.shared);
+        ResponseFuture::new(async move { call(shared, &mut inner, request).await })
+    }
+}
+
+async fn call<S>(
+    shared: Arc<Shared>,
+    inner: &mut S,
+    request: http::Request<MessagesRequest>,
+) -> Result<http::Response<MessagesBody>, Error>
+where
+    S: Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        >,
+{
+    let attribution = Attribution::of(&request);
+    let lines = shared.lines(&attribution);
+    if lines.is_empty() {
+        return call_when_ready(inner, request).await;
+    }
+    let (worst, input_side, plan) = shared.reservation(request.body())?;
+    let amount = worst.nanodollars_ceil();
+    // The guard exists before the reserve is awaited: cancelled from here on, it releases.
+    let mut settlement = Settlement::new(Arc::clone(&shared), lines, amount);
+    let lines = &settlement.lines;
+    match shared
+        .store
+        .reserve(lines, &settlement.id, amount, shared.lease)
+        .await
+    {
+        Ok(Reservation::Granted) => {}
+        Ok(Reservation::Refused { line, balance }) => {
+            let Some(line) = lines.get(line).or(lines.last()) else {
+                return Err(Error::new(ErrorKind::Other, "budget store refused no line"));
+            };
+            let error = Error::new(
+                ErrorKind::BudgetExceeded,
+                format!(
+                    "{}: spent {}, reserved {}, limit {}; this request may cost up to {} (nothing was sent)",
+                    line.key,
+                    Usd::from_nanodollars(balance.spent),
+                    Usd::from_nanodollars(balance.reserved),
+                    Usd::from_nanodollars(line.limit),
+                    worst
+                ),
+            );
+            // Nothing was reserved.
+            settlement.done = true;
+            return Err(error);
+        }
+        Err(error) if shared.fail_open => {
+            // Sent unbudgeted; the settlement still charges what it costs (and releases a
+            // reserve that may have gone through after all).
+            tracing::warn!(target: "claude_tower::cost", %error, "budget store failed; letting the request through (fail open)");
+        }
+        Err(error) => {
+            tracing::warn!(target: "claude_tower::cost", %error, "budget store failed; refusing the request (fail closed)");
+            return Err(error);
+        }
+    }
+    let metering = Metering::new(Arc::clone(&shared.table), None, &request);
+    let reserved = Reserved {
+        plan,
+        input: input_side.nanodollars_ceil(),
+        total: amount,
+    };
+    let response = match call_when_ready(inner, request).await {
+        Ok(response) => response,
+        Err(error) => {
+            settlement.settle(0).await;
+            return Err(error);
+        }
+    };
+    let cached =
+        response.extensions().get::<ResponseCacheStatus>() == Some(&ResponseCacheStatus::Hit);
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        MessagesBody::Message(message) => {
+            let actual = shared.finish(
+                &reserved,
+                &metering,
+                Some(&message.model),
+                &message.usage,
+                cached,
+            );
+            // Known before any await: a cancellation from here on still charges it.
+            settlement.actual = actual;
+            settlement.settle(actual).await;
+            MessagesBody::Message(message)
+        }
+        MessagesBody::Stream(stream) => MessagesBody::Stream(EventStream::new(SettlingStream {
+            inner: stream,
+            settlement: Some(settlement),
+            metering,
+            reserved,
+            shared: Arc::clone(&shared),
+            usage: Usage::default(),
+            model: None,
+            cached,
+            settling: None,
+        })),
+    };
+    Ok(http::Response::from_parts(parts, body))
+}
