@@ -17,7 +17,7 @@ use crate::meter::Metering;
 use crate::money::Usd;
 use crate::store::Reservation;
 
-/// The service of a [`BudgetLayer`].
+/// The service of a [`BudgetLayer`](super::BudgetLayer).
 ///
 /// # Clone
 ///
