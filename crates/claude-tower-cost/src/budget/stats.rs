@@ -75,8 +75,8 @@ impl StatsCells {
     }
 }
 
-/// Reservations against real costs over the settled requests of a [`BudgetLayer`] (see
-/// [`BudgetLayer::reservation_stats`]). The input side is what the prompt is billed (input,
+/// Reservations against real costs over the settled requests of a [`BudgetLayer`](super::BudgetLayer) (see
+/// [`BudgetLayer::reservation_stats`](super::BudgetLayer::reservation_stats)). The input side is what the prompt is billed (input,
 /// cache writes and reads); the rest of a reservation is `max_tokens` of output and the web
 /// searches the tools allow, which a reply rarely uses in full.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
