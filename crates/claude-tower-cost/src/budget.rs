@@ -70,9 +70,9 @@ pub enum Window {
 pub enum Scope {
     /// Every request.
     Global,
-    /// Each tenant ([`Attribution::tenant`]) separately.
+    /// Each tenant ([`Attribution::tenant`](claude_tower_core::ext::Attribution::tenant)) separately.
     Tenant,
-    /// Each user ([`Attribution::user`] or `metadata.user_id`) separately.
+    /// Each user ([`Attribution::user`](claude_tower_core::ext::Attribution::user) or `metadata.user_id`) separately.
     User,
     /// Each feature tag separately.
     Feature,
@@ -139,7 +139,7 @@ pub enum UnknownInput {
         /// [`DEFAULT_UNKNOWN_TOOL_USE_TOKENS`]).
         tool_use_tokens: u64,
     },
-    /// Refuse such requests with [`ErrorKind::BudgetExceeded`] (nothing sent).
+    /// Refuse such requests with [`ErrorKind::BudgetExceeded`](claude_tower_core::ErrorKind::BudgetExceeded) (nothing sent).
     Refuse,
 }
 
@@ -387,7 +387,7 @@ impl BudgetLayer {
     }
 
     /// How many requests a per-tenant, per-user or per-feature budget could not apply to
-    /// because the request had no such attribution (no [`Attribution`] extension, header or
+    /// because the request had no such attribution (no [`Attribution`](claude_tower_core::ext::Attribution) extension, header or
     /// `metadata.user_id`). The first one also logs a `tracing` warning: such a budget is
     /// configured but not enforced for those requests.
     #[must_use]
