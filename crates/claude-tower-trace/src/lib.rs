@@ -71,9 +71,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod attributes;
+mod body;
 #[cfg(feature = "otel")]
 mod context;
 mod layer;
+mod record;
 
 pub use layer::{ResponseFuture, Trace, TraceLayer};
 
