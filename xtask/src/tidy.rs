@@ -45,6 +45,17 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             problems.push(format!("missing {file} at the root"));
         }
     }
+    // Files a reader can hold in mind: no source file over MAX_SOURCE_LINES lines.
+    for file in rust_files(&root.join("crates")) {
+        if !file.components().any(|c| c.as_os_str() == "src") {
+            continue;
+        }
+        let lines = std::fs::read_to_string(&file).unwrap_or_default().lines().count();
+        if lines > MAX_SOURCE_LINES {
+            let shown = file.strip_prefix(root).unwrap_or(&file).display().to_string();
+            problems.push(format!("{shown}: {lines} lines (at most {MAX_SOURCE_LINES})"));
+        }
+    }
     // No import circle between the modules of a crate.
     let crates = std::fs::read_dir(root.join("crates")).map_err(|e| format!("crates/: {e}"))?;
     for entry in crates.flatten() {
@@ -240,4 +251,26 @@ fn module_cycle(src: &Path) -> Option<Vec<String>> {
     let mut done = BTreeSet::new();
     deps.keys()
         .find_map(|node| visit(node, &deps, &mut Vec::new(), &mut done))
+}
+
+/// The longest a source file under `crates/*/src` may be.
+const MAX_SOURCE_LINES: usize = 600;
+
+/// Every `.rs` file below `dir` (`target/` skipped).
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "target") {
+                out.extend(rust_files(&path));
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
 }

@@ -45,7 +45,9 @@
 mod cache_sim;
 pub mod fixtures;
 pub mod hostile;
+mod limits;
 mod log_capture;
+mod recorded;
 mod redis_server;
 mod reply;
 mod script;
@@ -53,11 +55,12 @@ mod server;
 mod service;
 
 pub use cache_sim::LOOKBACK_POSITIONS;
+pub use limits::MockLimits;
 pub use log_capture::LogCapture;
 pub use redis_server::{INSTALL_HINT, RedisServer};
 pub use script::{Attempt, MOCK_ATTEMPT_HEADER};
 pub use server::{MockServer, MockServerBuilder};
-pub use service::{MockClaude, MockLimits, RecordedRequest};
+pub use service::{MockClaude, RecordedRequest};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

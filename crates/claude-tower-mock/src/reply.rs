@@ -164,3 +164,51 @@ fn truncate_to_tokens(text: &str, budget: u64) -> String {
     }
     out
 }
+
+/// What the API rejects with `400 invalid_request_error`: everything
+/// [`MessagesRequest::validate`] refuses (empty `messages`, more than 4 cache breakpoints with
+/// the automatic one, a 1h marker after a 5m one, an automatic marker over a last-block marker
+/// of another TTL, …), plus what only today's API refuses: a `ttl` other than `5m` / `1h`.
+pub(crate) fn api_rejects(body: &MessagesRequest) -> Result<(), String> {
+    body.validate().map_err(|e| e.message().to_owned())?;
+    for marker in body.cache_markers() {
+        if let Some(claude_tower_core::CacheTtl::Other(ttl)) = &marker.ttl {
+            return Err(format!(
+                "cache_control.ttl: Input should be '5m' or '1h', got {ttl:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The reply's usage as the API would report it: `usage.speed` echoes the request's `speed`,
+/// then the attempt's scripted fields are merged (a compaction becomes `usage.iterations`).
+pub(crate) fn apply_usage(
+    usage: &mut claude_tower_core::Usage,
+    request: &MessagesRequest,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) {
+    use serde_json::{Value, json};
+    if let Some(speed) = request.extra.get("speed").filter(|s| s.is_string()) {
+        usage.extra.insert("speed".to_owned(), speed.clone());
+    }
+    for (key, value) in fields {
+        if key == crate::script::ITERATIONS_COMPACTION {
+            let mut compaction = value.clone();
+            compaction["type"] = json!("compaction");
+            let message = json!({
+                "type": "message",
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cache_read_input_tokens": usage.cache_read_input_tokens.unwrap_or(0),
+                "cache_creation_input_tokens": usage.cache_creation_input_tokens.unwrap_or(0),
+            });
+            usage.extra.insert(
+                "iterations".to_owned(),
+                Value::Array(vec![compaction, message]),
+            );
+        } else {
+            usage.extra.insert(key.clone(), value.clone());
+        }
+    }
+}

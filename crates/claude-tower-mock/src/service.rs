@@ -17,80 +17,13 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::time::Instant;
 
 use crate::cache_sim::PromptCache;
+use crate::limits::{Buckets, MockLimits, model_class};
+pub use crate::recorded::RecordedRequest;
 use crate::reply::reply;
+use crate::reply::{api_rejects, apply_usage};
 use crate::script::{Attempt, Outcome};
 use claude_tower_core::clock::rfc3339;
 use claude_tower_core::rate_limit::TokenBucket;
-
-/// A request the mock received.
-#[derive(Debug, Clone)]
-pub struct RecordedRequest {
-    /// The request path (`/v1/messages` in process; the real path over HTTP).
-    pub path: String,
-    /// The request headers (over HTTP: as received, credentials included, so tests can check
-    /// them; never logged).
-    pub headers: HeaderMap,
-    /// The parsed body.
-    pub body: MessagesRequest,
-}
-
-/// Limits of the mock, per model class (`opus`, `sonnet`, `haiku`, … by the model id): always
-/// reported in the `anthropic-ratelimit-*` headers, and enforced (429 with `retry-after`)
-/// when set with [`MockClaude::with_rate_limits`]. Buckets refill continuously on tokio's
-/// clock, like the API's; ITPM counts `input_tokens + cache_creation_input_tokens` (cache
-/// reads are exempt); OTPM is charged the real output after each reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct MockLimits {
-    /// Requests per minute.
-    pub requests_per_minute: u64,
-    /// Input tokens per minute.
-    pub input_tokens_per_minute: u64,
-    /// Output tokens per minute.
-    pub output_tokens_per_minute: u64,
-}
-
-impl Default for MockLimits {
-    fn default() -> Self {
-        Self {
-            requests_per_minute: 4_000,
-            input_tokens_per_minute: 2_000_000,
-            output_tokens_per_minute: 400_000,
-        }
-    }
-}
-
-impl MockLimits {
-    /// Limits per minute.
-    #[must_use]
-    pub fn new(
-        requests_per_minute: u64,
-        input_tokens_per_minute: u64,
-        output_tokens_per_minute: u64,
-    ) -> Self {
-        Self {
-            requests_per_minute,
-            input_tokens_per_minute,
-            output_tokens_per_minute,
-        }
-    }
-}
-
-/// The buckets of one model class.
-#[derive(Debug, Clone, Copy)]
-struct Buckets {
-    requests: TokenBucket,
-    input: TokenBucket,
-    output: TokenBucket,
-}
-
-/// The mock's model classes: the family name in the id, else the id.
-pub(crate) fn model_class(model: &str) -> &str {
-    ["opus", "sonnet", "haiku", "fable", "mythos"]
-        .into_iter()
-        .find(|c| model.contains(c))
-        .unwrap_or(model)
-}
 
 #[derive(Debug)]
 struct State {
@@ -532,22 +465,6 @@ fn admit(state: &mut State, body: &MessagesRequest, request_id: &str) -> Option<
     None
 }
 
-/// What the API rejects with `400 invalid_request_error`: everything
-/// [`MessagesRequest::validate`] refuses (empty `messages`, more than 4 cache breakpoints with
-/// the automatic one, a 1h marker after a 5m one, an automatic marker over a last-block marker
-/// of another TTL, …), plus what only today's API refuses: a `ttl` other than `5m` / `1h`.
-fn api_rejects(body: &MessagesRequest) -> Result<(), String> {
-    body.validate().map_err(|e| e.message().to_owned())?;
-    for marker in body.cache_markers() {
-        if let Some(claude_tower_core::CacheTtl::Other(ttl)) = &marker.ttl {
-            return Err(format!(
-                "cache_control.ttl: Input should be '5m' or '1h', got {ttl:?}"
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn charge_output(state: &mut State, body: &MessagesRequest, output: u64) {
     let (b, now) = buckets(state, &body.model);
     b.output.take(output as f64, now);
@@ -679,37 +596,5 @@ impl tower_service::Service<http::Request<MessagesRequest>> for MockClaude {
             *response.headers_mut() = headers;
             Ok(response)
         })
-    }
-}
-
-/// The reply's usage as the API would report it: `usage.speed` echoes the request's `speed`,
-/// then the attempt's scripted fields are merged (a compaction becomes `usage.iterations`).
-fn apply_usage(
-    usage: &mut claude_tower_core::Usage,
-    request: &MessagesRequest,
-    fields: &serde_json::Map<String, serde_json::Value>,
-) {
-    use serde_json::{Value, json};
-    if let Some(speed) = request.extra.get("speed").filter(|s| s.is_string()) {
-        usage.extra.insert("speed".to_owned(), speed.clone());
-    }
-    for (key, value) in fields {
-        if key == crate::script::ITERATIONS_COMPACTION {
-            let mut compaction = value.clone();
-            compaction["type"] = json!("compaction");
-            let message = json!({
-                "type": "message",
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "cache_read_input_tokens": usage.cache_read_input_tokens.unwrap_or(0),
-                "cache_creation_input_tokens": usage.cache_creation_input_tokens.unwrap_or(0),
-            });
-            usage.extra.insert(
-                "iterations".to_owned(),
-                Value::Array(vec![compaction, message]),
-            );
-        } else {
-            usage.extra.insert(key.clone(), value.clone());
-        }
     }
 }
