@@ -50,10 +50,19 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         if !file.components().any(|c| c.as_os_str() == "src") {
             continue;
         }
-        let lines = std::fs::read_to_string(&file).unwrap_or_default().lines().count();
+        let lines = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .count();
         if lines > MAX_SOURCE_LINES {
-            let shown = file.strip_prefix(root).unwrap_or(&file).display().to_string();
-            problems.push(format!("{shown}: {lines} lines (at most {MAX_SOURCE_LINES})"));
+            let shown = file
+                .strip_prefix(root)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            problems.push(format!(
+                "{shown}: {lines} lines (at most {MAX_SOURCE_LINES})"
+            ));
         }
     }
     // No import circle between the modules of a crate.
