@@ -95,6 +95,18 @@ impl InputSplit {
         }
     }
 
+    /// The part billed at the highest rate present (1 h writes, else 5 min writes, else plain
+    /// input): where tokens of unknown placement are reserved.
+    pub fn costliest_part_mut(&mut self) -> &mut u64 {
+        if self.write_1h > 0 {
+            &mut self.write_1h
+        } else if self.write_5m > 0 {
+            &mut self.write_5m
+        } else {
+            &mut self.input
+        }
+    }
+
     /// All tokens.
     #[must_use]
     pub fn total(&self) -> u64 {
@@ -464,23 +476,7 @@ impl PriceTable {
             + rate(row.cache_write_1h, |t| t.cache_write_1h).cost(split.write_1h)
             + rate(row.cache_read, |t| t.cache_read).cost(split.read);
         let output = rate(row.output, |t| t.output).cost(max_tokens);
-        let multipliers = [
-            modifiers.batch.then_some(row.batch_multiplier),
-            row.us_multiplier.filter(|_| modifiers.us_only),
-            row.fast_multiplier.filter(|_| modifiers.fast),
-        ];
-        let scale = |mut amount: Usd| {
-            for m in multipliers.into_iter().flatten() {
-                let (n, d) = m.ratio();
-                amount = Usd::from_picodollars(
-                    amount
-                        .picodollars()
-                        .checked_mul(n)
-                        .map_or(u128::MAX, |p| p.div_ceil(d)),
-                );
-            }
-            amount
-        };
+        let scale = |amount: Usd| scaled_up(row, modifiers, amount);
         let input = scale(input);
         let total = input + scale(output) + searches_cost(row, web_searches);
         Ok((input, total))
@@ -514,23 +510,8 @@ impl PriceTable {
                 .max(tier.cache_write_1h);
             output_price = output_price.max(tier.output);
         }
-        let multipliers = [
-            modifiers.batch.then_some(row.batch_multiplier),
-            row.us_multiplier.filter(|_| modifiers.us_only),
-            row.fast_multiplier.filter(|_| modifiers.fast),
-        ];
-        let mut total = input_price.cost(input_tokens) + output_price.cost(max_tokens);
-        for m in multipliers.into_iter().flatten() {
-            // Round up: a reservation must never be short.
-            let (n, d) = m.ratio();
-            total = Usd::from_picodollars(
-                total
-                    .picodollars()
-                    .checked_mul(n)
-                    .map_or(u128::MAX, |p| p.div_ceil(d)),
-            );
-        }
-        Ok(total + searches_cost(row, web_searches))
+        let total = input_price.cost(input_tokens) + output_price.cost(max_tokens);
+        Ok(scaled_up(row, modifiers, total) + searches_cost(row, web_searches))
     }
 }
 
@@ -564,6 +545,26 @@ fn web_search_cost(row: &PriceRow, usage: &Usage) -> Usd {
         .as_ref()
         .map_or(0, |s| s.web_search_requests);
     searches_cost(row, searches)
+}
+
+/// `amount` with the row's multipliers that `modifiers` switch on (batch, US-only, fast),
+/// rounded up: a reservation must never be short.
+fn scaled_up(row: &PriceRow, modifiers: Modifiers, mut amount: Usd) -> Usd {
+    let multipliers = [
+        modifiers.batch.then_some(row.batch_multiplier),
+        row.us_multiplier.filter(|_| modifiers.us_only),
+        row.fast_multiplier.filter(|_| modifiers.fast),
+    ];
+    for m in multipliers.into_iter().flatten() {
+        let (n, d) = m.ratio();
+        amount = Usd::from_picodollars(
+            amount
+                .picodollars()
+                .checked_mul(n)
+                .map_or(u128::MAX, |p| p.div_ceil(d)),
+        );
+    }
+    amount
 }
 
 fn searches_cost(row: &PriceRow, searches: u64) -> Usd {

@@ -110,14 +110,7 @@ impl Shared {
                         .saturating_add(unknown.images.saturating_mul(image_tokens))
                         .saturating_add(unknown.tool_uses.saturating_mul(tool_use_tokens));
                     // At the highest rate the request can be billed at.
-                    let split = &mut plan.split;
-                    let part = if split.write_1h > 0 {
-                        &mut split.write_1h
-                    } else if split.write_5m > 0 {
-                        &mut split.write_5m
-                    } else {
-                        &mut split.input
-                    };
+                    let part = plan.split.costliest_part_mut();
                     *part = part.saturating_add(extra);
                 }
             }

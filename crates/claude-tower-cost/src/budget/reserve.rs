@@ -178,13 +178,7 @@ fn bounded(split: InputSplit, legacy_tokenizer: bool) -> InputSplit {
         input: raise(split.input),
     };
     let slack = claude_tower_core::estimate::UPPER_BOUND_SLACK_TOKENS;
-    let target = if out.write_1h > 0 {
-        &mut out.write_1h
-    } else if out.write_5m > 0 {
-        &mut out.write_5m
-    } else {
-        &mut out.input
-    };
+    let target = out.costliest_part_mut();
     *target = target.saturating_add(slack);
     out
 }
