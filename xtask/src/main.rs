@@ -206,6 +206,50 @@ fn fuzz(args: &[String]) -> Result<(), String> {
     step("fuzz", "cargo", &forwarded, &[])
 }
 
+/// Removes what an earlier publish dry run left of this workspace's own crates: the unpacked
+/// packages under `<target>/package`, and their sources and tarballs in cargo's caches of
+/// the local temporary registries (directories starting with `-`, never crates.io's). The
+/// version does not change between runs, so cargo would otherwise verify against stale
+/// sources of the same version.
+fn clear_stale_packages() {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), |dir| root().join(dir));
+    let _ = std::fs::remove_dir_all(target.join("package"));
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    let Some(cargo_home) = cargo_home else {
+        return;
+    };
+    for kind in ["src", "cache"] {
+        let Ok(registries) = std::fs::read_dir(cargo_home.join("registry").join(kind)) else {
+            continue;
+        };
+        for registry in registries.flatten() {
+            if !registry.file_name().to_string_lossy().starts_with('-') {
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(registry.path()) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("claude-tower")
+                {
+                    let path = entry.path();
+                    let _ = if path.is_dir() {
+                        std::fs::remove_dir_all(&path)
+                    } else {
+                        std::fs::remove_file(&path)
+                    };
+                }
+            }
+        }
+    }
+}
+
 /// How long `cargo xtask ci` fuzzes (the hardening issue allows at most 2 minutes).
 const CI_FUZZ_SECS: &str = "60";
 
@@ -310,6 +354,7 @@ fn ci() -> Result<(), String> {
     dependency_policy()?;
     // Every publishable crate packages and builds from its tarball alone (LICENSE files
     // included, no path-only dependency, nothing read from outside the crate).
+    clear_stale_packages();
     step(
         "package",
         "cargo",
