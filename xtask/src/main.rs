@@ -210,11 +210,29 @@ fn fuzz(args: &[String]) -> Result<(), String> {
 /// packages under `<target>/package`, and their sources and tarballs in cargo's caches of
 /// the local temporary registries (directories starting with `-`, never crates.io's). The
 /// version does not change between runs, so cargo would otherwise verify against stale
-/// sources of the same version.
+/// sources (or artifacts) of the same version.
 fn clear_stale_packages() {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root().join("target"), |dir| root().join(dir));
     let _ = std::fs::remove_dir_all(target.join("package"));
+    // Registry crates are assumed immutable, so cargo would also reuse what it compiled of
+    // them: remove this workspace's compiled crates (they rebuild in a minute).
+    let ours = |name: &str| name.starts_with("claude-tower") || name.contains("claude_tower");
+    for dir in [".fingerprint", "deps", "build"] {
+        let Ok(entries) = std::fs::read_dir(target.join("debug").join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if ours(&entry.file_name().to_string_lossy()) {
+                let path = entry.path();
+                let _ = if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+            }
+        }
+    }
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
