@@ -111,6 +111,23 @@ fn layers(c: &mut Criterion) {
         },
     );
 
+    let budget = claude_tower_cost::BudgetLayer::new(claude_tower_cost::MemoryBudgetStore::new())
+        .global(
+            "1000000".parse::<claude_tower_cost::Usd>().expect("usd"),
+            claude_tower_cost::Window::Total,
+        )
+        .layer(Bare::default());
+    group.bench_function(BenchmarkId::new("budget", "1-message"), |b| {
+        b.to_async(&runtime)
+            .iter(|| budget.clone().oneshot(small_request()));
+    });
+
+    let trim = claude_tower_trim::TrimLayer::new().layer(Bare::default());
+    group.bench_function(BenchmarkId::new("trim", "1-message"), |b| {
+        b.to_async(&runtime)
+            .iter(|| trim.clone().oneshot(small_request()));
+    });
+
     let cost = CostLayer::new().layer(Bare::default());
     group.bench_function(BenchmarkId::new("cost", "1-message"), |b| {
         b.to_async(&runtime)
@@ -141,7 +158,7 @@ fn layers(c: &mut Criterion) {
     });
     group.finish();
 
-    // The full stack (every layer, canonical order) over the bare service.
+    // The full stack (all nine layers, canonical order) over the bare service.
     let mut full = c.benchmark_group("full-stack");
     full.throughput(Throughput::Elements(1));
     let stack = full_stack();
@@ -228,6 +245,7 @@ where
             "haiku",
             Limits::new(u64::MAX / 4, u64::MAX / 4, u64::MAX / 4),
         ))
+        .claude_timeout(TimeoutLayer::new().total(Duration::from_secs(600)))
         .service(bare);
     tower::util::BoxCloneService::new(stack)
 }
