@@ -1,10 +1,22 @@
 //! `cargo xtask bench`: runs the criterion benches and prints a markdown table (benchmark,
 //! median, ratio to the bare service of its group, throughput when the bench declares one),
-//! also written to `target/bench-report.md`.
+//! also written to `<target>/bench-report.md` (`<target>` is `$CARGO_TARGET_DIR` or
+//! `target`). `cargo xtask bench --report` prints the table of the last run without running.
 
 use std::path::{Path, PathBuf};
 
 pub(crate) fn run(root: &Path, extra: &[String]) -> Result<(), String> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from);
+    let report_only = extra.iter().any(|a| a == "--report");
+    let extra: Vec<String> = extra.iter().filter(|a| *a != "--report").cloned().collect();
+    if !report_only {
+        run_benches(&extra)?;
+    }
+    report(&target)
+}
+
+fn run_benches(extra: &[String]) -> Result<(), String> {
     let mut args = vec![
         "bench",
         "--locked",
@@ -19,8 +31,11 @@ pub(crate) fn run(root: &Path, extra: &[String]) -> Result<(), String> {
         .skip_while(|a| *a == "--")
         .collect();
     args.extend(extra.iter().copied());
-    crate::step("bench", "cargo", &args, &[])?;
-    let criterion = root.join("target/criterion");
+    crate::step("bench", "cargo", &args, &[])
+}
+
+fn report(target: &Path) -> Result<(), String> {
+    let criterion = target.join("criterion");
     let mut rows = Vec::new();
     collect(&criterion, &criterion, &mut rows);
     if rows.is_empty() {
@@ -31,7 +46,7 @@ pub(crate) fn run(root: &Path, extra: &[String]) -> Result<(), String> {
     }
     rows.sort_by(|a, b| (&a.group, &a.id).cmp(&(&b.group, &b.id)));
     let mut table = String::from(
-        "| group | benchmark | median | ratio to bare | throughput |\n|---|---|---|---|---|\n",
+        "| group | benchmark | median | added to bare | ratio to bare | throughput |\n|---|---|---|---|---|---|\n",
     );
     for row in &rows {
         // The baseline is the group's `bare/…` bench with the same parameter, else the first.
@@ -45,6 +60,9 @@ pub(crate) fn run(root: &Path, extra: &[String]) -> Result<(), String> {
             .or_else(|| bares().next())
             .map(|r| r.median);
         let ratio = bare.map_or_else(|| "-".to_owned(), |b| format!("{:.2}×", row.median / b));
+        let added = bare
+            .filter(|_| !row.id.starts_with("bare"))
+            .map_or_else(|| "-".to_owned(), |b| human(row.median - b));
         let throughput = match row.throughput {
             Some(Throughput::Bytes(n)) => {
                 format!("{:.0} MB/s", n as f64 / row.median * 1_000.0)
@@ -55,14 +73,14 @@ pub(crate) fn run(root: &Path, extra: &[String]) -> Result<(), String> {
             _ => "-".to_owned(),
         };
         table.push_str(&format!(
-            "| {} | {} | {} | {ratio} | {throughput} |\n",
+            "| {} | {} | {} | {added} | {ratio} | {throughput} |\n",
             row.group,
             row.id,
             human(row.median)
         ));
     }
     println!("\n{table}");
-    let report = root.join("target/bench-report.md");
+    let report = target.join("bench-report.md");
     std::fs::write(&report, &table).map_err(|e| format!("{}: {e}", report.display()))?;
     println!("written to {}", report.display());
     Ok(())

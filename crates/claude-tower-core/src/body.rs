@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 
 use crate::accumulate::MessageAccumulator;
 use crate::error::Error;
+use crate::request::MessagesRequest;
 use crate::response::Message;
 use crate::stream::StreamEvent;
 
@@ -237,6 +238,27 @@ impl EventStream {
             done: false,
         })
     }
+}
+
+/// A tower service that answers Messages API requests — what every claude-tower layer
+/// wraps, and what a stack of them is. Implemented for every such `Service`; write
+/// `S: MessagesService` instead of spelling out the request, response and error types.
+pub trait MessagesService:
+    tower::Service<
+        http::Request<MessagesRequest>,
+        Response = http::Response<MessagesBody>,
+        Error = Error,
+    >
+{
+}
+
+impl<S> MessagesService for S where
+    S: tower::Service<
+            http::Request<MessagesRequest>,
+            Response = http::Response<MessagesBody>,
+            Error = Error,
+        >
+{
 }
 
 /// The boxed future of a Messages call, for layers whose call is multi-step (store I/O,

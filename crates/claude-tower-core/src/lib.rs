@@ -58,6 +58,7 @@ mod accumulate;
 mod body;
 pub mod clock;
 mod content;
+pub mod end;
 mod error;
 pub mod estimate;
 pub mod ext;
@@ -78,7 +79,7 @@ mod stream;
 mod validate;
 
 pub use accumulate::MessageAccumulator;
-pub use body::{BoxResponseFuture, EventStream, MessagesBody};
+pub use body::{BoxResponseFuture, EventStream, MessagesBody, MessagesService};
 pub use content::{
     CacheControl, CacheTtl, ContentBlock, Extra, FallbackHop, GenericBlock, MediaBlock,
     RedactedThinkingBlock, ServerToolResultBlock, TextBlock, ThinkingBlock, ToolResultBlock,

@@ -6,9 +6,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use claude_tower_core::MessagesService;
+use claude_tower_core::end::{OnEnd, ResponseEnd, Settle};
 use claude_tower_core::ext::{Attribution, CostCell, Late, Picodollars, ResponseCacheStatus};
-use claude_tower_core::{Error, EventStream, MessagesBody, MessagesRequest, StreamEvent, Usage};
-use futures_core::Stream;
+use claude_tower_core::{Error, MessagesBody, MessagesRequest, Usage};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -153,11 +154,7 @@ impl Metering {
 
 impl<S> Service<http::Request<MessagesRequest>> for CostMeter<S>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        >,
+    S: MessagesService,
 {
     type Response = http::Response<MessagesBody>;
     type Error = Error;
@@ -238,67 +235,29 @@ where
                 let cached = response.extensions().get::<ResponseCacheStatus>()
                     == Some(&ResponseCacheStatus::Hit);
                 let (mut parts, body) = response.into_parts();
-                let body = match body {
-                    MessagesBody::Message(message) => {
-                        let cost = metering.finish(Some(&message.model), &message.usage, cached);
-                        parts.extensions.insert(cost);
-                        MessagesBody::Message(message)
-                    }
-                    MessagesBody::Stream(stream) => {
-                        MessagesBody::Stream(EventStream::new(MeteredStream {
-                            inner: stream,
-                            metering: Some(metering),
-                            usage: Usage::default(),
-                            model: None,
-                            cached,
-                        }))
-                    }
-                };
+                let handle = metering.handle.clone();
+                let (body, _done) = body.on_end(Meter { metering, cached });
+                if let Some(cost) = handle.get() {
+                    parts.extensions.insert(cost.clone());
+                }
                 Poll::Ready(Ok(http::Response::from_parts(parts, body)))
             }
         }
     }
 }
 
-/// Tracks usage through a stream (from `message_start`, overwritten by each
-/// `message_delta`) and prices it when the stream ends, fails or is dropped.
-pub(crate) struct MeteredStream {
-    pub(crate) inner: EventStream,
-    pub(crate) metering: Option<Metering>,
-    pub(crate) usage: Usage,
-    pub(crate) model: Option<String>,
-    pub(crate) cached: bool,
+/// Prices the response when it ends (for a stream: its latest usage, also when it fails or
+/// is dropped).
+struct Meter {
+    metering: Metering,
+    cached: bool,
 }
 
-impl MeteredStream {
-    fn settle(&mut self) {
-        if let Some(metering) = self.metering.take() {
-            metering.finish(self.model.as_deref(), &self.usage, self.cached);
-        }
-    }
-}
-
-impl Stream for MeteredStream {
-    type Item = Result<StreamEvent, Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        let item = ready!(Pin::new(&mut this.inner).poll_next(cx));
-        match &item {
-            Some(Ok(StreamEvent::MessageStart(start))) => {
-                this.usage = start.message.usage.clone();
-                this.model = Some(start.message.model.clone());
-            }
-            Some(Ok(StreamEvent::MessageDelta(delta))) => this.usage.apply_delta(&delta.usage),
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => this.settle(),
-        }
-        Poll::Ready(item)
-    }
-}
-
-impl Drop for MeteredStream {
-    fn drop(&mut self) {
-        self.settle();
+impl OnEnd for Meter {
+    fn on_end(&mut self, end: ResponseEnd<'_>) -> Settle {
+        let none = Usage::default();
+        self.metering
+            .finish(end.model, end.usage.unwrap_or(&none), self.cached);
+        Settle::done()
     }
 }

@@ -6,12 +6,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
+use claude_tower_core::MessagesService;
+use claude_tower_core::end::{OnEnd, ResponseEnd, Settle};
 use claude_tower_core::ext::Late;
 use claude_tower_core::models::ModelTable;
-use claude_tower_core::{
-    Error, EventStream, Message, MessagesBody, MessagesRequest, StreamEvent, Usage,
-};
-use futures_core::Stream;
+use claude_tower_core::{Error, Message, MessagesBody, MessagesRequest, StreamEvent, Usage};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -268,11 +267,7 @@ claude_tower_core::inner_service_accessors!(PromptCache<S>);
 
 impl<S> Service<http::Request<MessagesRequest>> for PromptCache<S>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        >,
+    S: MessagesService,
 {
     type Response = http::Response<MessagesBody>;
     type Error = Error;
@@ -327,48 +322,49 @@ where
         let handle = PromptCacheReportHandle::default();
         response.extensions_mut().insert(handle.clone());
         let (mut parts, body) = response.into_parts();
-        let body = match body {
-            MessagesBody::Message(message) => {
-                let mut report = PromptCacheReport::from_message(&message);
-                report.below_minimum = *this.below_minimum;
-                stats.add(&report);
-                handle.set(report);
-                parts.extensions.insert(report);
-                MessagesBody::Message(message)
-            }
-            MessagesBody::Stream(stream) => MessagesBody::Stream(EventStream::new(Reporting {
-                inner: stream,
-                handle: Some(handle),
-                stats,
-                below_minimum: *this.below_minimum,
-            })),
-        };
+        let (body, _done) = body.on_end(Report {
+            handle: Some(handle.clone()),
+            stats,
+            below_minimum: *this.below_minimum,
+        });
+        if let Some(report) = handle.get() {
+            parts.extensions.insert(*report);
+        }
         Poll::Ready(Ok(http::Response::from_parts(parts, body)))
     }
 }
 
-/// Reads the cache figures of a stream's `message_start`.
-struct Reporting {
-    inner: EventStream,
+/// Reports the cache figures of the response: a complete message's, or a stream's
+/// `message_start` (they are known there, long before the stream ends).
+struct Report {
     handle: Option<PromptCacheReportHandle>,
     stats: PromptCacheStats,
     below_minimum: Option<u64>,
 }
 
-impl Stream for Reporting {
-    type Item = Result<StreamEvent, Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let item = ready!(Pin::new(&mut self.inner).poll_next(cx));
-        if let Some(Ok(StreamEvent::MessageStart(start))) = &item
-            && let Some(handle) = self.handle.take()
-        {
-            let mut report = PromptCacheReport::from_message(&start.message);
+impl Report {
+    fn report(&mut self, message: &Message) {
+        if let Some(handle) = self.handle.take() {
+            let mut report = PromptCacheReport::from_message(message);
             report.below_minimum = self.below_minimum;
             self.stats.add(&report);
             handle.set(report);
         }
-        Poll::Ready(item)
+    }
+}
+
+impl OnEnd for Report {
+    fn on_event(&mut self, event: &StreamEvent) {
+        if let StreamEvent::MessageStart(start) = event {
+            self.report(&start.message);
+        }
+    }
+
+    fn on_end(&mut self, end: ResponseEnd<'_>) -> Settle {
+        if let Some(message) = end.message {
+            self.report(message);
+        }
+        Settle::done()
     }
 }
 
@@ -379,11 +375,7 @@ impl Stream for Reporting {
 /// The service's error.
 pub async fn warm<S>(mut service: S, request: MessagesRequest) -> Result<PromptCacheReport, Error>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        >,
+    S: MessagesService,
 {
     let mut request = request;
     request.max_tokens = 0;

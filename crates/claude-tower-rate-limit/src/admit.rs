@@ -9,13 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use claude_tower_core::MessagesService;
 use claude_tower_core::ext::Attribution;
 use claude_tower_core::rate_limit::Refusal;
-use claude_tower_core::{Error, ErrorKind, EventStream, MessagesBody, MessagesRequest};
+use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower_service::Service;
 
-use crate::body::Reconciling;
+use crate::body::Reconcile;
 use crate::limits::{Dimension, Limits};
 use crate::reservation::{PerBucket, Permits, Reservation, Sink, StoreOp};
 use crate::state::{PoolSpecs, Shared};
@@ -361,28 +361,18 @@ pub(crate) fn finish(
                     drop(permits);
                     MessagesBody::Message(message)
                 }
-                MessagesBody::Stream(stream) => MessagesBody::Stream(EventStream::new(
-                    Reconciling::new(stream, reservation, permits),
-                )),
+                stream => {
+                    stream
+                        .on_end(Reconcile {
+                            reservation,
+                            permits,
+                        })
+                        .0
+                }
             };
             Ok(http::Response::from_parts(parts, body))
         }
     }
-}
-
-/// The inner service: Messages API requests in, responses out.
-pub(crate) trait Inner:
-    Service<http::Request<MessagesRequest>, Response = http::Response<MessagesBody>, Error = Error>
-{
-}
-
-impl<S> Inner for S where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        >
-{
 }
 
 /// Sends an admitted request and finishes it, awaiting the store (the path for stores that
@@ -394,7 +384,7 @@ pub(crate) async fn call_and_finish<S>(
     after: After,
 ) -> Result<http::Response<MessagesBody>, Error>
 where
-    S: Inner,
+    S: MessagesService,
 {
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
@@ -422,7 +412,7 @@ pub(crate) async fn admit_and_call<S>(
     permits: Permits,
 ) -> Result<http::Response<MessagesBody>, Error>
 where
-    S: Inner,
+    S: MessagesService,
 {
     // Concurrency slots first (so no tokens are held while waiting for one), then the
     // buckets, within one max_wait in all.

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use claude_tower_core::MessagesService;
 use claude_tower_core::{Error, MessagesBody, MessagesRequest};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::PollSemaphore;
@@ -54,13 +55,7 @@ impl<S: fmt::Debug> fmt::Debug for RateLimit<S> {
 
 impl<S> Service<http::Request<MessagesRequest>> for RateLimit<S>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        > + Clone
-        + Send
-        + 'static,
+    S: MessagesService + Clone + Send + 'static,
     S::Future: Send,
 {
     type Response = http::Response<MessagesBody>;

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use claude_tower_core::MessagesService;
+use claude_tower_core::end::{OnEnd, Outcome as EndOutcome, ResponseEnd, Settle};
 use claude_tower_core::ext::ResponseCacheStatus;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{
     Error, EventStream, MessageAccumulator, MessagesBody, MessagesRequest, StreamEvent,
 };
-use futures_core::Stream;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -241,13 +242,7 @@ impl Future for ResponseFuture {
 
 impl<S> Service<http::Request<MessagesRequest>> for ResponseCache<S>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        > + Clone
-        + Send
-        + 'static,
+    S: MessagesService + Clone + Send + 'static,
     S::Future: Send,
 {
     type Response = http::Response<MessagesBody>;
@@ -370,11 +365,7 @@ async fn call<S>(
     lookup: Option<Lookup>,
 ) -> Result<http::Response<MessagesBody>, Error>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        >,
+    S: MessagesService,
     S::Future: Send,
 {
     let Some((key, found, mut joined)) = lookup else {
@@ -423,11 +414,7 @@ async fn lead<S>(
     stale: Option<Arc<CachedResponse>>,
 ) -> Result<http::Response<MessagesBody>, Error>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        >,
+    S: MessagesService,
 {
     let stream = request.body().is_stream();
     let response = match call_when_ready(&mut inner, request).await {
@@ -444,32 +431,13 @@ where
         }
     };
     let (parts, body) = response.into_parts();
-    let body = match body {
-        MessagesBody::Message(message) => {
-            let storable = shared.policy.cacheable_response(&message);
-            if storable || guard.has_followers() {
-                let entry = Arc::new(CachedResponse::from_message((*message).clone()));
-                if storable
-                    && let Err(error) = shared.store.put(&key, Arc::clone(&entry), shared.ttl).await
-                {
-                    tracing::warn!(target: "claude_tower::response_cache", %error, "cache write failed");
-                }
-                guard.finish(Outcome::Done(entry));
-            } else {
-                // Nobody waits and nothing is stored: skip the copy.
-                guard.finish(Outcome::Abandoned);
-            }
-            MessagesBody::Message(message)
-        }
-        MessagesBody::Stream(events) => MessagesBody::Stream(EventStream::new(Recording {
-            inner: events,
-            recorded: Vec::new(),
-            recorded_bytes: 0,
-            accumulator: MessageAccumulator::new(),
-            finish: Some(Finish { shared, key, guard }),
-            storing: None,
-        })),
-    };
+    let (body, store) = body.on_end(Record {
+        recorded: Vec::new(),
+        recorded_bytes: 0,
+        accumulator: MessageAccumulator::new(),
+        finish: Some(Finish { shared, key, guard }),
+    });
+    store.await;
     Ok(with_status(
         http::Response::from_parts(parts, body),
         ResponseCacheStatus::Miss,
@@ -482,18 +450,16 @@ struct Finish {
     guard: LeaderGuard,
 }
 
-/// Passes a missed stream through while recording it; at its clean end stores the entry
-/// (before reporting the end, so a following request hits) and hands it to the followers.
-struct Recording {
-    inner: EventStream,
+/// Records a missed response; at its clean end stores the entry (for a stream: before the
+/// end is yielded, so a following request hits) and hands it to the followers.
+struct Record {
     recorded: Vec<StreamEvent>,
     recorded_bytes: usize,
     accumulator: MessageAccumulator,
     finish: Option<Finish>,
-    storing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
-impl Recording {
+impl Record {
     /// Stops recording and frees what was kept (followers try again themselves).
     fn abandon(&mut self) {
         self.finish = None;
@@ -514,73 +480,66 @@ fn approx_event_bytes(event: &StreamEvent) -> usize {
     payload.saturating_add(OVERHEAD)
 }
 
-impl Stream for Recording {
-    type Item = Result<StreamEvent, Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(storing) = this.storing.as_mut() {
-                if storing.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                this.storing = None;
-                return Poll::Ready(None);
-            }
-            let item = match Pin::new(&mut this.inner).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(item) => item,
-            };
-            match &item {
-                // Pings carry nothing to replay: never recorded, so a ping flood costs nothing.
-                Some(Ok(StreamEvent::Ping(_))) => {}
-                Some(Ok(event)) => {
-                    if let Some(finish) = &this.finish {
-                        let limit = finish.shared.max_recorded_bytes;
-                        this.recorded_bytes = this
-                            .recorded_bytes
-                            .saturating_add(approx_event_bytes(event));
-                        if this.recorded_bytes > limit {
-                            tracing::debug!(target: "claude_tower::response_cache", limit, "stream larger than the recording cap: not cached");
-                            this.abandon();
-                        } else if this.accumulator.push(event).is_err() {
-                            // Not a reply we can replay faithfully: stop recording.
-                            this.abandon();
-                        } else {
-                            this.recorded.push(event.clone());
-                        }
-                    }
-                }
-                // A broken stream is never stored; followers try again themselves.
-                Some(Err(_)) => this.finish = None,
-                None => {
-                    if let Some(finish) = this.finish.take()
-                        && this.accumulator.is_complete()
-                    {
-                        let message = std::mem::take(&mut this.accumulator).finish();
-                        if let Ok(message) = message {
-                            let storable = finish.shared.policy.cacheable_response(&message);
-                            let entry = Arc::new(CachedResponse::from_stream(
-                                message,
-                                std::mem::take(&mut this.recorded),
-                            ));
-                            let Finish { shared, key, guard } = finish;
-                            guard.finish(Outcome::Done(Arc::clone(&entry)));
-                            if storable {
-                                this.storing = Some(Box::pin(async move {
-                                    if let Err(error) =
-                                        shared.store.put(&key, entry, shared.ttl).await
-                                    {
-                                        tracing::warn!(target: "claude_tower::response_cache", %error, "cache write failed");
-                                    }
-                                }));
-                                continue;
-                            }
-                        }
-                    }
-                }
-            }
-            return Poll::Ready(item);
+impl OnEnd for Record {
+    fn on_event(&mut self, event: &StreamEvent) {
+        // Pings carry nothing to replay: never recorded, so a ping flood costs nothing.
+        let Some(finish) = self
+            .finish
+            .as_ref()
+            .filter(|_| !matches!(event, StreamEvent::Ping(_)))
+        else {
+            return;
+        };
+        let limit = finish.shared.max_recorded_bytes;
+        self.recorded_bytes = self
+            .recorded_bytes
+            .saturating_add(approx_event_bytes(event));
+        if self.recorded_bytes > limit {
+            tracing::debug!(target: "claude_tower::response_cache", limit, "stream larger than the recording cap: not cached");
+            self.abandon();
+        } else if self.accumulator.push(event).is_err() {
+            // Not a reply we can replay faithfully: stop recording.
+            self.abandon();
+        } else {
+            self.recorded.push(event.clone());
         }
+    }
+
+    fn on_end(&mut self, end: ResponseEnd<'_>) -> Settle {
+        // A broken or dropped stream is never stored; followers try again themselves.
+        let (Some(finish), EndOutcome::Complete) = (self.finish.take(), end.outcome) else {
+            return Settle::done();
+        };
+        let (message, events) = match end.message {
+            Some(message) => (message.clone(), Vec::new()),
+            None if self.accumulator.is_complete() => {
+                match std::mem::take(&mut self.accumulator).finish() {
+                    Ok(message) => (message, std::mem::take(&mut self.recorded)),
+                    Err(_) => return Settle::done(),
+                }
+            }
+            None => return Settle::done(),
+        };
+        let storable = finish.shared.policy.cacheable_response(&message);
+        let Finish { shared, key, guard } = finish;
+        if !storable && !guard.has_followers() {
+            // Nobody waits and nothing is stored: skip the copy.
+            guard.finish(Outcome::Abandoned);
+            return Settle::done();
+        }
+        let entry = Arc::new(if events.is_empty() {
+            CachedResponse::from_message(message)
+        } else {
+            CachedResponse::from_stream(message, events)
+        });
+        guard.finish(Outcome::Done(Arc::clone(&entry)));
+        if !storable {
+            return Settle::done();
+        }
+        Settle::later(async move {
+            if let Err(error) = shared.store.put(&key, entry, shared.ttl).await {
+                tracing::warn!(target: "claude_tower::response_cache", %error, "cache write failed");
+            }
+        })
     }
 }

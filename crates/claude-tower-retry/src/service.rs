@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use claude_tower_core::MessagesService;
 use claude_tower_core::{Error, MessagesBody, MessagesRequest};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -54,11 +55,7 @@ claude_tower_core::inner_service_accessors!(Retry<S, P>);
 
 impl<S, P> Service<http::Request<MessagesRequest>> for Retry<S, P>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        > + Clone,
+    S: MessagesService + Clone,
     P: Policy,
 {
     type Response = http::Response<MessagesBody>;

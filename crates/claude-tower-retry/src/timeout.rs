@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use claude_tower_core::MessagesService;
 use claude_tower_core::{Error, EventStream, MessagesBody, MessagesRequest, StreamEvent};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
@@ -101,11 +102,7 @@ fn min_deadline(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 
 impl<S> Service<http::Request<MessagesRequest>> for Timeout<S>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        >,
+    S: MessagesService,
 {
     type Response = http::Response<MessagesBody>;
     type Error = Error;

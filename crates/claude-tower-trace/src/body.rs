@@ -1,21 +1,18 @@
-//! [`TracedStream`]: keeps a call's span open until its stream ends, and records it then.
+//! [`Traced`]: the trace layer's "when the response ends" hook — it keeps the call's span
+//! open until the response ends, and records it then.
 
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
-
+use claude_tower_core::end::{OnEnd, Outcome, ResponseEnd, Settle};
 use claude_tower_core::ext::CostCell;
-use claude_tower_core::{Error, EventStream, StreamEvent};
-use futures_core::Stream;
+use claude_tower_core::{Error, Message, StreamEvent};
 use tokio::time::Instant;
 
 use crate::record::Recorder;
 
-/// Keeps the span open until the stream ends; records time to first chunk, the final usage
-/// and mid-stream errors.
-pub(crate) struct TracedStream {
-    pub(crate) inner: EventStream,
+/// Records the response when it ends: time to first chunk, the final usage, errors.
+pub(crate) struct Traced {
     pub(crate) call: Option<Recorder>,
     pub(crate) cost: Option<CostCell>,
+    /// A stream's message, as far as the span needs it.
     pub(crate) accumulator: claude_tower_core::MessageAccumulator,
     pub(crate) first_event: Option<Instant>,
     pub(crate) events: u32,
@@ -23,12 +20,21 @@ pub(crate) struct TracedStream {
     pub(crate) captured_bytes: usize,
 }
 
-impl TracedStream {
-    pub(crate) fn finish(&mut self, error: Option<&Error>) {
+impl Traced {
+    pub(crate) fn new(call: Recorder, cost: Option<CostCell>) -> Self {
+        Self {
+            call: Some(call),
+            cost,
+            accumulator: claude_tower_core::MessageAccumulator::new(),
+            first_event: None,
+            events: 0,
+            captured_bytes: 0,
+        }
+    }
+
+    fn finish(&mut self, message: Option<&Message>, error: Option<&Error>) {
         let Some(call) = self.call.take() else { return };
-        let snapshot = self.accumulator.snapshot().cloned();
-        let model = snapshot.as_ref().map(|m| m.model.clone());
-        let attributes = match &snapshot {
+        let attributes = match message {
             Some(message) => {
                 let attributes = call.record_message(
                     &message.id,
@@ -56,71 +62,64 @@ impl TracedStream {
             }
         }
         match error {
-            Some(error) => call.record_error(error, model.as_deref()),
+            Some(error) => call.record_error(error, message.map(|m| m.model.as_str())),
             None => call.record_duration(&attributes),
         }
     }
 }
 
-impl Stream for TracedStream {
-    type Item = Result<StreamEvent, Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        let item = ready!(Pin::new(&mut this.inner).poll_next(cx));
-        match &item {
-            Some(Ok(event)) => {
-                this.events += 1;
-                if this.first_event.is_none() {
-                    let now = Instant::now();
-                    this.first_event = Some(now);
-                    if let Some(call) = &this.call {
-                        call.span.record(
-                            "gen_ai.response.time_to_first_chunk",
-                            (now - call.started).as_secs_f64(),
-                        );
-                    }
-                }
-                // Only what the span needs is kept: the message's id, model, usage and stop
-                // reason, and its content only while it is captured (up to the capture limit),
-                // so a long or endless stream never grows this buffer.
-                let content = matches!(
-                    event,
-                    StreamEvent::ContentBlockStart(_)
-                        | StreamEvent::ContentBlockDelta(_)
-                        | StreamEvent::ContentBlockStop(_)
+impl OnEnd for Traced {
+    fn on_event(&mut self, event: &StreamEvent) {
+        self.events += 1;
+        if self.first_event.is_none() {
+            let now = Instant::now();
+            self.first_event = Some(now);
+            if let Some(call) = &self.call {
+                call.span.record(
+                    "gen_ai.response.time_to_first_chunk",
+                    (now - call.started).as_secs_f64(),
                 );
-                let capture = this
-                    .call
-                    .as_ref()
-                    .and_then(|call| call.config.capture_limit)
-                    .filter(|_| {
-                        this.call
-                            .as_ref()
-                            .is_some_and(|call| !call.span.is_disabled())
-                    });
-                let keep = !content || capture.is_some_and(|limit| this.captured_bytes <= limit);
-                if keep {
-                    if let StreamEvent::ContentBlockDelta(delta) = event {
-                        this.captured_bytes = this
-                            .captured_bytes
-                            .saturating_add(delta.delta.content_len());
-                    }
-                    let _ = this.accumulator.push(event);
-                }
             }
-            Some(Err(error)) => this.finish(Some(error)),
-            None => this.finish(None),
         }
-        Poll::Ready(item)
+        // Only what the span needs is kept: the message's id, model, usage and stop reason,
+        // and its content only while it is captured (up to the capture limit), so a long or
+        // endless stream never grows this buffer.
+        let content = matches!(
+            event,
+            StreamEvent::ContentBlockStart(_)
+                | StreamEvent::ContentBlockDelta(_)
+                | StreamEvent::ContentBlockStop(_)
+        );
+        let capture = self
+            .call
+            .as_ref()
+            .filter(|call| !call.span.is_disabled())
+            .and_then(|call| call.config.capture_limit);
+        let keep = !content || capture.is_some_and(|limit| self.captured_bytes <= limit);
+        if keep {
+            if let StreamEvent::ContentBlockDelta(delta) = event {
+                self.captured_bytes = self
+                    .captured_bytes
+                    .saturating_add(delta.delta.content_len());
+            }
+            let _ = self.accumulator.push(event);
+        }
     }
-}
 
-impl Drop for TracedStream {
-    fn drop(&mut self) {
-        if self.call.is_some() {
-            let error = Error::stream_interrupted("the stream was dropped before its end");
-            self.finish(Some(&error));
+    fn on_end(&mut self, end: ResponseEnd<'_>) -> Settle {
+        let snapshot = match end.message {
+            Some(_) => None,
+            None => self.accumulator.snapshot().cloned(),
+        };
+        let message = end.message.or(snapshot.as_ref());
+        match end.outcome {
+            Outcome::Failed(error) => self.finish(message, Some(error)),
+            Outcome::Dropped => {
+                let error = Error::stream_interrupted("the stream was dropped before its end");
+                self.finish(message, Some(&error));
+            }
+            _ => self.finish(message, None),
         }
+        Settle::done()
     }
 }

@@ -6,8 +6,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use claude_tower_core::MessagesService;
 use claude_tower_core::ext::CostCell;
-use claude_tower_core::{Error, EventStream, MessagesBody, MessagesRequest};
+use claude_tower_core::{Error, MessagesBody, MessagesRequest};
 use opentelemetry::metrics::Meter;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
@@ -16,7 +17,7 @@ use tower_service::Service;
 use tracing::field::Empty;
 use tracing::instrument::{Instrument, Instrumented};
 
-use crate::body::TracedStream;
+use crate::body::Traced;
 use crate::record::{Config, Instruments, ModelId, Recorder, capped};
 
 /// Traces every call; see the [crate docs](crate).
@@ -116,11 +117,7 @@ claude_tower_core::inner_service_accessors!(Trace<S>);
 
 impl<S> Service<http::Request<MessagesRequest>> for Trace<S>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        >,
+    S: MessagesService,
 {
     type Response = http::Response<MessagesBody>;
     type Error = Error;
@@ -246,32 +243,7 @@ where
                 call.record_extensions(response.extensions(), response.headers());
                 let cost = response.extensions().get::<CostCell>().cloned();
                 let (parts, body) = response.into_parts();
-                let body = match body {
-                    MessagesBody::Message(message) => {
-                        let attributes = call.record_message(
-                            &message.id,
-                            &message.model,
-                            message.stop_reason.as_ref(),
-                            &message.usage,
-                        );
-                        call.record_output(&message);
-                        call.record_diagnostics(&message);
-                        call.record_cost(cost.as_ref());
-                        call.record_duration(&attributes);
-                        MessagesBody::Message(message)
-                    }
-                    MessagesBody::Stream(stream) => {
-                        MessagesBody::Stream(EventStream::new(TracedStream {
-                            inner: stream,
-                            call: Some(call),
-                            cost,
-                            accumulator: claude_tower_core::MessageAccumulator::new(),
-                            first_event: None,
-                            events: 0,
-                            captured_bytes: 0,
-                        }))
-                    }
-                };
+                let (body, _done) = body.on_end(Traced::new(call, cost));
                 Poll::Ready(Ok(http::Response::from_parts(parts, body)))
             }
         }

@@ -6,6 +6,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
+use claude_tower_core::MessagesService;
 use claude_tower_core::models::ModelTable;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{Error, MessageParam, MessagesBody, MessagesRequest};
@@ -172,13 +173,7 @@ claude_tower_core::boxed_response_future! {
 
 impl<S> Service<http::Request<MessagesRequest>> for Trim<S>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        > + Clone
-        + Send
-        + 'static,
+    S: MessagesService + Clone + Send + 'static,
     S::Future: Send,
 {
     type Response = http::Response<MessagesBody>;

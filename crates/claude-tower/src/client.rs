@@ -5,14 +5,15 @@ use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use claude_tower_core::MessagesService;
 use claude_tower_core::ext::Attribution;
 use claude_tower_core::{
     Delta, Error, EventStream, Message, MessageAccumulator, MessagesBody, MessagesRequest,
     StreamEvent,
 };
 use futures_util::{Stream, StreamExt};
+use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceExt};
 
 /// Any stack, boxed: one nameable, `Clone + Send + Sync + 'static` type to keep in a struct or
 /// in axum state (see [`Client::boxed`]). Boxing costs one allocation per call.
@@ -99,14 +100,7 @@ impl Client<ClaudeService> {
     /// ```
     pub fn boxed<S>(stack: S) -> Self
     where
-        S: Service<
-                http::Request<MessagesRequest>,
-                Response = http::Response<MessagesBody>,
-                Error = Error,
-            > + Clone
-            + Send
-            + Sync
-            + 'static,
+        S: MessagesService + Clone + Send + Sync + 'static,
         S::Future: Send + 'static,
     {
         Self::new(BoxCloneSyncService::new(stack))
@@ -156,11 +150,7 @@ impl<S> Messages<'_, S> {
 
 impl<S> Messages<'_, S>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        > + Clone,
+    S: MessagesService + Clone,
 {
     /// Sends a request and returns the complete message (a streamed reply is accumulated).
     ///

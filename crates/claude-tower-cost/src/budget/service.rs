@@ -4,13 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use claude_tower_core::MessagesService;
 use claude_tower_core::ext::{Attribution, ResponseCacheStatus};
 use claude_tower_core::readiness::call_when_ready;
-use claude_tower_core::{Error, ErrorKind, EventStream, MessagesBody, MessagesRequest, Usage};
+use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest};
 use tower_service::Service;
 
 use super::Shared;
-use super::body::SettlingStream;
 use super::settlement::Settlement;
 use super::stats::Reserved;
 use crate::meter::Metering;
@@ -47,13 +47,7 @@ claude_tower_core::boxed_response_future! {
 
 impl<S> Service<http::Request<MessagesRequest>> for Budget<S>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        > + Clone
-        + Send
-        + 'static,
+    S: MessagesService + Clone + Send + 'static,
     S::Future: Send,
 {
     type Response = http::Response<MessagesBody>;
@@ -79,11 +73,7 @@ async fn call<S>(
     request: http::Request<MessagesRequest>,
 ) -> Result<http::Response<MessagesBody>, Error>
 where
-    S: Service<
-            http::Request<MessagesRequest>,
-            Response = http::Response<MessagesBody>,
-            Error = Error,
-        >,
+    S: MessagesService,
 {
     let attribution = Attribution::of(&request);
     let lines = shared.lines(&attribution);
@@ -146,31 +136,13 @@ where
     let cached =
         response.extensions().get::<ResponseCacheStatus>() == Some(&ResponseCacheStatus::Hit);
     let (parts, body) = response.into_parts();
-    let body = match body {
-        MessagesBody::Message(message) => {
-            let actual = shared.finish(
-                &reserved,
-                &metering,
-                Some(&message.model),
-                &message.usage,
-                cached,
-            );
-            // Known before any await: a cancellation from here on still charges it.
-            settlement.actual = actual;
-            settlement.settle(actual).await;
-            MessagesBody::Message(message)
-        }
-        MessagesBody::Stream(stream) => MessagesBody::Stream(EventStream::new(SettlingStream {
-            inner: stream,
-            settlement: Some(settlement),
-            metering,
-            reserved,
-            shared: Arc::clone(&shared),
-            usage: Usage::default(),
-            model: None,
-            cached,
-            settling: None,
-        })),
-    };
+    let (body, settle) = body.on_end(super::body::Settle {
+        settlement: Some(settlement),
+        metering,
+        reserved,
+        shared,
+        cached,
+    });
+    settle.await;
     Ok(http::Response::from_parts(parts, body))
 }
