@@ -52,7 +52,7 @@ fn parts(c: &mut Criterion) {
             std::time::Duration::from_secs(600),
         ))
         .expect("put");
-    group.bench_function("moka-get", |b| b.iter(|| store.get_now(&key)));
+    group.bench_function("moka-get", |b| b.iter(|| store.get(&key).into_ready().ok()));
     group.bench_function("message-clone-2KB", |b| b.iter(|| message.clone()));
     // Trimming a 200-message, ~500 KB conversation to 20k tokens.
     let mut long = MessagesRequest::new("claude-sonnet-4-6", 1024).user("The task.");

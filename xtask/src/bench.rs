@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 pub(crate) fn run(root: &Path, extra: &[String]) -> Result<(), String> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let report_only = extra.iter().any(|a| a == "--report");
     let extra: Vec<String> = extra.iter().filter(|a| *a != "--report").cloned().collect();
     if !report_only {

@@ -74,6 +74,7 @@ pub mod redis;
 mod request;
 mod response;
 mod retry_after;
+mod store_future;
 mod stream;
 
 mod validate;
@@ -101,6 +102,7 @@ pub use retry_after::{
     DEFAULT_MAX_RETRY_AFTER, RETRY_AFTER_IGNORED_ABOVE, parse_retry_after, sanitize_retry_after,
     saturating_secs,
 };
+pub use store_future::StoreFuture;
 pub use stream::{
     CitationsDelta, ContentBlockDeltaEvent, ContentBlockStartEvent, ContentBlockStopEvent, Delta,
     EmptyEvent, ErrorEvent, InputJsonDelta, MessageDelta, MessageDeltaEvent, MessageStartEvent,

@@ -1,10 +1,10 @@
 //! [`RedisBudgetStore`]: budgets shared by every replica through Redis.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use claude_tower_core::{Error, ErrorKind};
+use claude_tower_core::{Error, ErrorKind, StoreFuture};
 use redis::Script;
 use redis::aio::ConnectionManager;
 
@@ -102,9 +102,9 @@ return {tonumber(redis.call('HGET', KEYS[1], 'spent') or '0'), tonumber(redis.ca
 #[derive(Clone)]
 pub struct RedisBudgetStore {
     connection: ConnectionManager,
-    reserve: Script,
-    settle: Script,
-    balance: Script,
+    reserve: Arc<Script>,
+    settle: Arc<Script>,
+    balance: Arc<Script>,
     remember: Duration,
 }
 
@@ -151,9 +151,9 @@ impl RedisBudgetStore {
     pub fn new(connection: ConnectionManager) -> Self {
         Self {
             connection,
-            reserve: Script::new(&format!("{PRELUDE}{RESERVE}")),
-            settle: Script::new(&format!("{PRELUDE}{SETTLE}")),
-            balance: Script::new(&format!("{PRELUDE}{BALANCE}")),
+            reserve: Arc::new(Script::new(&format!("{PRELUDE}{RESERVE}"))),
+            settle: Arc::new(Script::new(&format!("{PRELUDE}{SETTLE}"))),
+            balance: Arc::new(Script::new(&format!("{PRELUDE}{BALANCE}"))),
             remember: DEFAULT_SETTLED_MEMORY,
         }
     }
@@ -180,83 +180,102 @@ fn millis(duration: Duration) -> u64 {
         .max(1)
 }
 
-#[async_trait]
 impl BudgetStore for RedisBudgetStore {
-    async fn reserve(
+    fn reserve(
         &self,
         lines: &[BudgetLine],
         id: &str,
         amount: u64,
         lease: Duration,
-    ) -> Result<Reservation, Error> {
-        if lines.is_empty() {
-            return Ok(Reservation::Granted);
-        }
-        let mut invocation = self.reserve.prepare_invoke();
-        line_keys(&mut invocation, lines);
-        invocation.arg(id).arg(amount).arg(millis(lease));
-        for line in lines {
-            invocation.arg(line.limit);
-        }
-        for line in lines {
-            invocation.arg(line.ttl.map_or(0, |t| t.as_secs().max(1)));
-        }
+    ) -> StoreFuture<Result<Reservation, Error>> {
+        let script = Arc::clone(&self.reserve);
         let mut connection = self.connection.clone();
-        let reply: Vec<u64> = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|e| redis_error(&e))?;
-        match reply.as_slice() {
-            [0] => Ok(Reservation::Granted),
-            [line, spent, reserved] => Ok(Reservation::Refused {
-                line: usize::try_from(*line)
-                    .unwrap_or(1)
-                    .saturating_sub(1)
-                    .min(lines.len() - 1),
-                balance: Balance {
-                    spent: *spent,
-                    reserved: *reserved,
-                },
-            }),
-            other => Err(Error::new(
-                ErrorKind::Other,
-                format!("budget store (redis): unexpected reply {other:?}"),
-            )),
-        }
+        let lines = lines.to_vec();
+        let id = id.to_owned();
+        StoreFuture::boxed(async move {
+            let lines = &lines[..];
+            let id = &id[..];
+            if lines.is_empty() {
+                return Ok(Reservation::Granted);
+            }
+            let mut invocation = script.prepare_invoke();
+            line_keys(&mut invocation, lines);
+            invocation.arg(id).arg(amount).arg(millis(lease));
+            for line in lines {
+                invocation.arg(line.limit);
+            }
+            for line in lines {
+                invocation.arg(line.ttl.map_or(0, |t| t.as_secs().max(1)));
+            }
+            let reply: Vec<u64> = invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| redis_error(&e))?;
+            match reply.as_slice() {
+                [0] => Ok(Reservation::Granted),
+                [line, spent, reserved] => Ok(Reservation::Refused {
+                    line: usize::try_from(*line)
+                        .unwrap_or(1)
+                        .saturating_sub(1)
+                        .min(lines.len() - 1),
+                    balance: Balance {
+                        spent: *spent,
+                        reserved: *reserved,
+                    },
+                }),
+                other => Err(Error::new(
+                    ErrorKind::Other,
+                    format!("budget store (redis): unexpected reply {other:?}"),
+                )),
+            }
+        })
     }
 
-    async fn settle(
+    fn settle(
         &self,
         lines: &[BudgetLine],
         id: &str,
         reserved: u64,
         actual: u64,
-    ) -> Result<Vec<u64>, Error> {
-        if lines.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut invocation = self.settle.prepare_invoke();
-        line_keys(&mut invocation, lines);
-        invocation
-            .arg(id)
-            .arg(reserved)
-            .arg(actual)
-            .arg(millis(self.remember));
+    ) -> StoreFuture<Result<Vec<u64>, Error>> {
+        let script = Arc::clone(&self.settle);
         let mut connection = self.connection.clone();
-        invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|e| redis_error(&e))
+        let remember = self.remember;
+        let lines = lines.to_vec();
+        let id = id.to_owned();
+        StoreFuture::boxed(async move {
+            let lines = &lines[..];
+            let id = &id[..];
+            if lines.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut invocation = script.prepare_invoke();
+            line_keys(&mut invocation, lines);
+            invocation
+                .arg(id)
+                .arg(reserved)
+                .arg(actual)
+                .arg(millis(remember));
+            invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| redis_error(&e))
+        })
     }
 
-    async fn balance(&self, key: &str) -> Result<Balance, Error> {
-        let mut invocation = self.balance.prepare_invoke();
-        invocation.key(key).key(format!("{key}:leases"));
+    fn balance(&self, key: &str) -> StoreFuture<Result<Balance, Error>> {
+        let script = Arc::clone(&self.balance);
         let mut connection = self.connection.clone();
-        let (spent, reserved): (u64, u64) = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|e| redis_error(&e))?;
-        Ok(Balance { spent, reserved })
+        let key = key.to_owned();
+        StoreFuture::boxed(async move {
+            let key = &key[..];
+            let mut invocation = script.prepare_invoke();
+            invocation.key(key).key(format!("{key}:leases"));
+            let (spent, reserved): (u64, u64) = invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| redis_error(&e))?;
+            Ok(Balance { spent, reserved })
+        })
     }
 }

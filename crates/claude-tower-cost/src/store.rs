@@ -9,8 +9,7 @@ use std::fmt;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use claude_tower_core::Error;
+use claude_tower_core::{Error, StoreFuture};
 use tokio::time::Instant;
 
 /// One budget a request is charged against: a store key, its limit, and how long the key
@@ -58,58 +57,60 @@ pub enum Reservation {
 /// and is reclaimed by the store. **Idempotence.** `settle` applies at most once per id, and
 /// a `reserve` arriving after its id was settled reserves nothing, so callers may retry both
 /// freely.
-#[async_trait]
+///
+/// One method per operation, each returning a [`StoreFuture`]: a store in memory answers
+/// [ready](StoreFuture::ready) (the layer then reserves and settles without futures of its
+/// own), a store across the network [boxed](StoreFuture::boxed).
 pub trait BudgetStore: fmt::Debug + Send + Sync + 'static {
     /// Reserves `amount` under `id` on every line if, on each,
     /// `spent + reserved + amount <= limit`; the reservation lapses after `lease`.
-    async fn reserve(
+    fn reserve(
         &self,
         lines: &[BudgetLine],
         id: &str,
         amount: u64,
         lease: Duration,
-    ) -> Result<Reservation, Error>;
+    ) -> StoreFuture<Result<Reservation, Error>>;
 
     /// Releases reservation `id` (of `reserved`) and adds `actual` to the spend of every line;
     /// returns each line's spend afterwards. A second settle of the same id changes nothing;
     /// a settle after the lease lapsed still adds `actual` (the money was spent).
-    async fn settle(
+    fn settle(
         &self,
         lines: &[BudgetLine],
         id: &str,
         reserved: u64,
         actual: u64,
-    ) -> Result<Vec<u64>, Error>;
+    ) -> StoreFuture<Result<Vec<u64>, Error>>;
 
     /// The balance of a key (lapsed reservations not counted).
-    async fn balance(&self, key: &str) -> Result<Balance, Error>;
+    fn balance(&self, key: &str) -> StoreFuture<Result<Balance, Error>>;
 }
 
 /// A shared store is a store: keep an `Arc` to read balances while a layer uses it.
-#[async_trait]
 impl<T: BudgetStore + ?Sized> BudgetStore for std::sync::Arc<T> {
-    async fn reserve(
+    fn reserve(
         &self,
         lines: &[BudgetLine],
         id: &str,
         amount: u64,
         lease: Duration,
-    ) -> Result<Reservation, Error> {
-        (**self).reserve(lines, id, amount, lease).await
+    ) -> StoreFuture<Result<Reservation, Error>> {
+        (**self).reserve(lines, id, amount, lease)
     }
 
-    async fn settle(
+    fn settle(
         &self,
         lines: &[BudgetLine],
         id: &str,
         reserved: u64,
         actual: u64,
-    ) -> Result<Vec<u64>, Error> {
-        (**self).settle(lines, id, reserved, actual).await
+    ) -> StoreFuture<Result<Vec<u64>, Error>> {
+        (**self).settle(lines, id, reserved, actual)
     }
 
-    async fn balance(&self, key: &str) -> Result<Balance, Error> {
-        (**self).balance(key).await
+    fn balance(&self, key: &str) -> StoreFuture<Result<Balance, Error>> {
+        (**self).balance(key)
     }
 }
 
@@ -228,22 +229,48 @@ impl fmt::Debug for MemoryBudgetStore {
     }
 }
 
-#[async_trait]
+/// Every operation is in memory and short: the answers are ready at once.
 impl BudgetStore for MemoryBudgetStore {
-    async fn reserve(
+    fn reserve(
         &self,
         lines: &[BudgetLine],
         id: &str,
         amount: u64,
         lease: Duration,
-    ) -> Result<Reservation, Error> {
+    ) -> StoreFuture<Result<Reservation, Error>> {
+        StoreFuture::ready(Ok(self.reserve_now(lines, id, amount, lease)))
+    }
+
+    fn settle(
+        &self,
+        lines: &[BudgetLine],
+        id: &str,
+        _reserved: u64,
+        actual: u64,
+    ) -> StoreFuture<Result<Vec<u64>, Error>> {
+        StoreFuture::ready(Ok(self.settle_now(lines, id, actual)))
+    }
+
+    fn balance(&self, key: &str) -> StoreFuture<Result<Balance, Error>> {
+        StoreFuture::ready(Ok(self.balance_now(key)))
+    }
+}
+
+impl MemoryBudgetStore {
+    fn reserve_now(
+        &self,
+        lines: &[BudgetLine],
+        id: &str,
+        amount: u64,
+        lease: Duration,
+    ) -> Reservation {
         let now = Instant::now();
         let mut state = self.lock();
         state.prune_settled(now);
         let id = state.id_key(id);
         if state.settled.contains(&id) {
             // Settled (or released) before this reserve ran: nothing to hold.
-            return Ok(Reservation::Granted);
+            return Reservation::Granted;
         }
         for (index, line) in lines.iter().enumerate() {
             let entry = key_state(&mut state.balances, &line.key);
@@ -255,10 +282,10 @@ impl BudgetStore for MemoryBudgetStore {
                 .saturating_add(amount)
                 > line.limit
             {
-                return Ok(Reservation::Refused {
+                return Reservation::Refused {
                     line: index,
                     balance,
-                });
+                };
             }
         }
         let until = now + lease;
@@ -266,26 +293,20 @@ impl BudgetStore for MemoryBudgetStore {
             let entry = key_state(&mut state.balances, &line.key);
             entry.leases.insert(id, (amount, until));
         }
-        Ok(Reservation::Granted)
+        Reservation::Granted
     }
 
-    async fn settle(
-        &self,
-        lines: &[BudgetLine],
-        id: &str,
-        _reserved: u64,
-        actual: u64,
-    ) -> Result<Vec<u64>, Error> {
+    fn settle_now(&self, lines: &[BudgetLine], id: &str, actual: u64) -> Vec<u64> {
         let now = Instant::now();
         let mut state = self.lock();
         state.prune_settled(now);
         let id = state.id_key(id);
         if state.settled.contains(&id) {
             // Settled before: nothing changes.
-            return Ok(lines
+            return lines
                 .iter()
                 .map(|line| state.balances.get(&line.key).map_or(0, |k| k.spent))
-                .collect());
+                .collect();
         }
         let spent = lines
             .iter()
@@ -301,18 +322,18 @@ impl BudgetStore for MemoryBudgetStore {
         let until = now + SETTLED_MEMORY_MARGIN + SETTLED_MEMORY_MARGIN;
         state.settled.insert(id);
         state.settled_order.push_back((until, id));
-        Ok(spent)
+        spent
     }
 
-    async fn balance(&self, key: &str) -> Result<Balance, Error> {
+    fn balance_now(&self, key: &str) -> Balance {
         let now = Instant::now();
         let mut state = self.lock();
-        Ok(state
+        state
             .balances
             .get_mut(key)
             .map_or_else(Balance::default, |entry| {
                 entry.reclaim(now);
                 entry.balance()
-            }))
+            })
     }
 }

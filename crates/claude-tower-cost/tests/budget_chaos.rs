@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use claude_tower_core::ext::Attribution;
-use claude_tower_core::{Error, MessagesBody, MessagesRequest};
+use claude_tower_core::{Error, MessagesBody, MessagesRequest, StoreFuture};
 use claude_tower_cost::{
     BudgetLayer, BudgetLine, BudgetStore, MemoryBudgetStore, Modifiers, PriceTable,
     RedisBudgetStore, Reservation, Scope, UnknownInput, Usd, Window,
@@ -247,30 +247,32 @@ async fn a_call_cancelled_while_reserving_leaves_nothing_reserved() {
     #[derive(Debug, Clone, Default)]
     struct Slow(Arc<MemoryBudgetStore>);
 
-    #[async_trait::async_trait]
     impl BudgetStore for Slow {
-        async fn reserve(
+        fn reserve(
             &self,
             lines: &[BudgetLine],
             id: &str,
             amount: u64,
             lease: Duration,
-        ) -> Result<Reservation, Error> {
-            let granted = self.0.reserve(lines, id, amount, lease).await;
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            granted
+        ) -> StoreFuture<Result<Reservation, Error>> {
+            let granted = self.0.reserve(lines, id, amount, lease);
+            StoreFuture::boxed(async move {
+                let granted = granted.await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                granted
+            })
         }
-        async fn settle(
+        fn settle(
             &self,
             lines: &[BudgetLine],
             id: &str,
             reserved: u64,
             actual: u64,
-        ) -> Result<Vec<u64>, Error> {
-            self.0.settle(lines, id, reserved, actual).await
+        ) -> StoreFuture<Result<Vec<u64>, Error>> {
+            self.0.settle(lines, id, reserved, actual)
         }
-        async fn balance(&self, key: &str) -> Result<claude_tower_cost::Balance, Error> {
-            self.0.balance(key).await
+        fn balance(&self, key: &str) -> StoreFuture<Result<claude_tower_cost::Balance, Error>> {
+            self.0.balance(key)
         }
     }
 

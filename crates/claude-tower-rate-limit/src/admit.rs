@@ -4,7 +4,7 @@
 //! The work is split so that a store that answers synchronously (the in-memory one) needs no
 //! future of its own: [`prepare`] and [`Prepared::admit`] run in `call`, [`finish`] runs when
 //! the inner future completes, and what the store must do afterwards is a list of
-//! [`StoreOp`]s, run at once ([`StoreOp::run_now`]) or awaited ([`StoreOp::run`]).
+//! [`StoreOp`]s, run at once where the store answers ready, else awaited ([`StoreOp::run`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use claude_tower_core::MessagesService;
 use claude_tower_core::ext::Attribution;
 use claude_tower_core::rate_limit::Refusal;
-use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest};
+use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest, StoreFuture};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::body::Reconcile;
@@ -170,30 +170,18 @@ impl Prepared {
         Ok(())
     }
 
-    /// The store's answer without a future, when it has one.
-    pub(crate) fn acquire_now(
+    /// The store's answer: ready (a store in memory) or a future to await.
+    pub(crate) fn acquire(
         &self,
         shared: &Shared,
         max_wait: Duration,
-    ) -> Option<Result<Admission, Error>> {
-        shared.store.acquire_now(
+    ) -> StoreFuture<Result<Admission, Error>> {
+        shared.store.acquire(
             &self.buckets,
             self.amounts.as_slice(),
             &self.pool.pause_key,
             max_wait,
         )
-    }
-
-    async fn acquire(&self, shared: &Shared, max_wait: Duration) -> Result<Admission, Error> {
-        shared
-            .store
-            .acquire(
-                &self.buckets,
-                self.amounts.as_slice(),
-                &self.pool.pause_key,
-                max_wait,
-            )
-            .await
     }
 
     /// Turns the store's answer into a reservation, or the error to return (nothing sent).
@@ -394,10 +382,7 @@ where
     let mut ops = Vec::new();
     let result = finish(after, result, Sink::Collect(&mut ops));
     for op in ops {
-        let done = match op.run_now(&*shared.store) {
-            Some(done) => done,
-            None => op.run(&*shared.store).await,
-        };
+        let done = op.run(&*shared.store).await;
         op.report(done);
     }
     result
@@ -409,22 +394,25 @@ pub(crate) async fn admit_and_call<S>(
     inner: S,
     request: http::Request<MessagesRequest>,
     prepared: Prepared,
-    permits: Permits,
+    mut permits: Permits,
+    asked: Option<StoreFuture<Result<Admission, Error>>>,
 ) -> Result<http::Response<MessagesBody>, Error>
 where
     S: MessagesService,
 {
-    // Concurrency slots first (so no tokens are held while waiting for one), then the
-    // buckets, within one max_wait in all.
-    let start = tokio::time::Instant::now();
-    let mut permits = permits;
-    prepared
-        .take_slots(&shared, &mut permits, start + shared.max_wait)
-        .await?;
-    let max_wait = shared.max_wait.saturating_sub(start.elapsed());
-    let admission = match prepared.acquire_now(&shared, max_wait) {
-        Some(admission) => admission,
-        None => prepared.acquire(&shared, max_wait).await,
+    let admission = match asked {
+        // The slots were free and the store was asked: its answer.
+        Some(pending) => pending.await,
+        None => {
+            // Concurrency slots first (so no tokens are held while waiting for one), then
+            // the buckets, within one max_wait in all.
+            let start = tokio::time::Instant::now();
+            prepared
+                .take_slots(&shared, &mut permits, start + shared.max_wait)
+                .await?;
+            let max_wait = shared.max_wait.saturating_sub(start.elapsed());
+            prepared.acquire(&shared, max_wait).await
+        }
     };
     let Admitted { wait, after } = prepared.admit(&shared, admission, permits)?;
     call_and_finish(inner, request, wait, after).await

@@ -21,14 +21,12 @@ impl OnEnd for Reconcile {
             return Settle::done();
         };
         let shared = Arc::clone(&reservation.shared);
-        let op = reservation.settle(end.usage);
-        if let Some(done) = op.run_now(&*shared.store) {
-            op.report(done);
-            return Settle::done();
+        let settle = reservation.settle(end.usage).start(&shared);
+        if settle.is_done() {
+            return settle;
         }
         Settle::later(async move {
-            let done = op.run(&*shared.store).await;
-            op.report(done);
+            settle.await;
             drop(permits);
         })
     }

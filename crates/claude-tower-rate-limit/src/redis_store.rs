@@ -1,11 +1,11 @@
 //! [`RedisRateLimitStore`]: buckets shared by every replica through Redis.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use claude_tower_core::rate_limit::Refusal;
-use claude_tower_core::{Error, ErrorKind};
+use claude_tower_core::{Error, ErrorKind, StoreFuture};
 use redis::Script;
 use redis::aio::ConnectionManager;
 
@@ -95,11 +95,11 @@ return math.floor(load(KEYS[1], tonumber(ARGV[1])) * 1000)
 #[derive(Clone)]
 pub struct RedisRateLimitStore {
     connection: ConnectionManager,
-    acquire: Script,
-    adjust: Script,
-    correct: Script,
-    pause: Script,
-    available: Script,
+    acquire: Arc<Script>,
+    adjust: Arc<Script>,
+    correct: Arc<Script>,
+    pause: Arc<Script>,
+    available: Arc<Script>,
 }
 
 impl fmt::Debug for RedisRateLimitStore {
@@ -113,8 +113,8 @@ fn redis_error(error: &redis::RedisError) -> Error {
     claude_tower_core::redis::error("rate-limit store", error)
 }
 
-fn script(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE}{body}"))
+fn script(body: &str) -> Arc<Script> {
+    Arc::new(Script::new(&format!("{PRELUDE}{body}")))
 }
 
 fn micros(duration: Duration) -> u64 {
@@ -150,99 +150,129 @@ impl RedisRateLimitStore {
     }
 }
 
-#[async_trait]
 impl RateLimitStore for RedisRateLimitStore {
-    async fn acquire(
+    fn acquire(
         &self,
         buckets: &[BucketSpec],
         amounts: &[u64],
         pause_key: &str,
         max_wait: Duration,
-    ) -> Result<Admission, Error> {
-        let mut invocation = self.acquire.prepare_invoke();
-        for bucket in buckets {
-            invocation.key(&*bucket.key);
-        }
-        invocation.key(pause_key);
-        invocation.arg(micros(max_wait));
-        for (bucket, amount) in buckets.iter().zip(amounts) {
-            invocation.arg(bucket.per_minute).arg(*amount);
-        }
+    ) -> StoreFuture<Result<Admission, Error>> {
+        let script = Arc::clone(&self.acquire);
         let mut connection = self.connection.clone();
-        let reply: Vec<i64> = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|e| redis_error(&e))?;
-        let index = |i: i64| usize::try_from(i).ok().filter(|i| *i > 0).map(|i| i - 1);
-        match reply.as_slice() {
-            // A reply is untrusted too: a grant never waits longer than `max_wait`.
-            [0, wait] => Ok(Admission::Granted {
-                wait: Duration::from_micros(u64::try_from(*wait).unwrap_or(0)).min(max_wait),
-            }),
-            [1, bucket] => Ok(Admission::Refused {
-                bucket: index(*bucket),
-                refusal: Refusal::TooLarge,
-            }),
-            [2, bucket, wait] => Ok(Admission::Refused {
-                bucket: index(*bucket),
-                refusal: Refusal::WouldWait(Duration::from_micros(
-                    u64::try_from(*wait).unwrap_or(0),
+        let buckets = buckets.to_vec();
+        let amounts = amounts.to_vec();
+        let pause_key = pause_key.to_owned();
+        StoreFuture::boxed(async move {
+            let buckets = &buckets[..];
+            let amounts = &amounts[..];
+            let pause_key = &pause_key[..];
+            let mut invocation = script.prepare_invoke();
+            for bucket in buckets {
+                invocation.key(&*bucket.key);
+            }
+            invocation.key(pause_key);
+            invocation.arg(micros(max_wait));
+            for (bucket, amount) in buckets.iter().zip(amounts) {
+                invocation.arg(bucket.per_minute).arg(*amount);
+            }
+            let reply: Vec<i64> = invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| redis_error(&e))?;
+            let index = |i: i64| usize::try_from(i).ok().filter(|i| *i > 0).map(|i| i - 1);
+            match reply.as_slice() {
+                // A reply is untrusted too: a grant never waits longer than `max_wait`.
+                [0, wait] => Ok(Admission::Granted {
+                    wait: Duration::from_micros(u64::try_from(*wait).unwrap_or(0)).min(max_wait),
+                }),
+                [1, bucket] => Ok(Admission::Refused {
+                    bucket: index(*bucket),
+                    refusal: Refusal::TooLarge,
+                }),
+                [2, bucket, wait] => Ok(Admission::Refused {
+                    bucket: index(*bucket),
+                    refusal: Refusal::WouldWait(Duration::from_micros(
+                        u64::try_from(*wait).unwrap_or(0),
+                    )),
+                }),
+                other => Err(Error::new(
+                    ErrorKind::Other,
+                    format!("rate-limit store (redis): unexpected reply {other:?}"),
                 )),
-            }),
-            other => Err(Error::new(
-                ErrorKind::Other,
-                format!("rate-limit store (redis): unexpected reply {other:?}"),
-            )),
-        }
+            }
+        })
     }
 
-    async fn adjust(&self, buckets: &[BucketSpec], deltas: &[f64]) -> Result<(), Error> {
-        let mut invocation = self.adjust.prepare_invoke();
-        for (bucket, delta) in buckets.iter().zip(deltas) {
-            invocation.key(&*bucket.key);
-            invocation.arg(bucket.per_minute).arg(*delta);
-        }
+    fn adjust(&self, buckets: &[BucketSpec], deltas: &[f64]) -> StoreFuture<Result<(), Error>> {
+        let script = Arc::clone(&self.adjust);
         let mut connection = self.connection.clone();
-        invocation
-            .invoke_async::<i64>(&mut connection)
-            .await
-            .map(|_| ())
-            .map_err(|e| redis_error(&e))
+        let buckets = buckets.to_vec();
+        let deltas = deltas.to_vec();
+        StoreFuture::boxed(async move {
+            let buckets = &buckets[..];
+            let deltas = &deltas[..];
+            let mut invocation = script.prepare_invoke();
+            for (bucket, delta) in buckets.iter().zip(deltas) {
+                invocation.key(&*bucket.key);
+                invocation.arg(bucket.per_minute).arg(*delta);
+            }
+            invocation
+                .invoke_async::<i64>(&mut connection)
+                .await
+                .map(|_| ())
+                .map_err(|e| redis_error(&e))
+        })
     }
 
-    async fn correct(&self, bucket: &BucketSpec, remaining: u64) -> Result<(), Error> {
-        let mut invocation = self.correct.prepare_invoke();
-        invocation
-            .key(&*bucket.key)
-            .arg(bucket.per_minute)
-            .arg(remaining);
+    fn correct(&self, bucket: &BucketSpec, remaining: u64) -> StoreFuture<Result<(), Error>> {
+        let script = Arc::clone(&self.correct);
         let mut connection = self.connection.clone();
-        invocation
-            .invoke_async::<i64>(&mut connection)
-            .await
-            .map(|_| ())
-            .map_err(|e| redis_error(&e))
+        let bucket = bucket.clone();
+        StoreFuture::boxed(async move {
+            let bucket = &bucket;
+            let mut invocation = script.prepare_invoke();
+            invocation
+                .key(&*bucket.key)
+                .arg(bucket.per_minute)
+                .arg(remaining);
+            invocation
+                .invoke_async::<i64>(&mut connection)
+                .await
+                .map(|_| ())
+                .map_err(|e| redis_error(&e))
+        })
     }
 
-    async fn pause(&self, pause_key: &str, duration: Duration) -> Result<(), Error> {
-        let mut invocation = self.pause.prepare_invoke();
-        invocation.key(pause_key).arg(micros(duration));
+    fn pause(&self, pause_key: &str, duration: Duration) -> StoreFuture<Result<(), Error>> {
+        let script = Arc::clone(&self.pause);
         let mut connection = self.connection.clone();
-        invocation
-            .invoke_async::<i64>(&mut connection)
-            .await
-            .map(|_| ())
-            .map_err(|e| redis_error(&e))
+        let pause_key = pause_key.to_owned();
+        StoreFuture::boxed(async move {
+            let pause_key = &pause_key[..];
+            let mut invocation = script.prepare_invoke();
+            invocation.key(pause_key).arg(micros(duration));
+            invocation
+                .invoke_async::<i64>(&mut connection)
+                .await
+                .map(|_| ())
+                .map_err(|e| redis_error(&e))
+        })
     }
 
-    async fn available(&self, bucket: &BucketSpec) -> Result<f64, Error> {
-        let mut invocation = self.available.prepare_invoke();
-        invocation.key(&*bucket.key).arg(bucket.per_minute);
+    fn available(&self, bucket: &BucketSpec) -> StoreFuture<Result<f64, Error>> {
+        let script = Arc::clone(&self.available);
         let mut connection = self.connection.clone();
-        let milli: i64 = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|e| redis_error(&e))?;
-        Ok(milli as f64 / 1000.0)
+        let bucket = bucket.clone();
+        StoreFuture::boxed(async move {
+            let bucket = &bucket;
+            let mut invocation = script.prepare_invoke();
+            invocation.key(&*bucket.key).arg(bucket.per_minute);
+            let milli: i64 = invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| redis_error(&e))?;
+            Ok(milli as f64 / 1000.0)
+        })
     }
 }

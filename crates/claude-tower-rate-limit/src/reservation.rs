@@ -4,8 +4,9 @@
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use claude_tower_core::end::Settle;
 use claude_tower_core::rate_limit::RateLimitHeaders;
-use claude_tower_core::{Error, Usage};
+use claude_tower_core::{Error, StoreFuture, Usage};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::limits::{Dimension, Limits};
@@ -76,20 +77,26 @@ pub(crate) enum StoreOp {
 }
 
 impl StoreOp {
-    /// Runs it without a future if the store can (`None` otherwise).
-    pub(crate) fn run_now(&self, store: &dyn RateLimitStore) -> Option<Result<(), Error>> {
+    /// Runs it on `store`: ready at once for a store in memory.
+    pub(crate) fn run(&self, store: &dyn RateLimitStore) -> StoreFuture<Result<(), Error>> {
         match self {
-            Self::Pause { key, duration } => store.pause_now(key, *duration),
-            Self::Correct { bucket, remaining } => store.correct_now(bucket, *remaining),
-            Self::Adjust { buckets, deltas } => store.adjust_now(buckets, deltas.as_slice()),
+            Self::Pause { key, duration } => store.pause(key, *duration),
+            Self::Correct { bucket, remaining } => store.correct(bucket, *remaining),
+            Self::Adjust { buckets, deltas } => store.adjust(buckets, deltas.as_slice()),
         }
     }
 
-    pub(crate) async fn run(&self, store: &dyn RateLimitStore) -> Result<(), Error> {
-        match self {
-            Self::Pause { key, duration } => store.pause(key, *duration).await,
-            Self::Correct { bucket, remaining } => store.correct(bucket, *remaining).await,
-            Self::Adjust { buckets, deltas } => store.adjust(buckets, deltas.as_slice()).await,
+    /// Runs it: done now where the store answers ready, else the store's future to await.
+    pub(crate) fn start(self, shared: &Arc<Shared>) -> Settle {
+        match self.run(&*shared.store).into_ready() {
+            Ok(done) => {
+                self.report(done);
+                Settle::done()
+            }
+            Err(pending) => Settle::later(async move {
+                let done = pending.await;
+                self.report(done);
+            }),
         }
     }
 
@@ -108,21 +115,8 @@ impl StoreOp {
 /// Runs `op` at once when the store can, else in a spawned task (outside a runtime, where
 /// nothing can be spawned, it is dropped with a warning).
 pub(crate) fn run_now_or_spawn(shared: &Arc<Shared>, op: StoreOp) {
-    if let Some(result) = op.run_now(&*shared.store) {
-        op.report(result);
-        return;
-    }
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => {
-            let shared = Arc::clone(shared);
-            handle.spawn(async move {
-                let result = op.run(&*shared.store).await;
-                op.report(result);
-            });
-        }
-        Err(_) => {
-            tracing::warn!(target: "claude_tower::rate_limit", "no tokio runtime: a rate-limit store update was skipped");
-        }
+    if !op.start(shared).detach() {
+        tracing::warn!(target: "claude_tower::rate_limit", "no tokio runtime: a rate-limit store update was skipped");
     }
 }
 

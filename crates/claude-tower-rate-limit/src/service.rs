@@ -87,24 +87,27 @@ where
         let mut permits = Permits::new(permit);
         let shared = &self.shared;
         let prepared = admit::prepare(shared, &request);
-        let admission = if prepared.try_take_slots(&mut permits) {
-            prepared.acquire_now(shared, shared.max_wait)
-        } else {
-            None
-        };
-        let Some(admission) = admission else {
-            // A concurrency slot must be waited for, or the store answers asynchronously:
-            // admit inside a boxed future (clone-and-swap, so the service that was polled
-            // ready is the one called).
-            let clone = self.inner.clone();
-            let inner = std::mem::replace(&mut self.inner, clone);
-            return ResponseFuture::boxed(admit::admit_and_call(
-                Arc::clone(shared),
-                inner,
-                request,
-                prepared,
-                permits,
-            ));
+        // Slots free at once: ask the store (a store in memory answers ready).
+        let asked = prepared
+            .try_take_slots(&mut permits)
+            .then(|| prepared.acquire(shared, shared.max_wait).into_ready());
+        let admission = match asked {
+            Some(Ok(admission)) => admission,
+            pending => {
+                // A concurrency slot must be waited for, or the store answers asynchronously:
+                // admit inside a boxed future (clone-and-swap, so the service that was polled
+                // ready is the one called).
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                return ResponseFuture::boxed(admit::admit_and_call(
+                    Arc::clone(shared),
+                    inner,
+                    request,
+                    prepared,
+                    permits,
+                    pending.and_then(Result::err),
+                ));
+            }
         };
         match prepared.admit(shared, admission, permits) {
             Err(error) => ResponseFuture::failed(error),

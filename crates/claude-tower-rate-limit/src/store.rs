@@ -6,9 +6,8 @@ use std::fmt;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use claude_tower_core::Error;
 use claude_tower_core::rate_limit::{Refusal, TokenBucket};
+use claude_tower_core::{Error, StoreFuture};
 use tokio::time::Instant;
 
 /// One bucket: its store key and its per-minute limit (the capacity).
@@ -41,69 +40,33 @@ pub enum Admission {
 /// Where buckets live. `acquire` is atomic across its buckets and with respect to every
 /// other call on the same store, so admission is first-come first-served across all callers
 /// (and replicas, for a shared store).
-#[async_trait]
+///
+/// One method per operation, each returning a [`StoreFuture`]: a store in memory answers
+/// [ready](StoreFuture::ready) (the layer then admits, sends and reconciles without a future
+/// of its own), a store across the network [boxed](StoreFuture::boxed).
 pub trait RateLimitStore: fmt::Debug + Send + Sync + 'static {
     /// Takes `amounts[i]` from `buckets[i]` (possibly into debt) if the longest wait — over the
     /// buckets and the pause under `pause_key` — is at most `max_wait`; refuses without taking
     /// anything otherwise, or when an amount exceeds its bucket's capacity.
-    async fn acquire(
+    fn acquire(
         &self,
         buckets: &[BucketSpec],
         amounts: &[u64],
         pause_key: &str,
         max_wait: Duration,
-    ) -> Result<Admission, Error>;
+    ) -> StoreFuture<Result<Admission, Error>>;
 
     /// Gives tokens back (positive deltas) or charges more (negative), capped at capacity.
-    async fn adjust(&self, buckets: &[BucketSpec], deltas: &[f64]) -> Result<(), Error>;
-
-    /// For a store in memory: [`acquire`](Self::acquire) without a future. `None` (the
-    /// default) means "use `acquire`".
-    ///
-    /// A store that answers this should answer every `*_now` method: the layer then admits,
-    /// sends and reconciles without a future of its own (the call future is the inner
-    /// service's, wrapped), and runs a `*_now` that answers `None` in a spawned task, so its
-    /// effect may land after the response is returned.
-    fn acquire_now(
-        &self,
-        buckets: &[BucketSpec],
-        amounts: &[u64],
-        pause_key: &str,
-        max_wait: Duration,
-    ) -> Option<Result<Admission, Error>> {
-        let _ = (buckets, amounts, pause_key, max_wait);
-        None
-    }
-
-    /// For a store in memory: [`adjust`](Self::adjust) without a future. `None` (the
-    /// default) means "use `adjust`".
-    fn adjust_now(&self, buckets: &[BucketSpec], deltas: &[f64]) -> Option<Result<(), Error>> {
-        let _ = (buckets, deltas);
-        None
-    }
-
-    /// For a store in memory: [`correct`](Self::correct) without a future. `None` (the
-    /// default) means "use `correct`".
-    fn correct_now(&self, bucket: &BucketSpec, remaining: u64) -> Option<Result<(), Error>> {
-        let _ = (bucket, remaining);
-        None
-    }
-
-    /// For a store in memory: [`pause`](Self::pause) without a future. `None` (the default)
-    /// means "use `pause`".
-    fn pause_now(&self, pause_key: &str, duration: Duration) -> Option<Result<(), Error>> {
-        let _ = (pause_key, duration);
-        None
-    }
+    fn adjust(&self, buckets: &[BucketSpec], deltas: &[f64]) -> StoreFuture<Result<(), Error>>;
 
     /// Lowers a bucket to at most `remaining` (the server's view).
-    async fn correct(&self, bucket: &BucketSpec, remaining: u64) -> Result<(), Error>;
+    fn correct(&self, bucket: &BucketSpec, remaining: u64) -> StoreFuture<Result<(), Error>>;
 
     /// Pauses admission under `pause_key` for `duration` (extends, never shortens).
-    async fn pause(&self, pause_key: &str, duration: Duration) -> Result<(), Error>;
+    fn pause(&self, pause_key: &str, duration: Duration) -> StoreFuture<Result<(), Error>>;
 
     /// Tokens available in a bucket now (negative in debt), for tests and metrics.
-    async fn available(&self, bucket: &BucketSpec) -> Result<f64, Error>;
+    fn available(&self, bucket: &BucketSpec) -> StoreFuture<Result<f64, Error>>;
 }
 
 /// Buckets in a `Vec`, found through an index by key: each call hashes each key once.
@@ -296,115 +259,64 @@ impl MemoryRateLimitStore {
     }
 }
 
-#[async_trait]
 impl RateLimitStore for MemoryRateLimitStore {
-    async fn acquire(
+    fn acquire(
         &self,
         buckets: &[BucketSpec],
         amounts: &[u64],
         pause_key: &str,
         max_wait: Duration,
-    ) -> Result<Admission, Error> {
-        Ok(self.acquire_sync(buckets, amounts, pause_key, max_wait))
+    ) -> StoreFuture<Result<Admission, Error>> {
+        StoreFuture::ready(Ok(self.acquire_sync(buckets, amounts, pause_key, max_wait)))
     }
 
-    async fn adjust(&self, buckets: &[BucketSpec], deltas: &[f64]) -> Result<(), Error> {
+    fn adjust(&self, buckets: &[BucketSpec], deltas: &[f64]) -> StoreFuture<Result<(), Error>> {
         self.adjust_sync(buckets, deltas);
-        Ok(())
+        StoreFuture::ready(Ok(()))
     }
 
-    fn acquire_now(
-        &self,
-        buckets: &[BucketSpec],
-        amounts: &[u64],
-        pause_key: &str,
-        max_wait: Duration,
-    ) -> Option<Result<Admission, Error>> {
-        Some(Ok(self.acquire_sync(buckets, amounts, pause_key, max_wait)))
-    }
-
-    fn adjust_now(&self, buckets: &[BucketSpec], deltas: &[f64]) -> Option<Result<(), Error>> {
-        self.adjust_sync(buckets, deltas);
-        Some(Ok(()))
-    }
-
-    fn correct_now(&self, bucket: &BucketSpec, remaining: u64) -> Option<Result<(), Error>> {
+    fn correct(&self, bucket: &BucketSpec, remaining: u64) -> StoreFuture<Result<(), Error>> {
         self.correct_sync(bucket, remaining);
-        Some(Ok(()))
+        StoreFuture::ready(Ok(()))
     }
 
-    fn pause_now(&self, pause_key: &str, duration: Duration) -> Option<Result<(), Error>> {
+    fn pause(&self, pause_key: &str, duration: Duration) -> StoreFuture<Result<(), Error>> {
         self.pause_sync(pause_key, duration);
-        Some(Ok(()))
+        StoreFuture::ready(Ok(()))
     }
 
-    async fn correct(&self, bucket: &BucketSpec, remaining: u64) -> Result<(), Error> {
-        self.correct_sync(bucket, remaining);
-        Ok(())
-    }
-
-    async fn pause(&self, pause_key: &str, duration: Duration) -> Result<(), Error> {
-        self.pause_sync(pause_key, duration);
-        Ok(())
-    }
-
-    async fn available(&self, bucket: &BucketSpec) -> Result<f64, Error> {
+    fn available(&self, bucket: &BucketSpec) -> StoreFuture<Result<f64, Error>> {
         let now = self.now();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(Self::bucket(&mut state, bucket, now).available(now))
+        StoreFuture::ready(Ok(Self::bucket(&mut state, bucket, now).available(now)))
     }
 }
 
 /// A store behind an `Arc` is a store (keep a handle to inspect it while a layer uses it).
-#[async_trait]
 impl<T: RateLimitStore + ?Sized> RateLimitStore for std::sync::Arc<T> {
-    async fn acquire(
+    fn acquire(
         &self,
         buckets: &[BucketSpec],
         amounts: &[u64],
         pause_key: &str,
         max_wait: Duration,
-    ) -> Result<Admission, Error> {
-        (**self)
-            .acquire(buckets, amounts, pause_key, max_wait)
-            .await
+    ) -> StoreFuture<Result<Admission, Error>> {
+        (**self).acquire(buckets, amounts, pause_key, max_wait)
     }
 
-    async fn adjust(&self, buckets: &[BucketSpec], deltas: &[f64]) -> Result<(), Error> {
-        (**self).adjust(buckets, deltas).await
+    fn adjust(&self, buckets: &[BucketSpec], deltas: &[f64]) -> StoreFuture<Result<(), Error>> {
+        (**self).adjust(buckets, deltas)
     }
 
-    fn acquire_now(
-        &self,
-        buckets: &[BucketSpec],
-        amounts: &[u64],
-        pause_key: &str,
-        max_wait: Duration,
-    ) -> Option<Result<Admission, Error>> {
-        (**self).acquire_now(buckets, amounts, pause_key, max_wait)
+    fn correct(&self, bucket: &BucketSpec, remaining: u64) -> StoreFuture<Result<(), Error>> {
+        (**self).correct(bucket, remaining)
     }
 
-    fn adjust_now(&self, buckets: &[BucketSpec], deltas: &[f64]) -> Option<Result<(), Error>> {
-        (**self).adjust_now(buckets, deltas)
+    fn pause(&self, pause_key: &str, duration: Duration) -> StoreFuture<Result<(), Error>> {
+        (**self).pause(pause_key, duration)
     }
 
-    fn correct_now(&self, bucket: &BucketSpec, remaining: u64) -> Option<Result<(), Error>> {
-        (**self).correct_now(bucket, remaining)
-    }
-
-    fn pause_now(&self, pause_key: &str, duration: Duration) -> Option<Result<(), Error>> {
-        (**self).pause_now(pause_key, duration)
-    }
-
-    async fn correct(&self, bucket: &BucketSpec, remaining: u64) -> Result<(), Error> {
-        (**self).correct(bucket, remaining).await
-    }
-
-    async fn pause(&self, pause_key: &str, duration: Duration) -> Result<(), Error> {
-        (**self).pause(pause_key, duration).await
-    }
-
-    async fn available(&self, bucket: &BucketSpec) -> Result<f64, Error> {
-        (**self).available(bucket).await
+    fn available(&self, bucket: &BucketSpec) -> StoreFuture<Result<f64, Error>> {
+        (**self).available(bucket)
     }
 }

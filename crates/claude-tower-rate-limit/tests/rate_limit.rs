@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use claude_tower_core::StoreFuture;
 use claude_tower_core::ext::Attribution;
 use claude_tower_core::{ErrorKind, MessagesRequest};
 #[cfg(feature = "redis")]
@@ -325,43 +326,43 @@ async fn headers_correct_the_bucket_to_the_servers_remaining() {
 #[derive(Debug, Clone)]
 struct SharedStore(Arc<claude_tower_rate_limit::MemoryRateLimitStore>);
 
-#[async_trait::async_trait]
+/// Answers through boxed futures, as a store across the network does.
 impl RateLimitStore for SharedStore {
-    async fn acquire(
+    fn acquire(
         &self,
         buckets: &[claude_tower_rate_limit::BucketSpec],
         amounts: &[u64],
         pause_key: &str,
         max_wait: Duration,
-    ) -> Result<claude_tower_rate_limit::Admission, claude_tower_core::Error> {
-        self.0.acquire(buckets, amounts, pause_key, max_wait).await
+    ) -> StoreFuture<Result<claude_tower_rate_limit::Admission, claude_tower_core::Error>> {
+        StoreFuture::boxed(self.0.acquire(buckets, amounts, pause_key, max_wait))
     }
-    async fn adjust(
+    fn adjust(
         &self,
         buckets: &[claude_tower_rate_limit::BucketSpec],
         deltas: &[f64],
-    ) -> Result<(), claude_tower_core::Error> {
-        self.0.adjust(buckets, deltas).await
+    ) -> StoreFuture<Result<(), claude_tower_core::Error>> {
+        StoreFuture::boxed(self.0.adjust(buckets, deltas))
     }
-    async fn correct(
+    fn correct(
         &self,
         bucket: &claude_tower_rate_limit::BucketSpec,
         remaining: u64,
-    ) -> Result<(), claude_tower_core::Error> {
-        self.0.correct(bucket, remaining).await
+    ) -> StoreFuture<Result<(), claude_tower_core::Error>> {
+        StoreFuture::boxed(self.0.correct(bucket, remaining))
     }
-    async fn pause(
+    fn pause(
         &self,
         pause_key: &str,
         duration: Duration,
-    ) -> Result<(), claude_tower_core::Error> {
-        self.0.pause(pause_key, duration).await
+    ) -> StoreFuture<Result<(), claude_tower_core::Error>> {
+        StoreFuture::boxed(self.0.pause(pause_key, duration))
     }
-    async fn available(
+    fn available(
         &self,
         bucket: &claude_tower_rate_limit::BucketSpec,
-    ) -> Result<f64, claude_tower_core::Error> {
-        self.0.available(bucket).await
+    ) -> StoreFuture<Result<f64, claude_tower_core::Error>> {
+        StoreFuture::boxed(self.0.available(bucket))
     }
 }
 

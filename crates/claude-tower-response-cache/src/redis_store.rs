@@ -4,8 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use claude_tower_core::Error;
+use claude_tower_core::{Error, StoreFuture};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
@@ -51,45 +50,51 @@ impl RedisResponseStore {
     }
 }
 
-#[async_trait]
 impl ResponseStore for RedisResponseStore {
-    async fn get(&self, key: &CacheKey) -> Result<Option<Lookup>, Error> {
+    fn get(&self, key: &CacheKey) -> StoreFuture<Result<Option<Lookup>, Error>> {
         let key = key.to_string();
         let mut connection = self.connection.clone();
-        let bytes: Option<Vec<u8>> = connection.get(&key).await.map_err(|e| redis_error(&e))?;
-        let Some(bytes) = bytes else { return Ok(None) };
-        let response: CachedResponse = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::decode(format!(
-                "response store (redis): bad entry under {key}: {e}"
-            ))
-        })?;
-        Ok(Some(Lookup {
-            response: Arc::new(response),
-            fresh: true,
-        }))
+        StoreFuture::boxed(async move {
+            let bytes: Option<Vec<u8>> = connection.get(&key).await.map_err(|e| redis_error(&e))?;
+            let Some(bytes) = bytes else { return Ok(None) };
+            let response: CachedResponse = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::decode(format!(
+                    "response store (redis): bad entry under {key}: {e}"
+                ))
+            })?;
+            Ok(Some(Lookup {
+                response: Arc::new(response),
+                fresh: true,
+            }))
+        })
     }
 
-    async fn put(
+    fn put(
         &self,
         key: &CacheKey,
         response: Arc<CachedResponse>,
         ttl: Duration,
-    ) -> Result<(), Error> {
+    ) -> StoreFuture<Result<(), Error>> {
         let key = key.to_string();
-        let bytes = serde_json::to_vec(&*response).map_err(|e| Error::decode(e.to_string()))?;
-        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut connection = self.connection.clone();
-        connection
-            .pset_ex::<_, _, ()>(&key, bytes, millis)
-            .await
-            .map_err(|e| redis_error(&e))
+        StoreFuture::boxed(async move {
+            let bytes = serde_json::to_vec(&*response).map_err(|e| Error::decode(e.to_string()))?;
+            let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            connection
+                .pset_ex::<_, _, ()>(&key, bytes, millis)
+                .await
+                .map_err(|e| redis_error(&e))
+        })
     }
 
-    async fn remove(&self, key: &CacheKey) -> Result<(), Error> {
+    fn remove(&self, key: &CacheKey) -> StoreFuture<Result<(), Error>> {
+        let key = key.to_string();
         let mut connection = self.connection.clone();
-        connection
-            .del::<_, ()>(key.to_string())
-            .await
-            .map_err(|e| redis_error(&e))
+        StoreFuture::boxed(async move {
+            connection
+                .del::<_, ()>(key)
+                .await
+                .map_err(|e| redis_error(&e))
+        })
     }
 }

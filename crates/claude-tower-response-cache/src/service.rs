@@ -10,6 +10,7 @@ use std::time::Duration;
 use claude_tower_core::MessagesService;
 use claude_tower_core::end::{OnEnd, Outcome as EndOutcome, ResponseEnd, Settle};
 use claude_tower_core::ext::ResponseCacheStatus;
+use claude_tower_core::StoreFuture;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{
     Error, EventStream, MessageAccumulator, MessagesBody, MessagesRequest, StreamEvent,
@@ -270,12 +271,12 @@ where
                 Err(error) => return ResponseFuture::ready(Err(error)),
             };
             let found = if mode == Some(ResponseCacheMode::Refresh) {
-                Some(Ok(None))
+                StoreFuture::ready(Ok(None))
             } else {
-                shared.store.get_now(&key)
+                shared.store.get(&key)
             };
-            match found {
-                Some(Ok(Some(found))) if found.fresh => {
+            match found.into_ready() {
+                Ok(Ok(Some(found))) if found.fresh => {
                     let stream = request.body().is_stream();
                     return ResponseFuture::ready(Ok(replay(
                         &found.response,
@@ -285,7 +286,7 @@ where
                 }
                 // A miss known at once: join the flight here too, and if this request
                 // leads, its future is the upstream call alone.
-                Some(Ok(found)) => {
+                Ok(Ok(found)) => {
                     let stale = found.map(|found| found.response);
                     match shared.flights.join(key) {
                         Role::Leader(guard) => {
@@ -300,11 +301,13 @@ where
                                 response,
                                 fresh: false,
                             });
-                            Some((key, Some(Ok(stale)), Some(follower)))
+                            Some((key, StoreFuture::ready(Ok(stale)), Some(follower)))
                         }
                     }
                 }
-                found => Some((key, found, None)),
+                Ok(Err(error)) => Some((key, StoreFuture::ready(Err(error)), None)),
+                // The store answers later: the call future awaits its answer.
+                Err(pending) => Some((key, pending, None)),
             }
         };
         let inner = self.take_inner();
@@ -320,11 +323,11 @@ impl<S: Clone> ResponseCache<S> {
     }
 }
 
-/// The key of a cacheable request, the store's answer when it came without I/O, and the
+/// The key of a cacheable request, the store's answer (ready, or its future), and the
 /// flight already joined, if any.
 type Lookup = (
     CacheKey,
-    Option<Result<Option<crate::store::Lookup>, Error>>,
+    StoreFuture<Result<Option<crate::store::Lookup>, Error>>,
     Option<Role>,
 );
 
@@ -374,10 +377,7 @@ where
             .map(|r| with_status(r, ResponseCacheStatus::Bypass));
     };
     let stream = request.body().is_stream();
-    let found = match found {
-        Some(found) => found,
-        None => shared.store.get(&key).await,
-    };
+    let found = found.await;
     let mut stale = None;
     match found {
         Ok(Some(found)) if found.fresh => {
@@ -536,10 +536,17 @@ impl OnEnd for Record {
         if !storable {
             return Settle::done();
         }
-        Settle::later(async move {
-            if let Err(error) = shared.store.put(&key, entry, shared.ttl).await {
+        let report = |written: Result<(), Error>| {
+            if let Err(error) = written {
                 tracing::warn!(target: "claude_tower::response_cache", %error, "cache write failed");
             }
-        })
+        };
+        match shared.store.put(&key, entry, shared.ttl).into_ready() {
+            Ok(written) => {
+                report(written);
+                Settle::done()
+            }
+            Err(pending) => Settle::later(async move { report(pending.await) }),
+        }
     }
 }

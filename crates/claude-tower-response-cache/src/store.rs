@@ -5,8 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use claude_tower_core::{ContentBlock, Error, Message, StreamEvent};
+use claude_tower_core::{ContentBlock, Error, Message, StoreFuture, StreamEvent};
 
 use crate::key::CacheKey;
 use serde::{Deserialize, Serialize};
@@ -72,26 +71,22 @@ pub struct Lookup {
 }
 
 /// A response store. Implementations must be safe to share between tasks.
-#[async_trait]
+///
+/// One method per operation, each returning a [`StoreFuture`]: a store in memory answers
+/// [ready](StoreFuture::ready) (the hit path then allocates nothing for the lookup), a store
+/// across the network [boxed](StoreFuture::boxed).
 pub trait ResponseStore: fmt::Debug + Send + Sync + 'static {
     /// The entry under `key`, if any.
-    async fn get(&self, key: &CacheKey) -> Result<Option<Lookup>, Error>;
-    /// For a store that answers from memory: the same as [`get`](Self::get), without a
-    /// future (the hit path then needs no allocation for the lookup). `None` (the default)
-    /// means "ask [`get`](Self::get)".
-    fn get_now(&self, key: &CacheKey) -> Option<Result<Option<Lookup>, Error>> {
-        let _ = key;
-        None
-    }
+    fn get(&self, key: &CacheKey) -> StoreFuture<Result<Option<Lookup>, Error>>;
     /// Stores an entry for `ttl`.
-    async fn put(
+    fn put(
         &self,
         key: &CacheKey,
         response: Arc<CachedResponse>,
         ttl: Duration,
-    ) -> Result<(), Error>;
+    ) -> StoreFuture<Result<(), Error>>;
     /// Removes an entry.
-    async fn remove(&self, key: &CacheKey) -> Result<(), Error>;
+    fn remove(&self, key: &CacheKey) -> StoreFuture<Result<(), Error>>;
 }
 
 #[cfg(feature = "moka")]
@@ -100,7 +95,7 @@ pub use memory::MemoryResponseStore;
 #[cfg(feature = "moka")]
 mod memory {
     use super::{
-        Arc, CacheKey, CachedResponse, Duration, Error, Lookup, ResponseStore, async_trait, fmt,
+        Arc, CacheKey, CachedResponse, Duration, Error, Lookup, ResponseStore, StoreFuture, fmt,
     };
     use tokio::time::Instant;
 
@@ -164,24 +159,19 @@ mod memory {
         }
     }
 
-    /// moka's synchronous cache: every operation is in memory and short, so the trait's
-    /// futures complete at once (and [`get_now`](ResponseStore::get_now) skips them).
-    #[async_trait]
+    /// moka's synchronous cache: every operation is in memory and short, so every answer is
+    /// ready at once.
     impl ResponseStore for MemoryResponseStore {
-        async fn get(&self, key: &CacheKey) -> Result<Option<Lookup>, Error> {
-            Ok(self.lookup(key))
+        fn get(&self, key: &CacheKey) -> StoreFuture<Result<Option<Lookup>, Error>> {
+            StoreFuture::ready(Ok(self.lookup(key)))
         }
 
-        fn get_now(&self, key: &CacheKey) -> Option<Result<Option<Lookup>, Error>> {
-            Some(Ok(self.lookup(key)))
-        }
-
-        async fn put(
+        fn put(
             &self,
             key: &CacheKey,
             response: Arc<CachedResponse>,
             ttl: Duration,
-        ) -> Result<(), Error> {
+        ) -> StoreFuture<Result<(), Error>> {
             let expires_at = Instant::now() + ttl;
             let slot = Slot {
                 response,
@@ -189,12 +179,12 @@ mod memory {
                 stale_until: expires_at + ttl,
             };
             self.cache.insert(key.as_u128(), slot);
-            Ok(())
+            StoreFuture::ready(Ok(()))
         }
 
-        async fn remove(&self, key: &CacheKey) -> Result<(), Error> {
+        fn remove(&self, key: &CacheKey) -> StoreFuture<Result<(), Error>> {
             self.cache.invalidate(&key.as_u128());
-            Ok(())
+            StoreFuture::ready(Ok(()))
         }
     }
 }

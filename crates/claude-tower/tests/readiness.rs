@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use claude_tower::core::StoreFuture;
 use claude_tower::cost::MemoryBudgetStore;
 use claude_tower::mock::{Attempt, MockClaude};
 use claude_tower::prelude::*;
@@ -119,33 +120,39 @@ async fn a_response_cache_follower_holds_no_permit() {
 
 /// A budget store that answers slowly (as Redis across a network would).
 #[derive(Debug, Default)]
-struct SlowStore(MemoryBudgetStore);
+struct SlowStore(std::sync::Arc<MemoryBudgetStore>);
 
-#[async_trait::async_trait]
 impl claude_tower::cost::BudgetStore for SlowStore {
-    async fn reserve(
+    fn reserve(
         &self,
         lines: &[claude_tower::cost::BudgetLine],
         id: &str,
         amount: u64,
         lease: Duration,
-    ) -> Result<claude_tower::cost::Reservation, claude_tower::Error> {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        self.0.reserve(lines, id, amount, lease).await
+    ) -> StoreFuture<Result<claude_tower::cost::Reservation, claude_tower::Error>> {
+        let store = std::sync::Arc::clone(&self.0);
+        let (lines, id) = (lines.to_vec(), id.to_owned());
+        StoreFuture::boxed(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            store.reserve(&lines, &id, amount, lease).await
+        })
     }
 
-    async fn settle(
+    fn settle(
         &self,
         lines: &[claude_tower::cost::BudgetLine],
         id: &str,
         reserved: u64,
         actual: u64,
-    ) -> Result<Vec<u64>, claude_tower::Error> {
-        self.0.settle(lines, id, reserved, actual).await
+    ) -> StoreFuture<Result<Vec<u64>, claude_tower::Error>> {
+        self.0.settle(lines, id, reserved, actual)
     }
 
-    async fn balance(&self, key: &str) -> Result<claude_tower::cost::Balance, claude_tower::Error> {
-        self.0.balance(key).await
+    fn balance(
+        &self,
+        key: &str,
+    ) -> StoreFuture<Result<claude_tower::cost::Balance, claude_tower::Error>> {
+        self.0.balance(key)
     }
 }
 
