@@ -337,3 +337,44 @@ macro_rules! inner_service_accessors {
         }
     };
 }
+
+/// The `Service` impl of a layer whose call is one async block (store I/O, summaries): always
+/// ready — the inner service's readiness is taken inside the call, just before it is called,
+/// so an inner permit never idles while the layer does its own work (the tower pattern: a
+/// clone of the inner service moves into the future) — and a call that boxes
+/// `$call(shared, &mut inner, request)` into the layer's [`boxed_response_future!`].
+///
+/// The service is a struct with fields `inner` and `shared` (an `Arc`).
+#[macro_export]
+macro_rules! always_ready_service {
+    ($service:ident, $future:ident, $call:path) => {
+        impl<S>
+            $crate::__macro_support::Service<
+                $crate::__macro_support::http::Request<$crate::MessagesRequest>,
+            > for $service<S>
+        where
+            S: $crate::MessagesService + Clone + Send + 'static,
+            S::Future: Send,
+        {
+            type Response = $crate::__macro_support::http::Response<$crate::MessagesBody>;
+            type Error = $crate::Error;
+            type Future = $future;
+
+            fn poll_ready(
+                &mut self,
+                _cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::result::Result<(), $crate::Error>> {
+                ::std::task::Poll::Ready(Ok(()))
+            }
+
+            fn call(
+                &mut self,
+                request: $crate::__macro_support::http::Request<$crate::MessagesRequest>,
+            ) -> Self::Future {
+                let mut inner = self.inner.clone();
+                let shared = ::std::sync::Arc::clone(&self.shared);
+                $future::new(async move { $call(shared, &mut inner, request).await })
+            }
+        }
+    };
+}

@@ -63,6 +63,7 @@ mod error;
 pub mod estimate;
 pub mod ext;
 pub mod headers;
+pub mod layer_state;
 pub mod layout;
 pub(crate) mod macros;
 pub mod models;
@@ -118,3 +119,10 @@ pub type Response = http::Response<MessagesBody>;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// What the exported macros name, so a crate using them needs no dependency of its own.
+#[doc(hidden)]
+pub mod __macro_support {
+    pub use http;
+    pub use tower::Service;
+}

@@ -100,6 +100,7 @@ pub struct BudgetAlert {
 type AlertFn = Arc<dyn Fn(&BudgetAlert) + Send + Sync>;
 type ClockFn = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
+#[derive(Clone)]
 struct Shared {
     table: Arc<PriceTable>,
     store: Arc<dyn BudgetStore>,
@@ -242,32 +243,10 @@ impl BudgetLayer {
         }
     }
 
+    /// A builder edit: on a copy of the shared state when a layer or service still uses it
+    /// (which keeps its own; the statistics and counters stay shared).
     fn edit(mut self, f: impl FnOnce(&mut Shared)) -> Self {
-        match Arc::get_mut(&mut self.shared) {
-            Some(shared) => f(shared),
-            None => {
-                let old = &self.shared;
-                let mut shared = Shared {
-                    table: Arc::clone(&old.table),
-                    store: Arc::clone(&old.store),
-                    rules: old.rules.clone(),
-                    margin_percent: old.margin_percent,
-                    memory: old.memory.clone(),
-                    stats: Arc::clone(&old.stats),
-                    soft: old.soft.clone(),
-                    clock: Arc::clone(&old.clock),
-                    prefix: old.prefix.clone(),
-                    fail_open: old.fail_open,
-                    lease: old.lease,
-                    settle_retry_for: old.settle_retry_for,
-                    unknown_input: old.unknown_input,
-                    overshoots: Arc::clone(&old.overshoots),
-                    unattributed: Arc::clone(&old.unattributed),
-                };
-                f(&mut shared);
-                self.shared = Arc::new(shared);
-            }
-        }
+        f(Arc::make_mut(&mut self.shared));
         self
     }
 

@@ -155,7 +155,14 @@ type IdKey = u128;
 impl MemoryState {
     fn id_key(&self, id: &str) -> IdKey {
         if id.len() == 32
-            && let Ok(exact) = u128::from_str_radix(id, 16)
+            && let Some(exact) = id.bytes().try_fold(0u128, |n, b| {
+                let digit = match b {
+                    b'0'..=b'9' => b - b'0',
+                    b'a'..=b'f' => b - b'a' + 10,
+                    _ => return None,
+                };
+                Some((n << 4) | u128::from(digit))
+            })
             && exact >> 127 == 0
         {
             return exact;

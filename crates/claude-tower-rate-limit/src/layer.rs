@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use claude_tower_core::layer_state::{ClonedMutex, FreshOnClone};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -49,8 +51,8 @@ impl RateLimitLayer {
                 pools: HashMap::new(),
                 default_limits: Limits::learn(),
                 per_key: None,
-                learned: Mutex::new(HashMap::new()),
-                learned_version: std::sync::atomic::AtomicU64::new(0),
+                learned: ClonedMutex::default(),
+                learned_version: FreshOnClone::default(),
                 output: OutputReservation::MaxTokens,
                 counts_reads: Arc::new(default_counts_cache_reads),
                 max_wait: DEFAULT_MAX_WAIT,
@@ -59,46 +61,19 @@ impl RateLimitLayer {
                 fail_open: false,
                 prefix: "claude-tower:rl".to_owned(),
                 concurrency: None,
-                specs: Mutex::new(HashMap::new()),
-                models: Mutex::new(HashMap::new()),
-                pool_slots: Mutex::new(HashMap::new()),
-                key_slots: Mutex::new(HashMap::new()),
+                specs: FreshOnClone::default(),
+                models: FreshOnClone::default(),
+                pool_slots: FreshOnClone::default(),
+                key_slots: FreshOnClone::default(),
             }),
         }
     }
 
-    fn edit(self, f: impl FnOnce(&mut Shared)) -> Self {
-        let old = &self.shared;
-        let mut shared = Shared {
-            store: Arc::clone(&old.store),
-            classify: Arc::clone(&old.classify),
-            pools: old.pools.clone(),
-            default_limits: old.default_limits,
-            per_key: old.per_key,
-            learned: Mutex::new(
-                old.learned
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone(),
-            ),
-            learned_version: std::sync::atomic::AtomicU64::new(0),
-            output: old.output,
-            counts_reads: Arc::clone(&old.counts_reads),
-            max_wait: old.max_wait,
-            max_pause: old.max_pause,
-            adaptive: old.adaptive,
-            fail_open: old.fail_open,
-            prefix: old.prefix.clone(),
-            concurrency: old.concurrency.clone(),
-            specs: Mutex::new(HashMap::new()),
-            models: Mutex::new(HashMap::new()),
-            pool_slots: Mutex::new(HashMap::new()),
-            key_slots: Mutex::new(HashMap::new()),
-        };
-        f(&mut shared);
-        Self {
-            shared: Arc::new(shared),
-        }
+    /// A builder edit: on a copy of the shared state when a layer or service still uses it
+    /// (which keeps its own), with empty caches.
+    fn edit(mut self, f: impl FnOnce(&mut Shared)) -> Self {
+        f(Arc::make_mut(&mut self.shared));
+        self
     }
 
     /// Limits of one model class (pool), e.g. `"sonnet"`.

@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use claude_tower_core::layer_state::{ClonedMutex, FreshOnClone};
 use tokio::sync::Semaphore;
 
 use crate::limits::{Dimension, Limits, OutputReservation};
@@ -16,15 +17,16 @@ pub(crate) type ClassFn = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
 pub(crate) type CountsReadsFn = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+#[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn RateLimitStore>,
     pub(crate) classify: ClassFn,
     pub(crate) pools: HashMap<String, Limits>,
     pub(crate) default_limits: Limits,
     pub(crate) per_key: Option<Limits>,
-    pub(crate) learned: Mutex<HashMap<String, Limits>>,
+    pub(crate) learned: ClonedMutex<HashMap<String, Limits>>,
     /// Bumped whenever `learned` changes, so cached pool specs know when to rebuild.
-    pub(crate) learned_version: std::sync::atomic::AtomicU64,
+    pub(crate) learned_version: FreshOnClone<std::sync::atomic::AtomicU64>,
     pub(crate) output: OutputReservation,
     pub(crate) counts_reads: CountsReadsFn,
     pub(crate) max_wait: Duration,
@@ -35,14 +37,14 @@ pub(crate) struct Shared {
     pub(crate) prefix: String,
     pub(crate) concurrency: Option<Arc<Semaphore>>,
     /// Per pool: the limits the specs were built for, the pool's bucket specs and pause key.
-    pub(crate) specs: Mutex<HashMap<String, Arc<PoolSpecs>>>,
+    pub(crate) specs: FreshOnClone<Mutex<HashMap<String, Arc<PoolSpecs>>>>,
     /// Per model id: its pool's specs and whether it counts cache reads (so a call does not
     /// classify, allocate or look up its pool by name). Bounded by [`MODEL_CACHE_SIZE`].
-    pub(crate) models: Mutex<HashMap<Box<str>, (Arc<PoolSpecs>, bool)>>,
+    pub(crate) models: FreshOnClone<Mutex<HashMap<Box<str>, (Arc<PoolSpecs>, bool)>>>,
     /// Concurrency slots of each pool with `max_concurrent` (kept across spec rebuilds).
-    pub(crate) pool_slots: Mutex<HashMap<Arc<str>, Arc<Semaphore>>>,
+    pub(crate) pool_slots: FreshOnClone<Mutex<HashMap<Arc<str>, Arc<Semaphore>>>>,
     /// Concurrency slots of each key (`"{class}\0{key}"`), pruned of idle ones when large.
-    pub(crate) key_slots: Mutex<HashMap<Box<str>, Arc<Semaphore>>>,
+    pub(crate) key_slots: FreshOnClone<Mutex<HashMap<Box<str>, Arc<Semaphore>>>>,
 }
 
 /// Key slot count above which idle key semaphores are dropped.

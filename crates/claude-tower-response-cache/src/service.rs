@@ -8,9 +8,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use claude_tower_core::MessagesService;
+use claude_tower_core::StoreFuture;
 use claude_tower_core::end::{OnEnd, Outcome as EndOutcome, ResponseEnd, Settle};
 use claude_tower_core::ext::ResponseCacheStatus;
-use claude_tower_core::StoreFuture;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{
     Error, EventStream, MessageAccumulator, MessagesBody, MessagesRequest, StreamEvent,
@@ -23,6 +23,7 @@ use crate::key::{CacheKey, KeyScope, cache_key_with};
 use crate::policy::{CachePolicy, DeterministicPolicy, ResponseCacheMode};
 use crate::store::{CachedResponse, ResponseStore};
 
+#[derive(Clone)]
 struct Shared {
     store: Arc<dyn ResponseStore>,
     policy: Arc<dyn CachePolicy>,
@@ -93,21 +94,11 @@ impl ResponseCacheLayer {
         Self::new(crate::store::MemoryResponseStore::new(max_bytes))
     }
 
-    fn edit(self, f: impl FnOnce(&mut Shared)) -> Self {
-        let old = &self.shared;
-        let mut shared = Shared {
-            store: Arc::clone(&old.store),
-            policy: Arc::clone(&old.policy),
-            ttl: old.ttl,
-            scope: old.scope.clone(),
-            serve_stale_on_error: old.serve_stale_on_error,
-            max_recorded_bytes: old.max_recorded_bytes,
-            flights: Arc::clone(&old.flights),
-        };
-        f(&mut shared);
-        Self {
-            shared: Arc::new(shared),
-        }
+    /// A builder edit: on a copy of the shared state when a layer or service still uses it
+    /// (which keeps its own).
+    fn edit(mut self, f: impl FnOnce(&mut Shared)) -> Self {
+        f(Arc::make_mut(&mut self.shared));
+        self
     }
 
     /// Entry lifetime (default 10 minutes).

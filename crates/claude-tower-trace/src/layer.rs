@@ -57,19 +57,11 @@ impl TraceLayer {
         }
     }
 
-    fn edit(self, f: impl FnOnce(&mut Config)) -> Self {
-        let old = &self.config;
-        let mut config = Config {
-            server_address: old.server_address.clone(),
-            server_port: old.server_port,
-            server_pinned: old.server_pinned,
-            capture_limit: old.capture_limit,
-            instruments: old.instruments.clone(),
-        };
-        f(&mut config);
-        Self {
-            config: Arc::new(config),
-        }
+    /// A builder edit: on a copy of the shared state when a layer or service still uses it
+    /// (which keeps its own).
+    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
     }
 
     /// `server.address` and `server.port`, fixed (e.g. the gateway's public name). Without

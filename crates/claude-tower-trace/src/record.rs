@@ -334,7 +334,7 @@ impl Instruments {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) server_address: String,
     pub(crate) server_port: u16,

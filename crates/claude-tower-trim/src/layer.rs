@@ -4,16 +4,15 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 
 use claude_tower_core::MessagesService;
+use claude_tower_core::layer_state::FreshOnClone;
 use claude_tower_core::models::ModelTable;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{Error, MessageParam, MessagesBody, MessagesRequest};
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::counter::{EstimateCounter, TokenCounter};
 use crate::plan::{
@@ -39,12 +38,13 @@ pub enum TokenBudget {
     Tokens(u64),
 }
 
+#[derive(Clone)]
 struct Shared {
     budget: TokenBudget,
     options: TrimOptions,
     counter: Arc<dyn TokenCounter>,
     summarizer: Option<(Summarizer, String)>,
-    summaries: Mutex<HashMap<u64, String>>,
+    summaries: FreshOnClone<Mutex<HashMap<u64, String>>>,
     models: ModelTable,
 }
 
@@ -85,26 +85,17 @@ impl TrimLayer {
                 options: TrimOptions::default(),
                 counter: Arc::new(EstimateCounter),
                 summarizer: None,
-                summaries: Mutex::new(HashMap::new()),
+                summaries: FreshOnClone::default(),
                 models: ModelTable::builtin().clone(),
             }),
         }
     }
 
-    fn edit(self, f: impl FnOnce(&mut Shared)) -> Self {
-        let old = &self.shared;
-        let mut shared = Shared {
-            budget: old.budget,
-            options: old.options.clone(),
-            counter: Arc::clone(&old.counter),
-            summarizer: old.summarizer.clone(),
-            summaries: Mutex::new(HashMap::new()),
-            models: old.models.clone(),
-        };
-        f(&mut shared);
-        Self {
-            shared: Arc::new(shared),
-        }
+    /// A builder edit: on a copy of the shared state when a layer or service still uses it
+    /// (which keeps its own).
+    fn edit(mut self, f: impl FnOnce(&mut Shared)) -> Self {
+        f(Arc::make_mut(&mut self.shared));
+        self
     }
 
     /// The budget.
@@ -171,33 +162,22 @@ claude_tower_core::boxed_response_future! {
     ResponseFuture
 }
 
-impl<S> Service<http::Request<MessagesRequest>> for Trim<S>
-where
-    S: MessagesService + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = http::Response<MessagesBody>;
-    type Error = Error;
-    type Future = ResponseFuture;
+// Always ready: the inner service's readiness is taken only after trimming (and its
+// summariser call), so an inner permit never idles while the summary is written.
+claude_tower_core::always_ready_service!(Trim, ResponseFuture, call);
 
-    /// Always ready: the inner service's readiness is taken only after trimming (and its
-    /// summariser call), so an inner permit never idles while the summary is written.
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
-        let mut inner = self.inner.clone();
-        let shared = Arc::clone(&self.shared);
-        ResponseFuture::new(async move {
-            let (parts, body) = request.into_parts();
-            let (body, report) = trim_request(&shared, body).await?;
-            let request = http::Request::from_parts(parts, body);
-            let mut response = call_when_ready(&mut inner, request).await?;
-            response.extensions_mut().insert(report);
-            Ok(response)
-        })
-    }
+/// Trims the request, then calls the inner service.
+async fn call<S: MessagesService>(
+    shared: Arc<Shared>,
+    inner: &mut S,
+    request: http::Request<MessagesRequest>,
+) -> Result<http::Response<MessagesBody>, Error> {
+    let (parts, body) = request.into_parts();
+    let (body, report) = trim_request(&shared, body).await?;
+    let request = http::Request::from_parts(parts, body);
+    let mut response = call_when_ready(inner, request).await?;
+    response.extensions_mut().insert(report);
+    Ok(response)
 }
 
 fn budget_of(shared: &Shared, request: &MessagesRequest) -> u64 {

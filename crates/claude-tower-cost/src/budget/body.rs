@@ -36,6 +36,6 @@ impl OnEnd for Settle {
         );
         // Known before any await: a cancellation from here on still charges it.
         settlement.actual = actual;
-        end::Settle::later(settlement.settle(actual))
+        settlement.start(actual)
     }
 }

@@ -14,21 +14,57 @@ use crate::money::Usd;
 use crate::pricing::Modifiers;
 use crate::store::BudgetLine;
 
+/// Pushes `n` in decimal, zero-padded to `width` digits.
+fn push_digits(out: &mut String, n: i64, width: usize) {
+    if n < 0 {
+        out.push('-');
+    }
+    let digits = n.unsigned_abs().to_string();
+    for _ in digits.len()..width {
+        out.push('0');
+    }
+    out.push_str(&digits);
+}
+
 impl Shared {
+    /// `{prefix}:{scope}[:{who}]:{window}`, e.g. `claude-tower:budget:tenant:acme:day:2026-12-03`
+    /// (built without `format!`: it runs on every request).
     pub(super) fn key(&self, scope: Scope, who: Option<&str>, window: Window) -> String {
-        let scope = match (scope, who) {
-            (Scope::Global, _) | (_, None) => "global".to_owned(),
-            (Scope::Tenant, Some(who)) => format!("tenant:{who}"),
-            (Scope::User, Some(who)) => format!("user:{who}"),
-            (Scope::Feature, Some(who)) => format!("feature:{who}"),
+        let (scope, who) = match (scope, who) {
+            (Scope::Global, _) | (_, None) => ("global", None),
+            (Scope::Tenant, who) => ("tenant", who),
+            (Scope::User, who) => ("user", who),
+            (Scope::Feature, who) => ("feature", who),
         };
-        let (year, month, day) = utc_date((self.clock)());
-        let window = match window {
-            Window::Total => "total".to_owned(),
-            Window::Day => format!("day:{year:04}-{month:02}-{day:02}"),
-            Window::Month => format!("month:{year:04}-{month:02}"),
-        };
-        format!("{}:{scope}:{window}", self.prefix)
+        let mut key = String::with_capacity(self.prefix.len() + who.map_or(0, str::len) + 32);
+        key.push_str(&self.prefix);
+        key.push(':');
+        key.push_str(scope);
+        if let Some(who) = who {
+            key.push(':');
+            key.push_str(who);
+        }
+        let date = || utc_date((self.clock)());
+        match window {
+            Window::Total => key.push_str(":total"),
+            Window::Day => {
+                let (year, month, day) = date();
+                key.push_str(":day:");
+                push_digits(&mut key, year, 4);
+                key.push('-');
+                push_digits(&mut key, i64::from(month), 2);
+                key.push('-');
+                push_digits(&mut key, i64::from(day), 2);
+            }
+            Window::Month => {
+                let (year, month, _) = date();
+                key.push_str(":month:");
+                push_digits(&mut key, year, 4);
+                key.push('-');
+                push_digits(&mut key, i64::from(month), 2);
+            }
+        }
+        key
     }
 
     pub(super) fn lines(&self, attribution: &Attribution) -> Vec<BudgetLine> {

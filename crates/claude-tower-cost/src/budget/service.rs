@@ -2,13 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use claude_tower_core::MessagesService;
 use claude_tower_core::ext::{Attribution, ResponseCacheStatus};
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest};
-use tower_service::Service;
 
 use super::Shared;
 use super::settlement::Settlement;
@@ -45,27 +43,9 @@ claude_tower_core::boxed_response_future! {
     ResponseFuture
 }
 
-impl<S> Service<http::Request<MessagesRequest>> for Budget<S>
-where
-    S: MessagesService + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = http::Response<MessagesBody>;
-    type Error = Error;
-    type Future = ResponseFuture;
-
-    /// Always ready: the inner service's readiness is taken only after the reservation, so an
-    /// inner permit never idles while the budget store answers.
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
-        let mut inner = self.inner.clone();
-        let shared = Arc::clone(&self.shared);
-        ResponseFuture::new(async move { call(shared, &mut inner, request).await })
-    }
-}
+// Always ready: the inner service's readiness is taken only after the reservation, so an
+// inner permit never idles while the budget store answers.
+claude_tower_core::always_ready_service!(Budget, ResponseFuture, call);
 
 async fn call<S>(
     shared: Arc<Shared>,
@@ -129,7 +109,7 @@ where
     let response = match call_when_ready(inner, request).await {
         Ok(response) => response,
         Err(error) => {
-            settlement.settle(0).await;
+            settlement.start(0).await;
             return Err(error);
         }
     };

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use claude_tower_core::Error;
+use claude_tower_core::end::Settle;
 
 use super::{BudgetAlert, Shared};
 use crate::money::Usd;
@@ -31,23 +32,47 @@ impl Settlement {
             shared,
             lines,
             // 127 random bits as 32 hex digits (the memory store keys such ids exactly).
-            id: format!("{:032x}", fastrand::u128(..) >> 1),
+            id: hex32(fastrand::u128(..) >> 1),
             reserved,
             actual: 0,
             done: false,
         }
     }
 
-    /// Settles now; on failure the drop hands it to background retries.
-    pub(super) async fn settle(mut self, actual: u64) {
+    /// Settles: at once where the store answers ready, else the store's future to await; on
+    /// failure the drop hands it to background retries.
+    pub(super) fn start(mut self, actual: u64) -> Settle {
         self.actual = actual;
-        if settle_once(&self.shared, &self.lines, &self.id, self.reserved, actual)
-            .await
-            .is_ok()
-        {
-            self.done = true;
+        let answer = self
+            .shared
+            .store
+            .settle(&self.lines, &self.id, self.reserved, actual);
+        match answer.into_ready() {
+            Ok(spent) => {
+                self.answered(spent);
+                Settle::done()
+            }
+            Err(pending) => Settle::later(async move {
+                let spent = pending.await;
+                self.answered(spent);
+            }),
         }
     }
+
+    /// The store answered: done unless it failed (the drop then retries in the background).
+    fn answered(&mut self, spent: Result<Vec<u64>, Error>) {
+        self.done = settled(&self.shared, &self.lines, self.actual, self.reserved, spent).is_ok();
+    }
+}
+
+/// `n` as 32 lowercase hex digits.
+fn hex32(n: u128) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = [0u8; 32];
+    for (i, digit) in hex.iter_mut().enumerate() {
+        *digit = DIGITS[((n >> ((31 - i) * 4)) & 0xf) as usize];
+    }
+    String::from_utf8_lossy(&hex).into_owned()
 }
 
 impl Drop for Settlement {
@@ -84,7 +109,19 @@ async fn settle_once(
     reserved: u64,
     actual: u64,
 ) -> Result<(), Error> {
-    let spent = match shared.store.settle(lines, id, reserved, actual).await {
+    let spent = shared.store.settle(lines, id, reserved, actual).await;
+    settled(shared, lines, actual, reserved, spent)
+}
+
+/// What follows the store's answer to a settle: overshoot count and soft-limit alerts.
+fn settled(
+    shared: &Shared,
+    lines: &[BudgetLine],
+    actual: u64,
+    reserved: u64,
+    spent: Result<Vec<u64>, Error>,
+) -> Result<(), Error> {
+    let spent = match spent {
         Ok(spent) => spent,
         Err(error) => {
             tracing::warn!(target: "claude_tower::cost", %error, "could not settle a budget reservation; retrying in the background");
