@@ -63,33 +63,63 @@ pub fn positions(request: &MessagesRequest) -> Vec<Position> {
 /// minimum cacheable length), this skips reading most of a long conversation.
 #[must_use]
 pub fn positions_counting_up_to(request: &MessagesRequest, limit: u64) -> Vec<Position> {
-    // One position per message is the common case (more for multi-block messages).
-    let mut out: Vec<Position> = Vec::with_capacity(
-        request.tools.as_ref().map_or(0, |t| t.len()) + 1 + request.messages.len(),
-    );
     let mut running: u64 = 0;
-    let mut counting = |tokens: &dyn Fn() -> u64| -> u64 {
+    walk(request, &mut |tokens: &dyn Fn() -> u64| -> u64 {
         if running >= limit {
             return 0;
         }
         let t = tokens();
         running = running.saturating_add(t);
         t
-    };
+    })
+}
+
+/// [`positions`] with the tokens of a shared [`InputEstimate`] instead of estimating them
+/// again; `None` when the estimate does not fit the request (another layout).
+#[must_use]
+pub fn positions_estimated(
+    request: &MessagesRequest,
+    estimate: &InputEstimate,
+) -> Option<Vec<Position>> {
+    let mut known = estimate.tokens.iter();
+    let mut missing = false;
+    let out = walk(request, &mut |_: &dyn Fn() -> u64| match known.next() {
+        Some(tokens) => *tokens,
+        None => {
+            missing = true;
+            0
+        }
+    });
+    (!missing && known.next().is_none()).then_some(out)
+}
+
+/// The positions, with each one's tokens from `token` (given the function that estimates
+/// them).
+fn walk(
+    request: &MessagesRequest,
+    counting: &mut dyn FnMut(&dyn Fn() -> u64) -> u64,
+) -> Vec<Position> {
+    // One position per message is the common case (more for multi-block messages).
+    let mut out: Vec<Position> = Vec::with_capacity(
+        request.tools.as_ref().map_or(0, |t| t.len()) + 1 + request.messages.len(),
+    );
     if let Some(tools) = &request.tools {
         for (i, tool) in tools.iter().enumerate() {
-            let mut tokens = TOOL_OVERHEAD_TOKENS + estimate_text_tokens(&tool.name);
-            tokens += tool.description.as_deref().map_or(0, estimate_text_tokens);
-            tokens += tool
-                .input_schema
-                .as_ref()
-                .map_or(0, InputSchema::estimated_tokens);
-            if !tool.extra.is_empty() {
-                tokens += estimate_map_tokens(&tool.extra);
-            }
-            if i == 0 {
-                tokens += TOOL_SYSTEM_PROMPT_TOKENS;
-            }
+            let tokens = counting(&|| {
+                let mut tokens = TOOL_OVERHEAD_TOKENS + estimate_text_tokens(&tool.name);
+                tokens += tool.description.as_deref().map_or(0, estimate_text_tokens);
+                tokens += tool
+                    .input_schema
+                    .as_ref()
+                    .map_or(0, InputSchema::estimated_tokens);
+                if !tool.extra.is_empty() {
+                    tokens += estimate_map_tokens(&tool.extra);
+                }
+                if i == 0 {
+                    tokens += TOOL_SYSTEM_PROMPT_TOKENS;
+                }
+                tokens
+            });
             out.push(Position {
                 slot: Slot::Tool(i),
                 tokens,
@@ -120,7 +150,7 @@ pub fn positions_counting_up_to(request: &MessagesRequest, limit: u64) -> Vec<Po
                     // Framing of an empty block list still counts.
                     out.push(Position {
                         slot: Slot::System(0),
-                        tokens: MESSAGE_OVERHEAD_TOKENS,
+                        tokens: counting(&|| MESSAGE_OVERHEAD_TOKENS),
                         marker: None,
                         cacheable: false,
                     });
@@ -140,7 +170,7 @@ pub fn positions_counting_up_to(request: &MessagesRequest, limit: u64) -> Vec<Po
                 if blocks.is_empty() {
                     out.push(Position {
                         slot: Slot::Message(m, 0),
-                        tokens: MESSAGE_OVERHEAD_TOKENS,
+                        tokens: counting(&|| MESSAGE_OVERHEAD_TOKENS),
                         marker: None,
                         cacheable: false,
                     });
@@ -158,6 +188,71 @@ pub fn positions_counting_up_to(request: &MessagesRequest, limit: u64) -> Vec<Po
         }
     }
     out
+}
+
+/// A request's estimated input tokens per position (in [`positions`] order), computed once
+/// and shared by the layers that need them (trim, budget, rate limit) through the request's
+/// extensions: see [`InputEstimate::shared`]. A layer that changes the request's content
+/// removes it (or stores the new one); cache markers do not change it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputEstimate {
+    tokens: std::sync::Arc<[u64]>,
+    total: u64,
+}
+
+impl InputEstimate {
+    /// Estimates `request` (the same figures as [`positions`]).
+    #[must_use]
+    pub fn of(request: &MessagesRequest) -> Self {
+        let tokens: std::sync::Arc<[u64]> = positions(request).iter().map(|p| p.tokens).collect();
+        let total = tokens.iter().fold(0u64, |sum, t| sum.saturating_add(*t));
+        Self { tokens, total }
+    }
+
+    /// The request's estimate: the one in its extensions when it fits the request, else
+    /// computed now and stored there for the next layer.
+    pub fn shared(request: &mut http::Request<MessagesRequest>) -> Self {
+        if let Some(known) = request.extensions().get::<Self>()
+            && known.tokens.len() == position_count(request.body())
+        {
+            return known.clone();
+        }
+        let estimate = Self::of(request.body());
+        request.extensions_mut().insert(estimate.clone());
+        estimate
+    }
+
+    /// Estimated input tokens in all (equal to
+    /// [`MessagesRequest::estimate_input_tokens`](crate::MessagesRequest::estimate_input_tokens)).
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Estimated tokens of each position.
+    #[must_use]
+    pub fn tokens(&self) -> &[u64] {
+        &self.tokens
+    }
+}
+
+/// How many positions `request` has (cheap: no estimate).
+fn position_count(request: &MessagesRequest) -> usize {
+    let tools = request.tools.as_ref().map_or(0, |t| t.len());
+    let system = match request.system.as_deref() {
+        None => 0,
+        Some(System::Text(_)) => 1,
+        Some(System::Blocks(blocks)) => blocks.len().max(1),
+    };
+    let messages: usize = request
+        .messages
+        .iter()
+        .map(|m| match &m.content {
+            MessageContent::Text(_) => 1,
+            MessageContent::Blocks(blocks) => blocks.len().max(1),
+        })
+        .sum();
+    tools + system + messages
 }
 
 /// Puts `marker` on the position at `slot` (a string system prompt or string message content
@@ -220,6 +315,37 @@ fn set_on_block(block: Option<&mut ContentBlock>, marker: CacheControl) -> bool 
 mod tests {
     use super::*;
     use crate::{Tool, request::MessageParam};
+
+    #[test]
+    fn an_input_estimate_is_computed_once_and_reused_until_the_layout_changes() {
+        let request = MessagesRequest::new("m", 100)
+            .system("be brief")
+            .user("hello there")
+            .assistant("hi");
+        let mut http = request.clone().into_http();
+        let first = InputEstimate::shared(&mut http);
+        assert_eq!(first.total(), request.estimate_input_tokens());
+        assert_eq!(first.tokens().len(), positions(&request).len());
+        // A stored estimate is reused as is (a layer trusts what an outer layer computed).
+        let planted = InputEstimate {
+            tokens: vec![1; first.tokens().len()].into(),
+            total: first.tokens().len() as u64,
+        };
+        http.extensions_mut().insert(planted.clone());
+        assert_eq!(InputEstimate::shared(&mut http), planted);
+        assert_eq!(
+            positions_estimated(http.body(), &planted)
+                .map(|p| p.iter().map(|p| p.tokens).sum::<u64>()),
+            Some(planted.total())
+        );
+        // Another layout (a message more): the stored one does not fit and is replaced.
+        let more = http.body().clone().user("and more");
+        *http.body_mut() = more;
+        let again = InputEstimate::shared(&mut http);
+        assert_eq!(again.total(), http.body().estimate_input_tokens());
+        assert_eq!(http.extensions().get::<InputEstimate>(), Some(&again));
+        assert!(positions_estimated(http.body(), &planted).is_none());
+    }
 
     #[test]
     fn positions_sum_to_the_estimate_and_markers_can_be_set() {

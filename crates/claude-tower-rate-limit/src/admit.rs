@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use claude_tower_core::MessagesService;
 use claude_tower_core::ext::Attribution;
+use claude_tower_core::layout::InputEstimate;
 use claude_tower_core::rate_limit::Refusal;
 use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest, StoreFuture};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -34,10 +35,10 @@ pub(crate) struct Prepared {
 
 /// The buckets and amounts of a request: its pool's buckets (shared, never copied) and, with
 /// per-key limits and a key, its key's.
-pub(crate) fn prepare(shared: &Shared, request: &http::Request<MessagesRequest>) -> Prepared {
+pub(crate) fn prepare(shared: &Shared, request: &mut http::Request<MessagesRequest>) -> Prepared {
+    let input = InputEstimate::shared(request).total();
     let body = request.body();
     let (pool, counts_reads) = shared.model_specs(&body.model);
-    let input = body.estimate_input_tokens();
     let output = shared.output_reservation(u64::from(body.max_tokens));
     let amount_of = |dimension: Dimension| match dimension {
         Dimension::Requests => 1,

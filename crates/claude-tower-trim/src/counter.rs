@@ -14,6 +14,13 @@ use futures_util::future::BoxFuture;
 pub trait TokenCounter: fmt::Debug + Send + Sync + 'static {
     /// The request's input tokens.
     fn count<'a>(&'a self, request: &'a MessagesRequest) -> BoxFuture<'a, Result<u64, Error>>;
+
+    /// Whether the count is the core estimate
+    /// ([`InputEstimate`](claude_tower_core::layout::InputEstimate)): the layer then reads
+    /// the request's shared estimate instead of asking (and the other layers reuse it).
+    fn is_core_estimate(&self) -> bool {
+        false
+    }
 }
 
 /// The core estimate ([`MessagesRequest::estimate_input_tokens`]): instant, no network; its
@@ -26,6 +33,10 @@ impl TokenCounter for EstimateCounter {
     fn count<'a>(&'a self, request: &'a MessagesRequest) -> BoxFuture<'a, Result<u64, Error>> {
         let tokens = request.estimate_input_tokens();
         Box::pin(async move { Ok(tokens) })
+    }
+
+    fn is_core_estimate(&self) -> bool {
+        true
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use claude_tower_core::MessagesService;
 use claude_tower_core::layer_state::FreshOnClone;
+use claude_tower_core::layout::InputEstimate;
 use claude_tower_core::models::ModelTable;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{Error, MessageParam, MessagesBody, MessagesRequest};
@@ -170,10 +171,19 @@ claude_tower_core::always_ready_service!(Trim, ResponseFuture, call);
 async fn call<S: MessagesService>(
     shared: Arc<Shared>,
     inner: &mut S,
-    request: http::Request<MessagesRequest>,
+    mut request: http::Request<MessagesRequest>,
 ) -> Result<http::Response<MessagesBody>, Error> {
-    let (parts, body) = request.into_parts();
-    let (body, report) = trim_request(&shared, body).await?;
+    // The default counter is the core estimate: the request's shared one, computed once.
+    let estimated = shared
+        .counter
+        .is_core_estimate()
+        .then(|| InputEstimate::shared(&mut request).total());
+    let (mut parts, body) = request.into_parts();
+    let (body, report) = trim_request(&shared, body, estimated).await?;
+    if report.messages_dropped > 0 || report.blocks_truncated > 0 {
+        // Another request now: the next layer estimates it afresh.
+        parts.extensions.remove::<InputEstimate>();
+    }
     let request = http::Request::from_parts(parts, body);
     let mut response = call_when_ready(inner, request).await?;
     response.extensions_mut().insert(report);
@@ -230,10 +240,13 @@ async fn summary_of(shared: &Shared, dropped: &[MessageParam]) -> Result<Option<
 async fn trim_request(
     shared: &Shared,
     request: MessagesRequest,
+    estimated: Option<u64>,
 ) -> Result<(MessagesRequest, TrimReport), Error> {
     let budget = budget_of(shared, &request);
-    let counted = shared.counter.count(&request).await?;
-    let estimated = request.estimate_input_tokens().max(1);
+    let counted = match estimated {
+        Some(estimated) => estimated,
+        None => shared.counter.count(&request).await?,
+    };
     let mut report = TrimReport {
         tokens_before: counted,
         tokens_after: counted,
@@ -242,6 +255,9 @@ async fn trim_request(
     if counted <= budget {
         return Ok((request, report));
     }
+    let estimated = estimated
+        .unwrap_or_else(|| request.estimate_input_tokens())
+        .max(1);
     // Plan on estimates, scaled to the counter's view, and check with the counter.
     let mut plan_budget =
         (u128::from(budget) * u128::from(estimated) / u128::from(counted.max(1))) as u64;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use claude_tower_core::clock::utc_date;
 use claude_tower_core::ext::Attribution;
+use claude_tower_core::layout::InputEstimate;
 use claude_tower_core::{Error, ErrorKind, MessagesRequest};
 
 use super::reserve::{self, InputPlan};
@@ -113,9 +114,11 @@ impl Shared {
     pub(super) fn reservation(
         &self,
         request: &MessagesRequest,
+        estimate: &InputEstimate,
     ) -> Result<(Usd, Usd, InputPlan), Error> {
         let mut plan = reserve::plan(
             request,
+            estimate,
             self.memory.as_deref(),
             self.margin_percent,
             (self.clock)(),

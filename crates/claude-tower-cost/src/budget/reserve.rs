@@ -16,7 +16,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use claude_tower_core::estimate::upper_bound;
-use claude_tower_core::layout::{Slot, positions};
+use claude_tower_core::layout::{InputEstimate, Slot, positions, positions_estimated};
 use claude_tower_core::models::ModelTable;
 use claude_tower_core::{CacheTtl, ContentBlock, MessageContent, MessagesRequest, System, Usage};
 
@@ -83,13 +83,14 @@ impl CacheMemory {
 /// cached into expected reads.
 pub(super) fn plan(
     request: &MessagesRequest,
+    estimate: &InputEstimate,
     memory: Option<&CacheMemory>,
     margin_percent: Option<u64>,
     now: SystemTime,
 ) -> InputPlan {
     let models = ModelTable::builtin();
     let minimum = models.cache_min_tokens(&request.model);
-    let positions = positions(request);
+    let positions = positions_estimated(request, estimate).unwrap_or_else(|| positions(request));
     let automatic = request.cache_control.as_ref();
     let last_cacheable = positions.iter().rposition(|p| p.cacheable);
     let mut hasher = memory.map(|m| m.hasher.build_hasher());

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use claude_tower_core::MessagesService;
 use claude_tower_core::ext::{Attribution, ResponseCacheStatus};
+use claude_tower_core::layout::InputEstimate;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest};
 
@@ -50,7 +51,7 @@ claude_tower_core::always_ready_service!(Budget, ResponseFuture, call);
 async fn call<S>(
     shared: Arc<Shared>,
     inner: &mut S,
-    request: http::Request<MessagesRequest>,
+    mut request: http::Request<MessagesRequest>,
 ) -> Result<http::Response<MessagesBody>, Error>
 where
     S: MessagesService,
@@ -60,7 +61,8 @@ where
     if lines.is_empty() {
         return call_when_ready(inner, request).await;
     }
-    let (worst, input_side, plan) = shared.reservation(request.body())?;
+    let estimate = InputEstimate::shared(&mut request);
+    let (worst, input_side, plan) = shared.reservation(request.body(), &estimate)?;
     let amount = worst.nanodollars_ceil();
     // The guard exists before the reserve is awaited: cancelled from here on, it releases.
     let mut settlement = Settlement::new(Arc::clone(&shared), lines, amount);
