@@ -76,6 +76,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             ));
         }
     }
+    check_layer_skeleton(&root.join("crates"), &mut problems);
     // Published docs never point at files a user does not have.
     for top in ["crates", "README.md"] {
         check_private_references(&root.join(top), root, &mut problems);
@@ -92,6 +93,78 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             problems.len(),
             problems.join("\n  ")
         ))
+    }
+}
+
+/// Crates whose streams are not "when the response ends" wrappers: the core (the hook
+/// itself, the wire contract), the transport (the SSE decoder), the mock (scripted streams)
+/// retry (timeouts between events, mid-stream bookkeeping) and the facade (`TextStream`, the
+/// caller's stream of text).
+const STREAM_CRATES: [&str; 5] = [
+    "claude-tower",
+    "claude-tower-core",
+    "claude-tower-transport",
+    "claude-tower-mock",
+    "claude-tower-retry",
+];
+
+/// One layer skeleton: every service (a `pub struct X<S…>` with an `inner: S` field) has the
+/// tower accessors (`inner_service_accessors!`), and no layer outside [`STREAM_CRATES`] wraps
+/// a stream of its own: a response's end is handled by the core `end::OnEnd` hook.
+fn check_layer_skeleton(crates: &Path, problems: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(crates) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let files: Vec<(std::path::PathBuf, String)> = rust_files(&entry.path().join("src"))
+            .into_iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(&f).unwrap_or_default();
+                (f, text)
+            })
+            .collect();
+        let all: String = files.iter().map(|(_, t)| t.as_str()).collect();
+        for (file, text) in &files {
+            let shown = format!(
+                "crates/{name}/{}",
+                file.strip_prefix(entry.path()).unwrap_or(file).display()
+            );
+            if !STREAM_CRATES.contains(&name.as_str())
+                && text.lines().any(|l| {
+                    let l = l.trim_start();
+                    l.starts_with("impl") && l.contains(" Stream for ")
+                })
+            {
+                problems.push(format!(
+                    "{shown}: a stream wrapper of its own; use `claude_tower_core::end::OnEnd`"
+                ));
+            }
+            let mut lines = text.lines().peekable();
+            while let Some(line) = lines.next() {
+                let Some(rest) = line.strip_prefix("pub struct ") else {
+                    continue;
+                };
+                let Some((service, generics)) = rest.split_once("<S") else {
+                    continue;
+                };
+                if !(generics.starts_with('>') || generics.starts_with(',')) {
+                    continue;
+                }
+                let body: Vec<&str> = lines.clone().take_while(|l| !l.starts_with('}')).collect();
+                if body.iter().any(|l| {
+                    l.trim()
+                        .trim_start_matches("pub(crate) ")
+                        .trim_start_matches("pub(super) ")
+                        == "inner: S,"
+                }) && !all.contains(&format!("inner_service_accessors!({service}<"))
+                {
+                    problems.push(format!(
+                        "{shown}: service `{service}` has no `inner_service_accessors!` (get_ref, get_mut, into_inner)"
+                    ));
+                }
+            }
+        }
     }
 }
 
@@ -282,4 +355,36 @@ fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    /// The repository rules hold (the same check as `cargo xtask tidy`).
+    #[test]
+    fn the_repository_is_tidy() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the workspace root");
+        if let Err(problems) = super::run(root) {
+            panic!("{problems}");
+        }
+    }
+
+    #[test]
+    fn a_service_without_accessors_and_a_stream_wrapper_are_found() {
+        let dir = std::env::temp_dir().join(format!("tidy-skeleton-{}", std::process::id()));
+        let src = dir.join("claude-tower-example/src");
+        std::fs::create_dir_all(&src).expect("temp dir");
+        std::fs::write(
+            src.join("lib.rs"),
+            "pub struct Thing<S> {\n    inner: S,\n}\nstruct W;\nimpl Stream for W {}\n",
+        )
+        .expect("write");
+        let mut problems = Vec::new();
+        super::check_layer_skeleton(&dir, &mut problems);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("stream wrapper") || problems[1].contains("stream wrapper"));
+        assert!(problems.iter().any(|p| p.contains("`Thing`")));
+    }
 }

@@ -11,6 +11,7 @@
 //! |---|---|---|---|---|
 //! | [`Attribution`] | request | the caller (e.g. `Client::messages().attribution(…)`) | `BudgetLayer`, `CostLayer` (ledger), `RateLimitLayer` (per-key limits), `ResponseCacheLayer` (per-user partition) | set by the caller; otherwise derived from `anthropic-workspace-id`, `anthropic-user-profile-id`, `metadata.user_id` ([`Attribution::of`]) |
 //! | `response_cache::ResponseCacheMode` | request | the caller | `ResponseCacheLayer` | optional: bypass, refresh or opt in per request |
+//! | [`InputEstimate`](crate::layout::InputEstimate) | request | the first of `TrimLayer` (default counter), `BudgetLayer`, `RateLimitLayer` to estimate the request | the others ([`InputEstimate::shared`](crate::layout::InputEstimate::shared)) | once a layer estimated the request; `TrimLayer` removes it when it changes the request |
 //! | `opentelemetry::Context` | request | the caller | `TraceLayer` (feature `otel`) | optional: the parent of the call's span (else a `traceparent` header) |
 //! | [`Attempts`] | response | `RetryLayer` | `TraceLayer`, the caller | under a `RetryLayer` |
 //! | [`ResponseCacheStatus`] | response | `ResponseCacheLayer` | `CostLayer` and `BudgetLayer` (a `Hit` costs 0), `TraceLayer`, the caller | under a `ResponseCacheLayer` |
@@ -24,6 +25,10 @@
 //!
 //! A response served by the response cache carries only what the layers **above** the cache
 //! write (see the canonical order in the facade docs): everything below it was skipped.
+//!
+//! Values known only when a stream ends are [`Late`] cells, filled by the layer's
+//! [`OnEnd`](crate::end::OnEnd) hook (the one "when the response ends" mechanism, see
+//! [`end`](crate::end)).
 
 use std::time::Duration;
 
