@@ -378,3 +378,35 @@ macro_rules! always_ready_service {
         }
     };
 }
+
+/// The skeleton every layer with one piece of shared state has: the service struct
+/// (`inner` plus an `Arc` of the layer's state, `Clone`), its [`Layer`](tower::Layer) impl
+/// (each service shares the layer's state) and the tower accessors
+/// ([`inner_service_accessors!`]).
+///
+/// `layer_service!(#[derive(Debug)] /** docs */ PromptCacheLayer => PromptCache, shared: Shared)`
+/// expects `PromptCacheLayer` to have a field `shared: Arc<Shared>` visible here.
+#[macro_export]
+macro_rules! layer_service {
+    ($(#[$meta:meta])* $layer:ident => $service:ident, $field:ident: $state:ty) => {
+        impl<S> $crate::__macro_support::Layer<S> for $layer {
+            type Service = $service<S>;
+
+            fn layer(&self, inner: S) -> $service<S> {
+                $service {
+                    inner,
+                    $field: ::std::sync::Arc::clone(&self.$field),
+                }
+            }
+        }
+
+        $(#[$meta])*
+        #[derive(Clone)]
+        pub struct $service<S> {
+            pub(crate) inner: S,
+            pub(crate) $field: ::std::sync::Arc<$state>,
+        }
+
+        $crate::inner_service_accessors!($service<S>);
+    };
+}

@@ -124,5 +124,5 @@ struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __macro_support {
     pub use http;
-    pub use tower::Service;
+    pub use tower::{Layer, Service};
 }

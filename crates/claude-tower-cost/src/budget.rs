@@ -34,8 +34,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use tower_layer::Layer;
-
 mod body;
 mod lines;
 mod reserve;
@@ -391,16 +389,5 @@ impl BudgetLayer {
     #[must_use]
     pub fn key(&self, scope: Scope, who: Option<&str>, window: Window) -> String {
         self.shared.key(scope, who, window)
-    }
-}
-
-impl<S> Layer<S> for BudgetLayer {
-    type Service = Budget<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Budget {
-            inner,
-            shared: Arc::clone(&self.shared),
-        }
     }
 }

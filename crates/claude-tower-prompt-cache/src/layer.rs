@@ -12,7 +12,6 @@ use claude_tower_core::ext::Late;
 use claude_tower_core::models::ModelTable;
 use claude_tower_core::{Error, Message, MessagesBody, MessagesRequest, StreamEvent, Usage};
 use pin_project_lite::pin_project;
-use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::plan::{TtlPolicy, place_breakpoints_reporting};
@@ -245,25 +244,11 @@ impl PromptCacheLayer {
     }
 }
 
-impl<S> Layer<S> for PromptCacheLayer {
-    type Service = PromptCache<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        PromptCache {
-            inner,
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-/// The service of a [`PromptCacheLayer`].
-#[derive(Debug, Clone)]
-pub struct PromptCache<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
-
-claude_tower_core::inner_service_accessors!(PromptCache<S>);
+claude_tower_core::layer_service!(
+    /// The service of a [`PromptCacheLayer`].
+    #[derive(Debug)]
+    PromptCacheLayer => PromptCache, shared: Shared
+);
 
 impl<S> Service<http::Request<MessagesRequest>> for PromptCache<S>
 where

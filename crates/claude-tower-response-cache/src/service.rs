@@ -15,7 +15,6 @@ use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{
     Error, EventStream, MessageAccumulator, MessagesBody, MessagesRequest, StreamEvent,
 };
-use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::flight::{self, Flights, LeaderGuard, Outcome, Role};
@@ -151,29 +150,14 @@ impl ResponseCacheLayer {
     }
 }
 
-impl<S> Layer<S> for ResponseCacheLayer {
-    type Service = ResponseCache<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ResponseCache {
-            inner,
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-/// The service of a [`ResponseCacheLayer`].
-///
-/// # Clone
-///
-/// The call future owns the inner service (clone-and-swap), so `S: Clone`.
-#[derive(Clone)]
-pub struct ResponseCache<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
-
-claude_tower_core::inner_service_accessors!(ResponseCache<S>);
+claude_tower_core::layer_service!(
+    /// The service of a [`ResponseCacheLayer`].
+    ///
+    /// # Clone
+    ///
+    /// The call future owns the inner service (clone-and-swap), so `S: Clone`.
+    ResponseCacheLayer => ResponseCache, shared: Shared
+);
 
 impl<S: fmt::Debug> fmt::Debug for ResponseCache<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

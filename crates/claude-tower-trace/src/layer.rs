@@ -12,7 +12,6 @@ use claude_tower_core::{Error, MessagesBody, MessagesRequest};
 use opentelemetry::metrics::Meter;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
-use tower_layer::Layer;
 use tower_service::Service;
 use tracing::field::Empty;
 use tracing::instrument::{Instrument, Instrumented};
@@ -87,25 +86,11 @@ impl TraceLayer {
     }
 }
 
-impl<S> Layer<S> for TraceLayer {
-    type Service = Trace<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Trace {
-            inner,
-            config: Arc::clone(&self.config),
-        }
-    }
-}
-
-/// The service of a [`TraceLayer`].
-#[derive(Debug, Clone)]
-pub struct Trace<S> {
-    inner: S,
-    config: Arc<Config>,
-}
-
-claude_tower_core::inner_service_accessors!(Trace<S>);
+claude_tower_core::layer_service!(
+    /// The service of a [`TraceLayer`].
+    #[derive(Debug)]
+    TraceLayer => Trace, config: Config
+);
 
 impl<S> Service<http::Request<MessagesRequest>> for Trace<S>
 where

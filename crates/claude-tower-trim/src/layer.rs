@@ -13,7 +13,6 @@ use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{Error, MessageParam, MessagesBody, MessagesRequest};
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
-use tower_layer::Layer;
 
 use crate::counter::{EstimateCounter, TokenCounter};
 use crate::plan::{
@@ -132,30 +131,16 @@ impl TrimLayer {
     }
 }
 
-impl<S> Layer<S> for TrimLayer {
-    type Service = Trim<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Trim {
-            inner,
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-/// The service of a [`TrimLayer`].
-///
-/// # Clone
-///
-/// The call future owns a clone of the inner service and waits for its readiness after
-/// trimming, so `S: Clone`.
-#[derive(Debug, Clone)]
-pub struct Trim<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
-
-claude_tower_core::inner_service_accessors!(Trim<S>);
+claude_tower_core::layer_service!(
+    /// The service of a [`TrimLayer`].
+    ///
+    /// # Clone
+    ///
+    /// The call future owns a clone of the inner service and waits for its readiness after
+    /// trimming, so `S: Clone`.
+    #[derive(Debug)]
+    TrimLayer => Trim, shared: Shared
+);
 
 claude_tower_core::boxed_response_future! {
     /// Response future of [`Trim`]: counting and summarizing are asynchronous, so it boxes an

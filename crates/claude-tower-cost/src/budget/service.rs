@@ -9,25 +9,21 @@ use claude_tower_core::layout::InputEstimate;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest};
 
-use super::Shared;
 use super::settlement::Settlement;
 use super::stats::Reserved;
+use super::{BudgetLayer, Shared};
 use crate::meter::Metering;
 use crate::money::Usd;
 use crate::store::Reservation;
 
-/// The service of a [`BudgetLayer`](super::BudgetLayer).
-///
-/// # Clone
-///
-/// The call future owns the inner service (clone-and-swap), so `S: Clone`.
-#[derive(Clone)]
-pub struct Budget<S> {
-    pub(super) inner: S,
-    pub(super) shared: Arc<Shared>,
-}
-
-claude_tower_core::inner_service_accessors!(Budget<S>);
+claude_tower_core::layer_service!(
+    /// The service of a [`BudgetLayer`](super::BudgetLayer).
+    ///
+    /// # Clone
+    ///
+    /// The call future owns the inner service (clone-and-swap), so `S: Clone`.
+    BudgetLayer => Budget, shared: Shared
+);
 
 impl<S: fmt::Debug> fmt::Debug for Budget<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
