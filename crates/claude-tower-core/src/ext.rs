@@ -11,7 +11,7 @@
 //! |---|---|---|---|---|
 //! | [`Attribution`] | request | the caller (e.g. `Client::messages().attribution(…)`) | `BudgetLayer`, `CostLayer` (ledger), `RateLimitLayer` (per-key limits), `ResponseCacheLayer` (per-user partition) | set by the caller; otherwise derived from `anthropic-workspace-id`, `anthropic-user-profile-id`, `metadata.user_id` ([`Attribution::of`]) |
 //! | `response_cache::ResponseCacheMode` | request | the caller | `ResponseCacheLayer` | optional: bypass, refresh or opt in per request |
-//! | [`InputEstimate`](crate::layout::InputEstimate) | request | the first of `TrimLayer` (default counter), `BudgetLayer`, `RateLimitLayer` to estimate the request | the others ([`InputEstimate::shared`](crate::layout::InputEstimate::shared)) | once a layer estimated the request; `TrimLayer` removes it when it changes the request |
+//! | [`InputEstimate`](crate::layout::InputEstimate) | request | `TrimLayer` (default counter; [`InputEstimate::shared`](crate::layout::InputEstimate::shared)), or the caller | `BudgetLayer`, `RateLimitLayer` ([`InputEstimate::get`](crate::layout::InputEstimate::get); without one they estimate alone) | under a `TrimLayer`, for requests of 8 positions or more (below that, estimating again is cheaper than sharing); `TrimLayer` removes it when it changes the request |
 //! | `opentelemetry::Context` | request | the caller | `TraceLayer` (feature `otel`) | optional: the parent of the call's span (else a `traceparent` header) |
 //! | [`Attempts`] | response | `RetryLayer` | `TraceLayer`, the caller | under a `RetryLayer` |
 //! | [`ResponseCacheStatus`] | response | `ResponseCacheLayer` | `CostLayer` and `BudgetLayer` (a `Hit` costs 0), `TraceLayer`, the caller | under a `ResponseCacheLayer` |

@@ -191,8 +191,8 @@ fn walk(
 }
 
 /// A request's estimated input tokens per position (in [`positions`] order), computed once
-/// and shared by the layers that need them (trim, budget, rate limit) through the request's
-/// extensions: see [`InputEstimate::shared`]. A layer that changes the request's content
+/// and shared by the layers that need them (trim stores it, budget and rate limit read it)
+/// through the request's extensions: see [`InputEstimate::shared`] and [`InputEstimate::get`]. A layer that changes the request's content
 /// removes it (or stores the new one); cache markers do not change it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputEstimate {
@@ -204,17 +204,31 @@ impl InputEstimate {
     /// Estimates `request` (the same figures as [`positions`]).
     #[must_use]
     pub fn of(request: &MessagesRequest) -> Self {
-        let tokens: std::sync::Arc<[u64]> = positions(request).iter().map(|p| p.tokens).collect();
+        Self::from_positions(&positions(request))
+    }
+
+    /// The estimate of `positions` (as [`positions`] returned them).
+    #[must_use]
+    pub fn from_positions(positions: &[Position]) -> Self {
+        let tokens: std::sync::Arc<[u64]> = positions.iter().map(|p| p.tokens).collect();
         let total = tokens.iter().fold(0u64, |sum, t| sum.saturating_add(*t));
         Self { tokens, total }
+    }
+
+    /// The estimate in the request's extensions, when there is one and it fits the request
+    /// (a layer that needs the figures only for itself reads this, else estimates alone).
+    #[must_use]
+    pub fn get(request: &http::Request<MessagesRequest>) -> Option<&Self> {
+        request
+            .extensions()
+            .get::<Self>()
+            .filter(|known| known.tokens.len() == position_count(request.body()))
     }
 
     /// The request's estimate: the one in its extensions when it fits the request, else
     /// computed now and stored there for the next layer.
     pub fn shared(request: &mut http::Request<MessagesRequest>) -> Self {
-        if let Some(known) = request.extensions().get::<Self>()
-            && known.tokens.len() == position_count(request.body())
-        {
+        if let Some(known) = Self::get(request) {
             return known.clone();
         }
         let estimate = Self::of(request.body());
@@ -237,7 +251,8 @@ impl InputEstimate {
 }
 
 /// How many positions `request` has (cheap: no estimate).
-fn position_count(request: &MessagesRequest) -> usize {
+#[must_use]
+pub fn position_count(request: &MessagesRequest) -> usize {
     let tools = request.tools.as_ref().map_or(0, |t| t.len());
     let system = match request.system.as_deref() {
         None => 0,

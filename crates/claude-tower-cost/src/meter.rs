@@ -235,11 +235,15 @@ where
                 let cached = response.extensions().get::<ResponseCacheStatus>()
                     == Some(&ResponseCacheStatus::Hit);
                 let (mut parts, body) = response.into_parts();
-                let handle = metering.handle.clone();
-                let (body, _done) = body.on_end(Meter { metering, cached });
-                if let Some(cost) = handle.get() {
-                    parts.extensions.insert(cost.clone());
-                }
+                let body = match body {
+                    // Priced at once (the hot path: no hook, the cost moved in, not cloned).
+                    MessagesBody::Message(message) => {
+                        let cost = metering.finish(Some(&message.model), &message.usage, cached);
+                        parts.extensions.insert(cost);
+                        MessagesBody::Message(message)
+                    }
+                    stream => stream.on_end(Meter { metering, cached }).0,
+                };
                 Poll::Ready(Ok(http::Response::from_parts(parts, body)))
             }
         }

@@ -35,8 +35,12 @@ pub(crate) struct Prepared {
 
 /// The buckets and amounts of a request: its pool's buckets (shared, never copied) and, with
 /// per-key limits and a key, its key's.
-pub(crate) fn prepare(shared: &Shared, request: &mut http::Request<MessagesRequest>) -> Prepared {
-    let input = InputEstimate::shared(request).total();
+pub(crate) fn prepare(shared: &Shared, request: &http::Request<MessagesRequest>) -> Prepared {
+    // The innermost estimator: an outer layer's shared estimate, else its own (not stored).
+    let input = InputEstimate::get(request).map_or_else(
+        || request.body().estimate_input_tokens(),
+        InputEstimate::total,
+    );
     let body = request.body();
     let (pool, counts_reads) = shared.model_specs(&body.model);
     let output = shared.output_reservation(u64::from(body.max_tokens));

@@ -74,7 +74,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<MessagesRequest>) -> Self::Future {
+    fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
         let permit = if self.semaphore.is_some() {
             Some(
                 self.permit
@@ -86,7 +86,7 @@ where
         };
         let mut permits = Permits::new(permit);
         let shared = &self.shared;
-        let prepared = admit::prepare(shared, &mut request);
+        let prepared = admit::prepare(shared, &request);
         // Slots free at once: ask the store (a store in memory answers ready).
         let asked = prepared
             .try_take_slots(&mut permits)

@@ -13,7 +13,7 @@ use claude_tower_core::end::{OnEnd, Outcome as EndOutcome, ResponseEnd, Settle};
 use claude_tower_core::ext::ResponseCacheStatus;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{
-    Error, EventStream, MessageAccumulator, MessagesBody, MessagesRequest, StreamEvent,
+    Error, EventStream, Message, MessageAccumulator, MessagesBody, MessagesRequest, StreamEvent,
 };
 use tower_service::Service;
 
@@ -406,13 +406,25 @@ where
         }
     };
     let (parts, body) = response.into_parts();
-    let (body, store) = body.on_end(Record {
-        recorded: Vec::new(),
-        recorded_bytes: 0,
-        accumulator: MessageAccumulator::new(),
-        finish: Some(Finish { shared, key, guard }),
-    });
-    store.await;
+    let finish = Finish { shared, key, guard };
+    let body = match body {
+        // Complete at once (the hot path: no hook to build).
+        MessagesBody::Message(message) => {
+            finish
+                .complete(&message, |m| CachedResponse::from_message(m.clone()))
+                .await;
+            MessagesBody::Message(message)
+        }
+        stream => {
+            let recording = Record {
+                recorded: Vec::new(),
+                recorded_bytes: 0,
+                accumulator: MessageAccumulator::new(),
+                finish: Some(finish),
+            };
+            stream.on_end(recording).0
+        }
+    };
     Ok(with_status(
         http::Response::from_parts(parts, body),
         ResponseCacheStatus::Miss,
@@ -485,28 +497,31 @@ impl OnEnd for Record {
         let (Some(finish), EndOutcome::Complete) = (self.finish.take(), end.outcome) else {
             return Settle::done();
         };
-        let (message, events) = match end.message {
-            Some(message) => (message.clone(), Vec::new()),
-            None if self.accumulator.is_complete() => {
-                match std::mem::take(&mut self.accumulator).finish() {
-                    Ok(message) => (message, std::mem::take(&mut self.recorded)),
-                    Err(_) => return Settle::done(),
-                }
-            }
-            None => return Settle::done(),
+        if !self.accumulator.is_complete() {
+            return Settle::done();
+        }
+        let Ok(message) = std::mem::take(&mut self.accumulator).finish() else {
+            return Settle::done();
         };
-        let storable = finish.shared.policy.cacheable_response(&message);
-        let Finish { shared, key, guard } = finish;
+        let recorded = std::mem::take(&mut self.recorded);
+        finish.complete(&message, |m| {
+            CachedResponse::from_stream(m.clone(), recorded)
+        })
+    }
+}
+
+impl Finish {
+    /// A complete response: handed to the followers and stored when the policy allows
+    /// (`entry` builds the entry, only when someone needs it).
+    fn complete(self, message: &Message, entry: impl FnOnce(&Message) -> CachedResponse) -> Settle {
+        let storable = self.shared.policy.cacheable_response(message);
+        let Self { shared, key, guard } = self;
         if !storable && !guard.has_followers() {
             // Nobody waits and nothing is stored: skip the copy.
             guard.finish(Outcome::Abandoned);
             return Settle::done();
         }
-        let entry = Arc::new(if events.is_empty() {
-            CachedResponse::from_message(message)
-        } else {
-            CachedResponse::from_stream(message, events)
-        });
+        let entry = Arc::new(entry(message));
         guard.finish(Outcome::Done(Arc::clone(&entry)));
         if !storable {
             return Settle::done();

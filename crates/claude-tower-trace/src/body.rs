@@ -34,37 +34,50 @@ impl Traced {
 
     fn finish(&mut self, message: Option<&Message>, error: Option<&Error>) {
         let Some(call) = self.call.take() else { return };
-        let attributes = match message {
-            Some(message) => {
-                let attributes = call.record_message(
-                    &message.id,
-                    &message.model,
-                    message.stop_reason.as_ref(),
-                    &message.usage,
-                );
-                call.record_output(message);
-                call.record_diagnostics(message);
-                attributes
-            }
-            None => call.base_attributes(None),
-        };
-        call.record_cost(self.cost.as_ref());
-        if let Some(first) = self.first_event {
-            let instruments = &call.config.instruments;
+        let timing = self.first_event.map(|first| (first, self.events));
+        record_end(&call, self.cost.as_ref(), message, error, timing);
+    }
+}
+
+/// Records a call's end on its span and metrics: the message (when known), the cost, the
+/// timing of a stream's chunks (`(first event, events)`), the error or the duration.
+pub(crate) fn record_end(
+    call: &Recorder,
+    cost: Option<&CostCell>,
+    message: Option<&Message>,
+    error: Option<&Error>,
+    timing: Option<(Instant, u32)>,
+) {
+    let attributes = match message {
+        Some(message) => {
+            let attributes = call.record_message(
+                &message.id,
+                &message.model,
+                message.stop_reason.as_ref(),
+                &message.usage,
+            );
+            call.record_output(message);
+            call.record_diagnostics(message);
+            attributes
+        }
+        None => call.base_attributes(None),
+    };
+    call.record_cost(cost);
+    if let Some((first, events)) = timing {
+        let instruments = &call.config.instruments;
+        instruments
+            .time_to_first_chunk
+            .record((first - call.started).as_secs_f64(), &attributes);
+        if events > 1 {
+            let per_chunk = first.elapsed().as_secs_f64() / f64::from(events - 1);
             instruments
-                .time_to_first_chunk
-                .record((first - call.started).as_secs_f64(), &attributes);
-            if self.events > 1 {
-                let per_chunk = first.elapsed().as_secs_f64() / f64::from(self.events - 1);
-                instruments
-                    .time_per_output_chunk
-                    .record(per_chunk, &attributes);
-            }
+                .time_per_output_chunk
+                .record(per_chunk, &attributes);
         }
-        match error {
-            Some(error) => call.record_error(error, message.map(|m| m.model.as_str())),
-            None => call.record_duration(&attributes),
-        }
+    }
+    match error {
+        Some(error) => call.record_error(error, message.map(|m| m.model.as_str())),
+        None => call.record_duration(&attributes),
     }
 }
 

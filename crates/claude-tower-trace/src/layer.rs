@@ -16,7 +16,7 @@ use tower_service::Service;
 use tracing::field::Empty;
 use tracing::instrument::{Instrument, Instrumented};
 
-use crate::body::Traced;
+use crate::body::{Traced, record_end};
 use crate::record::{Config, Instruments, ModelId, Recorder, capped};
 
 /// Traces every call; see the [crate docs](crate).
@@ -220,7 +220,14 @@ where
                 call.record_extensions(response.extensions(), response.headers());
                 let cost = response.extensions().get::<CostCell>().cloned();
                 let (parts, body) = response.into_parts();
-                let (body, _done) = body.on_end(Traced::new(call, cost));
+                let body = match body {
+                    // Recorded at once (the hot path: no hook to build).
+                    MessagesBody::Message(message) => {
+                        record_end(&call, cost.as_ref(), Some(&message), None, None);
+                        MessagesBody::Message(message)
+                    }
+                    stream => stream.on_end(Traced::new(call, cost)).0,
+                };
                 Poll::Ready(Ok(http::Response::from_parts(parts, body)))
             }
         }

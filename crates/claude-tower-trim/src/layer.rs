@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use claude_tower_core::MessagesService;
 use claude_tower_core::layer_state::FreshOnClone;
-use claude_tower_core::layout::InputEstimate;
+use claude_tower_core::layout::{InputEstimate, position_count};
 use claude_tower_core::models::ModelTable;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{Error, MessageParam, MessagesBody, MessagesRequest};
@@ -152,6 +152,22 @@ claude_tower_core::boxed_response_future! {
 // summariser call), so an inner permit never idles while the summary is written.
 claude_tower_core::always_ready_service!(Trim, ResponseFuture, call);
 
+/// Positions (tools, system blocks, message blocks) below which the estimate is not shared:
+/// re-estimating a short request costs less than storing its per-position figures.
+const SHARE_ESTIMATES_FROM_POSITIONS: usize = 8;
+
+/// The request's estimate (an outer layer's when there is one); stored for the layers below
+/// (budget, rate limit) when the request is long enough for that to pay.
+fn shared_estimate(request: &mut http::Request<MessagesRequest>) -> u64 {
+    if position_count(request.body()) < SHARE_ESTIMATES_FROM_POSITIONS {
+        return InputEstimate::get(request).map_or_else(
+            || request.body().estimate_input_tokens(),
+            InputEstimate::total,
+        );
+    }
+    InputEstimate::shared(request).total()
+}
+
 /// Trims the request, then calls the inner service.
 async fn call<S: MessagesService>(
     shared: Arc<Shared>,
@@ -162,7 +178,7 @@ async fn call<S: MessagesService>(
     let estimated = shared
         .counter
         .is_core_estimate()
-        .then(|| InputEstimate::shared(&mut request).total());
+        .then(|| shared_estimate(&mut request));
     let (mut parts, body) = request.into_parts();
     let (body, report) = trim_request(&shared, body, estimated).await?;
     if report.messages_dropped > 0 || report.blocks_truncated > 0 {

@@ -114,7 +114,7 @@ impl Shared {
     pub(super) fn reservation(
         &self,
         request: &MessagesRequest,
-        estimate: &InputEstimate,
+        estimate: Option<&InputEstimate>,
     ) -> Result<(Usd, Usd, InputPlan), Error> {
         let mut plan = reserve::plan(
             request,

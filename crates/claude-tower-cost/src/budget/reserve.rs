@@ -83,14 +83,16 @@ impl CacheMemory {
 /// cached into expected reads.
 pub(super) fn plan(
     request: &MessagesRequest,
-    estimate: &InputEstimate,
+    estimate: Option<&InputEstimate>,
     memory: Option<&CacheMemory>,
     margin_percent: Option<u64>,
     now: SystemTime,
 ) -> InputPlan {
     let models = ModelTable::builtin();
     let minimum = models.cache_min_tokens(&request.model);
-    let positions = positions_estimated(request, estimate).unwrap_or_else(|| positions(request));
+    let positions = estimate
+        .and_then(|estimate| positions_estimated(request, estimate))
+        .unwrap_or_else(|| positions(request));
     let automatic = request.cache_control.as_ref();
     let last_cacheable = positions.iter().rposition(|p| p.cacheable);
     let mut hasher = memory.map(|m| m.hasher.build_hasher());

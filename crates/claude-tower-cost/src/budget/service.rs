@@ -47,7 +47,7 @@ claude_tower_core::always_ready_service!(Budget, ResponseFuture, call);
 async fn call<S>(
     shared: Arc<Shared>,
     inner: &mut S,
-    mut request: http::Request<MessagesRequest>,
+    request: http::Request<MessagesRequest>,
 ) -> Result<http::Response<MessagesBody>, Error>
 where
     S: MessagesService,
@@ -57,8 +57,10 @@ where
     if lines.is_empty() {
         return call_when_ready(inner, request).await;
     }
-    let estimate = InputEstimate::shared(&mut request);
-    let (worst, input_side, plan) = shared.reservation(request.body(), &estimate)?;
+    // An outer layer's shared estimate, else the budget's own (the rate limiter below
+    // estimates alone too: storing one costs more than a small request's estimate).
+    let (worst, input_side, plan) =
+        shared.reservation(request.body(), InputEstimate::get(&request))?;
     let amount = worst.nanodollars_ceil();
     // The guard exists before the reserve is awaited: cancelled from here on, it releases.
     let mut settlement = Settlement::new(Arc::clone(&shared), lines, amount);
