@@ -341,8 +341,8 @@ macro_rules! inner_service_accessors {
 /// The `Service` impl of a layer whose call is one async block (store I/O, summaries): always
 /// ready — the inner service's readiness is taken inside the call, just before it is called,
 /// so an inner permit never idles while the layer does its own work (the tower pattern: a
-/// clone of the inner service moves into the future) — and a call that boxes
-/// `$call(shared, &mut inner, request)` into the layer's [`boxed_response_future!`].
+/// clone of the inner service moves into the future) — and a call that boxes the future of
+/// `$call(shared, inner, request)` (an `async fn`) into the layer's [`boxed_response_future!`].
 ///
 /// The service is a struct with fields `inner` and `shared` (an `Arc`).
 #[macro_export]
@@ -371,9 +371,11 @@ macro_rules! always_ready_service {
                 &mut self,
                 request: $crate::__macro_support::http::Request<$crate::MessagesRequest>,
             ) -> Self::Future {
-                let mut inner = self.inner.clone();
-                let shared = ::std::sync::Arc::clone(&self.shared);
-                $future::new(async move { $call(shared, &mut inner, request).await })
+                $future::new($call(
+                    ::std::sync::Arc::clone(&self.shared),
+                    self.inner.clone(),
+                    request,
+                ))
             }
         }
     };

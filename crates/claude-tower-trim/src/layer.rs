@@ -171,7 +171,7 @@ fn shared_estimate(request: &mut http::Request<MessagesRequest>) -> u64 {
 /// Trims the request, then calls the inner service.
 async fn call<S: MessagesService>(
     shared: Arc<Shared>,
-    inner: &mut S,
+    mut inner: S,
     mut request: http::Request<MessagesRequest>,
 ) -> Result<http::Response<MessagesBody>, Error> {
     // The default counter is the core estimate: the request's shared one, computed once.
@@ -186,7 +186,7 @@ async fn call<S: MessagesService>(
         parts.extensions.remove::<InputEstimate>();
     }
     let request = http::Request::from_parts(parts, body);
-    let mut response = call_when_ready(inner, request).await?;
+    let mut response = call_when_ready(&mut inner, request).await?;
     response.extensions_mut().insert(report);
     Ok(response)
 }

@@ -46,7 +46,7 @@ claude_tower_core::always_ready_service!(Budget, ResponseFuture, call);
 
 async fn call<S>(
     shared: Arc<Shared>,
-    inner: &mut S,
+    mut inner: S,
     request: http::Request<MessagesRequest>,
 ) -> Result<http::Response<MessagesBody>, Error>
 where
@@ -55,7 +55,7 @@ where
     let attribution = Attribution::of(&request);
     let lines = shared.lines(&attribution);
     if lines.is_empty() {
-        return call_when_ready(inner, request).await;
+        return call_when_ready(&mut inner, request).await;
     }
     // An outer layer's shared estimate, else the budget's own (the rate limiter below
     // estimates alone too: storing one costs more than a small request's estimate).
@@ -106,7 +106,7 @@ where
         input: input_side.nanodollars_ceil(),
         total: amount,
     };
-    let response = match call_when_ready(inner, request).await {
+    let response = match call_when_ready(&mut inner, request).await {
         Ok(response) => response,
         Err(error) => {
             settlement.start(0).await;
