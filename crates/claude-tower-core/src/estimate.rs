@@ -266,6 +266,22 @@ fn estimate_media(block: &MediaBlock, document: bool) -> u64 {
     }
 }
 
+/// Estimated tokens of one tool definition (its name, description, schema and other
+/// fields), without the tool-use system prompt.
+#[must_use]
+pub fn estimate_tool_tokens(tool: &crate::Tool) -> u64 {
+    let mut tokens = TOOL_OVERHEAD_TOKENS + estimate_text_tokens(&tool.name);
+    tokens += tool.description.as_deref().map_or(0, estimate_text_tokens);
+    tokens += tool
+        .input_schema
+        .as_ref()
+        .map_or(0, InputSchema::estimated_tokens);
+    if !tool.extra.is_empty() {
+        tokens += estimate_map_tokens(&tool.extra);
+    }
+    tokens
+}
+
 /// Estimated tokens of one content block.
 #[must_use]
 pub fn estimate_block_tokens(block: &ContentBlock) -> u64 {
@@ -316,15 +332,7 @@ impl MessagesRequest {
                 total += TOOL_SYSTEM_PROMPT_TOKENS;
             }
             for tool in tools.iter() {
-                total += TOOL_OVERHEAD_TOKENS + estimate_text_tokens(&tool.name);
-                total += tool.description.as_deref().map_or(0, estimate_text_tokens);
-                total += tool
-                    .input_schema
-                    .as_ref()
-                    .map_or(0, InputSchema::estimated_tokens);
-                if !tool.extra.is_empty() {
-                    total += estimate_map_tokens(&tool.extra);
-                }
+                total += estimate_tool_tokens(tool);
             }
         }
         if let Some(system) = &self.system {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use crate::content::{CacheControl, ContentBlock};
 use crate::estimate::{
-    MESSAGE_OVERHEAD_TOKENS, TOOL_OVERHEAD_TOKENS, TOOL_SYSTEM_PROMPT_TOKENS,
-    estimate_block_tokens, estimate_map_tokens, estimate_text_tokens,
+    MESSAGE_OVERHEAD_TOKENS, TOOL_SYSTEM_PROMPT_TOKENS, estimate_block_tokens,
+    estimate_text_tokens, estimate_tool_tokens,
 };
-use crate::request::{InputSchema, MessageContent, MessagesRequest, System};
+use crate::request::{MessageContent, MessagesRequest, System};
 
 /// Where a position lives in the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,21 +105,8 @@ fn walk(
     );
     if let Some(tools) = &request.tools {
         for (i, tool) in tools.iter().enumerate() {
-            let tokens = counting(&|| {
-                let mut tokens = TOOL_OVERHEAD_TOKENS + estimate_text_tokens(&tool.name);
-                tokens += tool.description.as_deref().map_or(0, estimate_text_tokens);
-                tokens += tool
-                    .input_schema
-                    .as_ref()
-                    .map_or(0, InputSchema::estimated_tokens);
-                if !tool.extra.is_empty() {
-                    tokens += estimate_map_tokens(&tool.extra);
-                }
-                if i == 0 {
-                    tokens += TOOL_SYSTEM_PROMPT_TOKENS;
-                }
-                tokens
-            });
+            let prompt = if i == 0 { TOOL_SYSTEM_PROMPT_TOKENS } else { 0 };
+            let tokens = counting(&|| estimate_tool_tokens(tool) + prompt);
             out.push(Position {
                 slot: Slot::Tool(i),
                 tokens,

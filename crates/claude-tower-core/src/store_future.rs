@@ -58,6 +58,21 @@ impl<T> StoreFuture<T> {
     }
 }
 
+impl<T: Send + 'static> StoreFuture<T> {
+    /// Hands the answer to `then`: at once when it is ready ([`Settle::done`](crate::end::Settle::done)),
+    /// else as the work of the returned [`Settle`](crate::end::Settle) — the shape of a layer's
+    /// "when the response ends" store update.
+    pub fn then_settle(self, then: impl FnOnce(T) + Send + 'static) -> crate::end::Settle {
+        match self.into_ready() {
+            Ok(answer) => {
+                then(answer);
+                crate::end::Settle::done()
+            }
+            Err(pending) => crate::end::Settle::later(async move { then(pending.await) }),
+        }
+    }
+}
+
 impl<T> Unpin for StoreFuture<T> {}
 
 impl<T> Future for StoreFuture<T> {

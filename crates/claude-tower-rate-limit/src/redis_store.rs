@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use claude_tower_core::rate_limit::Refusal;
 use claude_tower_core::{Error, ErrorKind, StoreFuture};
-use redis::Script;
 use redis::aio::ConnectionManager;
+use redis::{Script, ToRedisArgs};
 
 use crate::store::{Admission, BucketSpec, RateLimitStore};
 
@@ -122,6 +122,32 @@ fn micros(duration: Duration) -> u64 {
 }
 
 impl RedisRateLimitStore {
+    /// Runs an update script (its reply is ignored) with `keys` and `args`, encoded before
+    /// the future so that it owns them.
+    fn update(
+        &self,
+        script: &Arc<Script>,
+        keys: Vec<Arc<str>>,
+        args: Vec<Vec<u8>>,
+    ) -> StoreFuture<Result<(), Error>> {
+        let script = Arc::clone(script);
+        let mut connection = self.connection.clone();
+        StoreFuture::boxed(async move {
+            let mut invocation = script.prepare_invoke();
+            for key in &keys {
+                invocation.key(&**key);
+            }
+            for arg in &args {
+                invocation.arg(&arg[..]);
+            }
+            invocation
+                .invoke_async::<i64>(&mut connection)
+                .await
+                .map(|_| ())
+                .map_err(|e| redis_error(&e))
+        })
+    }
+
     /// Connects (auto-reconnecting) to `url`, e.g. `redis://127.0.0.1:6379/`.
     ///
     /// Commands time out after a second and reconnection is retried once per failing call
@@ -205,59 +231,25 @@ impl RateLimitStore for RedisRateLimitStore {
     }
 
     fn adjust(&self, buckets: &[BucketSpec], deltas: &[f64]) -> StoreFuture<Result<(), Error>> {
-        let script = Arc::clone(&self.adjust);
-        let mut connection = self.connection.clone();
-        let buckets = buckets.to_vec();
-        let deltas = deltas.to_vec();
-        StoreFuture::boxed(async move {
-            let buckets = &buckets[..];
-            let deltas = &deltas[..];
-            let mut invocation = script.prepare_invoke();
-            for (bucket, delta) in buckets.iter().zip(deltas) {
-                invocation.key(&*bucket.key);
-                invocation.arg(bucket.per_minute).arg(*delta);
-            }
-            invocation
-                .invoke_async::<i64>(&mut connection)
-                .await
-                .map(|_| ())
-                .map_err(|e| redis_error(&e))
-        })
+        let mut keys = Vec::with_capacity(buckets.len());
+        let mut args = Vec::with_capacity(2 * buckets.len());
+        for (bucket, delta) in buckets.iter().zip(deltas) {
+            keys.push(Arc::clone(&bucket.key));
+            args.extend(bucket.per_minute.to_redis_args());
+            args.extend(delta.to_redis_args());
+        }
+        self.update(&self.adjust, keys, args)
     }
 
     fn correct(&self, bucket: &BucketSpec, remaining: u64) -> StoreFuture<Result<(), Error>> {
-        let script = Arc::clone(&self.correct);
-        let mut connection = self.connection.clone();
-        let bucket = bucket.clone();
-        StoreFuture::boxed(async move {
-            let bucket = &bucket;
-            let mut invocation = script.prepare_invoke();
-            invocation
-                .key(&*bucket.key)
-                .arg(bucket.per_minute)
-                .arg(remaining);
-            invocation
-                .invoke_async::<i64>(&mut connection)
-                .await
-                .map(|_| ())
-                .map_err(|e| redis_error(&e))
-        })
+        let mut args = bucket.per_minute.to_redis_args();
+        args.extend(remaining.to_redis_args());
+        self.update(&self.correct, vec![Arc::clone(&bucket.key)], args)
     }
 
     fn pause(&self, pause_key: &str, duration: Duration) -> StoreFuture<Result<(), Error>> {
-        let script = Arc::clone(&self.pause);
-        let mut connection = self.connection.clone();
-        let pause_key = pause_key.to_owned();
-        StoreFuture::boxed(async move {
-            let pause_key = &pause_key[..];
-            let mut invocation = script.prepare_invoke();
-            invocation.key(pause_key).arg(micros(duration));
-            invocation
-                .invoke_async::<i64>(&mut connection)
-                .await
-                .map(|_| ())
-                .map_err(|e| redis_error(&e))
-        })
+        let args = micros(duration).to_redis_args();
+        self.update(&self.pause, vec![Arc::from(pause_key)], args)
     }
 
     fn available(&self, bucket: &BucketSpec) -> StoreFuture<Result<f64, Error>> {

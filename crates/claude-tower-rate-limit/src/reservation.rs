@@ -88,16 +88,8 @@ impl StoreOp {
 
     /// Runs it: done now where the store answers ready, else the store's future to await.
     pub(crate) fn start(self, shared: &Arc<Shared>) -> Settle {
-        match self.run(&*shared.store).into_ready() {
-            Ok(done) => {
-                self.report(done);
-                Settle::done()
-            }
-            Err(pending) => Settle::later(async move {
-                let done = pending.await;
-                self.report(done);
-            }),
-        }
+        self.run(&*shared.store)
+            .then_settle(move |done| self.report(done))
     }
 
     pub(crate) fn report(&self, result: Result<(), Error>) {

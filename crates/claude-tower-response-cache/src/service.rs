@@ -526,17 +526,13 @@ impl Finish {
         if !storable {
             return Settle::done();
         }
-        let report = |written: Result<(), Error>| {
-            if let Err(error) = written {
-                tracing::warn!(target: "claude_tower::response_cache", %error, "cache write failed");
-            }
-        };
-        match shared.store.put(&key, entry, shared.ttl).into_ready() {
-            Ok(written) => {
-                report(written);
-                Settle::done()
-            }
-            Err(pending) => Settle::later(async move { report(pending.await) }),
-        }
+        shared
+            .store
+            .put(&key, entry, shared.ttl)
+            .then_settle(|written| {
+                if let Err(error) = written {
+                    tracing::warn!(target: "claude_tower::response_cache", %error, "cache write failed");
+                }
+            })
     }
 }

@@ -45,24 +45,19 @@ impl Shared {
             key.push(':');
             key.push_str(who);
         }
-        let date = || utc_date((self.clock)());
-        match window {
-            Window::Total => key.push_str(":total"),
-            Window::Day => {
-                let (year, month, day) = date();
-                key.push_str(":day:");
-                push_digits(&mut key, year, 4);
-                key.push('-');
-                push_digits(&mut key, i64::from(month), 2);
-                key.push('-');
-                push_digits(&mut key, i64::from(day), 2);
-            }
-            Window::Month => {
-                let (year, month, _) = date();
-                key.push_str(":month:");
-                push_digits(&mut key, year, 4);
-                key.push('-');
-                push_digits(&mut key, i64::from(month), 2);
+        let (label, parts) = match window {
+            Window::Total => ("total", 0),
+            Window::Day => ("day", 3),
+            Window::Month => ("month", 2),
+        };
+        key.push(':');
+        key.push_str(label);
+        if parts > 0 {
+            let (year, month, day) = utc_date((self.clock)());
+            let date = [(year, 4), (i64::from(month), 2), (i64::from(day), 2)];
+            for (i, (n, width)) in date.into_iter().take(parts).enumerate() {
+                key.push(if i == 0 { ':' } else { '-' });
+                push_digits(&mut key, n, width);
             }
         }
         key

@@ -47,16 +47,10 @@ impl Settlement {
             .shared
             .store
             .settle(&self.lines, &self.id, self.reserved, actual);
-        match answer.into_ready() {
-            Ok(spent) => {
-                self.answered(spent);
-                Settle::done()
-            }
-            Err(pending) => Settle::later(async move {
-                let spent = pending.await;
-                self.answered(spent);
-            }),
-        }
+        answer.then_settle(move |spent| {
+            let mut settlement = self;
+            settlement.answered(spent);
+        })
     }
 
     /// The store answered: done unless it failed (the drop then retries in the background).
