@@ -62,7 +62,12 @@ pub(crate) fn step(
 ) -> Result<(), String> {
     println!("\n==> {name}: {program} {}", args.join(" "));
     let mut command = Command::new(program);
-    command.args(args).current_dir(root());
+    // No incremental caches: a check run gains nothing from them, and on a long-lived machine
+    // they grow to most of the target dir (13 of 20 GB here, enough to fill the disk).
+    command
+        .args(args)
+        .current_dir(root())
+        .env("CARGO_INCREMENTAL", "0");
     for (key, value) in env {
         command.env(key, value);
     }
@@ -138,6 +143,7 @@ fn feature_combinations() -> Result<(), String> {
     let output = Command::new("cargo")
         .args(args)
         .current_dir(root())
+        .env("CARGO_INCREMENTAL", "0")
         .output()
         .map_err(|e| format!("features: cannot run cargo hack: {e}"))?;
     let log = String::from_utf8_lossy(&output.stderr);
@@ -406,6 +412,7 @@ fn ci() -> Result<(), String> {
     for example in examples {
         println!("\n==> example: cargo run -p claude-tower-examples --example {example}");
         let status = Command::new("cargo")
+            .env("CARGO_INCREMENTAL", "0")
             .args([
                 "run",
                 "--locked",

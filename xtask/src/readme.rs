@@ -54,6 +54,7 @@ pub(crate) fn check_first_program(root: &Path) -> Result<(), String> {
     let status = Command::new("cargo")
         .args(["check", "--offline", "-q"])
         .env("CARGO_TARGET_DIR", root.join("target"))
+        .env("CARGO_INCREMENTAL", "0")
         .current_dir(&dir)
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
