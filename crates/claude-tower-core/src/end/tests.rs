@@ -204,3 +204,16 @@ async fn a_stream_ending_before_message_start_has_no_usage() {
     assert!(body.into_message().await.is_err());
     assert_eq!(seen.lock().unwrap().ends, [("failed", None, None, false)]);
 }
+
+#[test]
+fn a_call_that_failed_before_any_body_is_an_end_with_its_error_and_nothing_else() {
+    let error = Error::stream_interrupted("connection refused");
+    let end = ResponseEnd::failed(&error);
+    assert!(matches!(end.outcome, Outcome::Failed(_)));
+    assert_eq!(
+        end.error().map(ToString::to_string),
+        Some(error.to_string())
+    );
+    assert!(end.usage.is_none() && end.model.is_none() && !end.delivered);
+    assert!(ResponseEnd::complete(&message()).error().is_none());
+}
