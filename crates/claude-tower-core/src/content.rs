@@ -64,15 +64,14 @@ impl CacheControl {
 }
 
 /// `text` block.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TextBlock {
     /// The text.
     pub text: String,
     /// Citations (response side), kept as raw JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub citations: Option<Vec<Value>>,
     /// Cache breakpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<CacheControl>,
     /// Fields this crate does not model.
     #[serde(flatten)]
@@ -80,18 +79,16 @@ pub struct TextBlock {
 }
 
 /// `image` and `document` blocks: a `source` plus optional metadata.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct MediaBlock {
     /// `{"type": "base64" | "url" | "text" | "file" | "content", …}`, kept as JSON.
     pub source: Value,
     /// Document title.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// Document context.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
     /// Cache breakpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<CacheControl>,
     /// Fields this crate does not model (e.g. `citations`).
     #[serde(flatten)]
@@ -150,18 +147,16 @@ pub enum ToolResultContent {
 }
 
 /// `tool_result` block.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ToolResultBlock {
     /// The `id` of the `tool_use` this answers.
     pub tool_use_id: String,
     /// Result content.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<ToolResultContent>,
     /// Whether the tool failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_error: Option<bool>,
     /// Cache breakpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<CacheControl>,
     /// Fields this crate does not model.
     #[serde(flatten)]

@@ -114,18 +114,11 @@ impl Attribution {
         }
     }
 
-    /// Sets the user.
-    #[must_use]
-    pub fn with_user(mut self, user: impl Into<String>) -> Self {
-        self.user = Some(user.into());
-        self
-    }
-
-    /// Sets the feature tag.
-    #[must_use]
-    pub fn with_feature(mut self, feature: impl Into<String>) -> Self {
-        self.feature = Some(feature.into());
-        self
+    crate::setters! {
+        /// Sets the user.
+        pub fn with_user(user: impl Into<String>) => user = Some(user.into());
+        /// Sets the feature tag.
+        pub fn with_feature(feature: impl Into<String>) => feature = Some(feature.into());
     }
 
     /// The attribution of a request: its extension; then `tenant` falls back to the

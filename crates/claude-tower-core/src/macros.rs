@@ -147,8 +147,32 @@ macro_rules! open_tagged_enum {
 
 /// Serde for an enum `{ Text(String), Blocks(Vec<ContentBlock>) }`, which the API sends as a
 /// JSON string or an array of blocks (message content, `tool_result` content, system).
+/// Also gives the enum `blocks()` (borrowed; the string form has none) and `text()` (all
+/// text concatenated).
 macro_rules! text_or_blocks {
     ($name:ident, $what:literal) => {
+        impl $name {
+            /// Borrow the blocks; the plain-string form has none.
+            #[must_use]
+            pub fn blocks(&self) -> &[ContentBlock] {
+                match self {
+                    Self::Text(_) => &[],
+                    Self::Blocks(blocks) => blocks,
+                }
+            }
+
+            /// The concatenated text of the string form or of all `text` blocks.
+            #[must_use]
+            pub fn text(&self) -> String {
+                match self {
+                    Self::Text(text) => text.clone(),
+                    Self::Blocks(blocks) => {
+                        blocks.iter().filter_map(ContentBlock::as_text).collect()
+                    }
+                }
+            }
+        }
+
         impl ::serde::Serialize for $name {
             fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 match self {
@@ -200,4 +224,35 @@ where
     D: serde::Deserializer<'de>,
 {
     <serde_json::Value as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
+/// Builder setters that take `self` by value, set one field and return `self`: one line per
+/// setter instead of six. Each entry is `fn name(arg: Type) => field = value;` with its docs
+/// above it; every setter is `#[must_use]`.
+///
+/// ```
+/// # #[derive(Default)] struct Options { timeout: Option<u64>, name: Option<String> }
+/// impl Options {
+///     claude_tower_core::setters! {
+///         /// The timeout in seconds.
+///         pub fn timeout(seconds: u64) => timeout = Some(seconds);
+///         /// The name.
+///         pub fn name(name: impl Into<String>) => name = Some(name.into());
+///     }
+/// }
+/// let options = Options::default().timeout(5).name("x");
+/// assert_eq!((options.timeout, options.name.as_deref()), (Some(5), Some("x")));
+/// ```
+#[macro_export]
+macro_rules! setters {
+    ($($(#[$meta:meta])* $vis:vis fn $name:ident($arg:ident: $ty:ty) => $field:ident = $value:expr;)*) => {
+        $(
+            $(#[$meta])*
+            #[must_use]
+            $vis fn $name(mut self, $arg: $ty) -> Self {
+                self.$field = $value;
+                self
+            }
+        )*
+    };
 }

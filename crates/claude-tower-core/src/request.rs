@@ -38,24 +38,6 @@ impl MessageContent {
             Self::Blocks(blocks) => blocks.clone(),
         }
     }
-
-    /// Borrow the blocks; a plain string has none.
-    #[must_use]
-    pub fn blocks(&self) -> &[ContentBlock] {
-        match self {
-            Self::Text(_) => &[],
-            Self::Blocks(blocks) => blocks,
-        }
-    }
-
-    /// Concatenated text of all text parts.
-    #[must_use]
-    pub fn text(&self) -> String {
-        match self {
-            Self::Text(text) => text.clone(),
-            Self::Blocks(blocks) => blocks.iter().filter_map(ContentBlock::as_text).collect(),
-        }
-    }
 }
 
 impl From<String> for MessageContent {
@@ -133,28 +115,9 @@ pub enum System {
 
 text_or_blocks!(System, "system");
 
-impl System {
-    /// The blocks of the system prompt (empty for the string form).
-    #[must_use]
-    pub fn blocks(&self) -> &[ContentBlock] {
-        match self {
-            Self::Text(_) => &[],
-            Self::Blocks(blocks) => blocks,
-        }
-    }
-
-    /// The concatenated text.
-    #[must_use]
-    pub fn text(&self) -> String {
-        match self {
-            Self::Text(text) => text.clone(),
-            Self::Blocks(blocks) => blocks.iter().filter_map(ContentBlock::as_text).collect(),
-        }
-    }
-}
-
 /// A tool definition: a client tool (`name`, `description`, `input_schema`) or a versioned
 /// server tool (`type: "web_search_20250305"`, …).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Tool {
     /// The tool type for server/Anthropic tools (`None` for client tools, or `"custom"`).
@@ -165,13 +128,10 @@ pub struct Tool {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// What the tool does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// JSON schema of the input (client tools).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_schema: Option<InputSchema>,
     /// Cache breakpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<CacheControl>,
     /// Fields this crate does not model.
     #[serde(flatten)]
@@ -276,16 +236,15 @@ impl<'de> Deserialize<'de> for InputSchema {
 }
 
 /// `tool_choice`: `{"type": "auto" | "any" | "tool" | "none", …}`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolChoice {
     /// `auto`, `any`, `tool` or `none`.
     #[serde(rename = "type")]
     pub kind: String,
     /// The forced tool, with `type: "tool"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Disable parallel tool use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_parallel_tool_use: Option<bool>,
     /// Fields this crate does not model.
     #[serde(flatten)]
@@ -379,17 +338,13 @@ pub struct Metadata {
 }
 
 /// `output_config: {"effort", "format"}`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct OutputConfig {
     /// `low`, `medium`, `high`, `xhigh`, `max`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effort: Option<String>,
     /// Structured-output format (JSON schema), kept as JSON.
-    #[serde(
-        default,
-        deserialize_with = "crate::macros::keep_null",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "crate::macros::keep_null")]
     pub format: Option<Value>,
     /// Fields this crate does not model.
     #[serde(flatten)]
@@ -416,6 +371,7 @@ pub struct OutputConfig {
 /// assert_eq!(request.messages.len(), 1);
 /// request.validate().unwrap();
 /// ```
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct MessagesRequest {
     /// Model id, e.g. `claude-sonnet-4-5` (an open string, never an enum).
@@ -425,53 +381,35 @@ pub struct MessagesRequest {
     /// The conversation (shared as a whole and per message; see above).
     pub messages: Arc<Vec<Arc<MessageParam>>>,
     /// System prompt.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<Arc<System>>,
     /// Tool definitions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Arc<Vec<Tool>>>,
     /// How the model may use tools.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
     /// Sampling temperature, 0.0–1.0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
     /// Nucleus sampling.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
     /// Top-k sampling.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_k: Option<u32>,
     /// Custom stop sequences.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_sequences: Option<Vec<String>>,
     /// Stream the response as server-sent events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
     /// Request metadata.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
     /// Extended thinking.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking: Option<ThinkingConfig>,
     /// `auto` or `standard_only`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_tier: Option<String>,
     /// Top-level (automatic) cache breakpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<CacheControl>,
     /// Effort and structured output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_config: Option<OutputConfig>,
     /// Data residency (`us`, `global`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inference_geo: Option<String>,
     /// Code-execution container (id string or object), kept as JSON.
-    #[serde(
-        default,
-        deserialize_with = "crate::macros::keep_null",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "crate::macros::keep_null")]
     pub container: Option<Value>,
     /// Fields this crate does not model (beta fields such as `speed`, `context_management`).
     #[serde(flatten)]
@@ -508,32 +446,15 @@ impl MessagesRequest {
         self.message(MessageParam::assistant(content))
     }
 
-    /// Sets the system prompt.
-    #[must_use]
-    pub fn system(mut self, system: impl Into<String>) -> Self {
-        self.system = Some(Arc::new(System::Text(system.into())));
-        self
-    }
-
-    /// Sets the tools.
-    #[must_use]
-    pub fn tools(mut self, tools: Vec<Tool>) -> Self {
-        self.tools = Some(Arc::new(tools));
-        self
-    }
-
-    /// Sets `stream`.
-    #[must_use]
-    pub fn stream(mut self, stream: bool) -> Self {
-        self.stream = Some(stream);
-        self
-    }
-
-    /// Sets `temperature`.
-    #[must_use]
-    pub fn temperature(mut self, temperature: f64) -> Self {
-        self.temperature = Some(temperature);
-        self
+    crate::setters! {
+        /// Sets the system prompt.
+        pub fn system(system: impl Into<String>) => system = Some(Arc::new(System::Text(system.into())));
+        /// Sets the tools.
+        pub fn tools(tools: Vec<Tool>) => tools = Some(Arc::new(tools));
+        /// Sets `stream`.
+        pub fn stream(stream: bool) => stream = Some(stream);
+        /// Sets `temperature`.
+        pub fn temperature(temperature: f64) => temperature = Some(temperature);
     }
 
     /// Whether the response will be a stream (`stream: true` in the body).

@@ -70,6 +70,7 @@ pub struct OutputTokensDetails {
 ///
 /// Total prompt size = `input_tokens + cache_creation_input_tokens + cache_read_input_tokens`
 /// ([`Usage::total_input_tokens`]).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Usage {
     /// Uncached input: tokens after the last cache breakpoint.
@@ -79,25 +80,18 @@ pub struct Usage {
     #[serde(default)]
     pub output_tokens: u64,
     /// Tokens written to the prompt cache.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_creation_input_tokens: Option<u64>,
     /// Tokens read from the prompt cache.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_read_input_tokens: Option<u64>,
     /// TTL split of the cache writes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_creation: Option<CacheCreation>,
     /// Server tool counts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_tool_use: Option<ServerToolUsage>,
     /// Output breakdown.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tokens_details: Option<OutputTokensDetails>,
     /// `standard`, `priority` or `batch`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_tier: Option<String>,
     /// Region actually used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inference_geo: Option<String>,
     /// Fields this crate does not model.
     #[serde(flatten)]
@@ -195,25 +189,20 @@ impl Usage {
 }
 
 /// The cumulative `usage` of a `message_delta` event; absent fields leave the current value.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MessageDeltaUsage {
     /// Output tokens so far (always sent by the API).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<u64>,
     /// Input tokens (can grow when server tools run).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<u64>,
     /// Cache writes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_creation_input_tokens: Option<u64>,
     /// Cache reads.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_read_input_tokens: Option<u64>,
     /// Server tool counts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_tool_use: Option<ServerToolUsage>,
     /// Output breakdown.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tokens_details: Option<OutputTokensDetails>,
     /// Fields this crate does not model.
     #[serde(flatten)]

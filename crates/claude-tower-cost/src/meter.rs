@@ -48,18 +48,11 @@ impl CostLayer {
         }
     }
 
-    /// Uses this price table.
-    #[must_use]
-    pub fn table(mut self, table: PriceTable) -> Self {
-        self.table = Arc::new(table);
-        self
-    }
-
-    /// Records every cost in this ledger.
-    #[must_use]
-    pub fn ledger(mut self, ledger: CostLedger) -> Self {
-        self.ledger = Some(ledger);
-        self
+    claude_tower_core::setters! {
+        /// Uses this price table.
+        pub fn table(table: PriceTable) => table = Arc::new(table);
+        /// Records every cost in this ledger.
+        pub fn ledger(ledger: CostLedger) => ledger = Some(ledger);
     }
 }
 

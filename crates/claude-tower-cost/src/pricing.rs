@@ -13,6 +13,7 @@ use crate::money::{Multiplier, PerMillion, Usd};
 pub const BUILTIN_PRICES: &str = include_str!("../data/prices.json");
 
 /// Prices of one model: one row of the table.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PriceRow {
     /// The model id.
@@ -35,16 +36,12 @@ pub struct PriceRow {
     /// Dollars per 1,000 web searches.
     pub web_search_per_1000: PerMillion,
     /// `inference_geo: "us"` multiplier on every category, where it applies.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub us_multiplier: Option<Multiplier>,
     /// Fast mode (`speed: "fast"`) multiplier, where it exists.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fast_multiplier: Option<Multiplier>,
     /// A tier that prices the whole request once its prompt is large.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub above: Option<PriceTier>,
     /// Lifecycle note (retired, deprecated…).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Where the numbers come from.
     pub source: String,

@@ -244,17 +244,10 @@ impl Attempt {
         attempt
     }
 
-    /// Waits this long before the response head (time to first byte).
-    #[must_use]
-    pub fn with_first_byte_delay(mut self, delay: Duration) -> Self {
-        self.first_byte_delay = delay;
-        self
-    }
-
-    /// Waits this long before each streamed event.
-    #[must_use]
-    pub fn with_event_delay(mut self, delay: Duration) -> Self {
-        self.event_delay = delay;
-        self
+    claude_tower_core::setters! {
+        /// Waits this long before the response head (time to first byte).
+        pub fn with_first_byte_delay(delay: Duration) => first_byte_delay = delay;
+        /// Waits this long before each streamed event.
+        pub fn with_event_delay(delay: Duration) => event_delay = delay;
     }
 }

@@ -144,25 +144,13 @@ pub struct MockServerBuilder {
 }
 
 impl MockServerBuilder {
-    /// Share this mock's script and record.
-    #[must_use]
-    pub fn mock(mut self, mock: MockClaude) -> Self {
-        self.mock = mock;
-        self
-    }
-
-    /// Accept only this key (as `x-api-key` or `Authorization: Bearer`).
-    #[must_use]
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(key.into());
-        self
-    }
-
-    /// Bind this address (default `127.0.0.1:0`).
-    #[must_use]
-    pub fn addr(mut self, addr: SocketAddr) -> Self {
-        self.addr = addr;
-        self
+    claude_tower_core::setters! {
+        /// Share this mock's script and record.
+        pub fn mock(mock: MockClaude) => mock = mock;
+        /// Accept only this key (as `x-api-key` or `Authorization: Bearer`).
+        pub fn api_key(key: impl Into<String>) => api_key = Some(key.into());
+        /// Bind this address (default `127.0.0.1:0`).
+        pub fn addr(addr: SocketAddr) => addr = addr;
     }
 
     /// Binds and starts serving in the background.

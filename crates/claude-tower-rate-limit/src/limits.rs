@@ -39,32 +39,15 @@ impl Limits {
         Self::default()
     }
 
-    /// Sets requests per minute.
-    #[must_use]
-    pub fn with_requests_per_minute(mut self, n: u64) -> Self {
-        self.requests_per_minute = Some(n);
-        self
-    }
-
-    /// Sets input tokens per minute.
-    #[must_use]
-    pub fn with_input_tokens_per_minute(mut self, n: u64) -> Self {
-        self.input_tokens_per_minute = Some(n);
-        self
-    }
-
-    /// Sets output tokens per minute.
-    #[must_use]
-    pub fn with_output_tokens_per_minute(mut self, n: u64) -> Self {
-        self.output_tokens_per_minute = Some(n);
-        self
-    }
-
-    /// Sets the most requests in flight at once (waits for a slot count toward `max_wait`).
-    #[must_use]
-    pub fn with_max_concurrent(mut self, n: usize) -> Self {
-        self.max_concurrent = Some(n);
-        self
+    claude_tower_core::setters! {
+        /// Sets requests per minute.
+        pub fn with_requests_per_minute(n: u64) => requests_per_minute = Some(n);
+        /// Sets input tokens per minute.
+        pub fn with_input_tokens_per_minute(n: u64) => input_tokens_per_minute = Some(n);
+        /// Sets output tokens per minute.
+        pub fn with_output_tokens_per_minute(n: u64) => output_tokens_per_minute = Some(n);
+        /// Sets the most requests in flight at once (waits for a slot count toward `max_wait`).
+        pub fn with_max_concurrent(n: usize) => max_concurrent = Some(n);
     }
 
     pub(crate) fn min(self, other: Self) -> Self {

@@ -41,18 +41,11 @@ impl DeterministicPolicy {
         Self::default()
     }
 
-    /// Also store replies cut by `max_tokens`.
-    #[must_use]
-    pub fn cache_truncated(mut self, yes: bool) -> Self {
-        self.cache_truncated = yes;
-        self
-    }
-
-    /// Also store refusals.
-    #[must_use]
-    pub fn cache_refusals(mut self, yes: bool) -> Self {
-        self.cache_refusals = yes;
-        self
+    claude_tower_core::setters! {
+        /// Also store replies cut by `max_tokens`.
+        pub fn cache_truncated(yes: bool) => cache_truncated = yes;
+        /// Also store refusals.
+        pub fn cache_refusals(yes: bool) => cache_refusals = yes;
     }
 }
 

@@ -59,25 +59,13 @@ impl SdkPolicy {
         Self::default()
     }
 
-    /// Maximum number of retries.
-    #[must_use]
-    pub fn max_retries(mut self, max_retries: u32) -> Self {
-        self.max_retries = max_retries;
-        self
-    }
-
-    /// First computed backoff (before jitter).
-    #[must_use]
-    pub fn initial_backoff(mut self, backoff: Duration) -> Self {
-        self.initial_backoff = backoff;
-        self
-    }
-
-    /// Cap of the computed backoff.
-    #[must_use]
-    pub fn max_backoff(mut self, backoff: Duration) -> Self {
-        self.max_backoff = backoff;
-        self
+    claude_tower_core::setters! {
+        /// Maximum number of retries.
+        pub fn max_retries(max_retries: u32) => max_retries = max_retries;
+        /// First computed backoff (before jitter).
+        pub fn initial_backoff(backoff: Duration) => initial_backoff = backoff;
+        /// Cap of the computed backoff.
+        pub fn max_backoff(backoff: Duration) => max_backoff = backoff;
     }
 
     /// Fraction removed at random from each computed backoff.
@@ -94,11 +82,9 @@ impl SdkPolicy {
         Ok(self)
     }
 
-    /// Longest server hint (`retry-after`) honoured; a longer one gives up at once.
-    #[must_use]
-    pub fn max_server_delay(mut self, delay: Duration) -> Self {
-        self.max_server_delay = delay;
-        self
+    claude_tower_core::setters! {
+        /// Longest server hint (`retry-after`) honoured; a longer one gives up at once.
+        pub fn max_server_delay(delay: Duration) => max_server_delay = delay;
     }
 
     /// The configured maximum number of retries.

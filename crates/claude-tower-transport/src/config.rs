@@ -130,81 +130,34 @@ impl TransportBuilder {
         }
     }
 
-    /// Authenticate with an API key (`x-api-key`).
-    #[must_use]
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(SecretString::from(key.into()));
-        self
-    }
-
-    /// Authenticate with a bearer token (`Authorization: Bearer`), e.g. OAuth.
-    #[must_use]
-    pub fn auth_token(mut self, token: impl Into<String>) -> Self {
-        self.auth_token = Some(SecretString::from(token.into()));
-        self
-    }
-
-    /// The API's base URL; a path prefix (`https://proxy.example/anthropic`) is kept.
-    #[must_use]
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
-    }
-
-    /// The `anthropic-version` header (default `2023-06-01`; `2026-10-21` exists). A request
-    /// that carries its own `anthropic-version` header keeps it.
-    #[must_use]
-    pub fn api_version(mut self, version: impl Into<String>) -> Self {
-        self.api_version = Some(version.into());
-        self
-    }
-
-    /// Connect timeout (default 5 s).
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = Some(timeout);
-        self
-    }
-
-    /// Total timeout of a non-streaming request, and time to the response head of a streaming
-    /// one (default 600 s).
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Longest silence between two body chunks (default 600 s).
-    #[must_use]
-    pub fn read_timeout(mut self, timeout: Duration) -> Self {
-        self.read_timeout = Some(timeout);
-        self
-    }
-
-    /// Largest JSON response body read (default [`DEFAULT_MAX_BODY_BYTES`]); a longer one
-    /// fails with [`ErrorKind::TooLarge`](claude_tower_core::ErrorKind::TooLarge) and drops the
-    /// connection.
-    #[must_use]
-    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
-        self.max_body_bytes = Some(bytes);
-        self
-    }
-
-    /// Largest error body read (default [`DEFAULT_MAX_ERROR_BODY_BYTES`]); the rest is not
-    /// read, the connection is dropped, and the error keeps its status, kind and headers
-    /// (its message says the body was cut).
-    #[must_use]
-    pub fn max_error_body_bytes(mut self, bytes: usize) -> Self {
-        self.max_error_body_bytes = Some(bytes);
-        self
-    }
-
-    /// Largest SSE line or event `data` (default [`DEFAULT_MAX_EVENT_BYTES`]); a longer one
-    /// ends the stream with [`ErrorKind::TooLarge`](claude_tower_core::ErrorKind::TooLarge).
-    #[must_use]
-    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
-        self.max_event_bytes = Some(bytes);
-        self
+    claude_tower_core::setters! {
+        /// Authenticate with an API key (`x-api-key`).
+        pub fn api_key(key: impl Into<String>) => api_key = Some(SecretString::from(key.into()));
+        /// Authenticate with a bearer token (`Authorization: Bearer`), e.g. OAuth.
+        pub fn auth_token(token: impl Into<String>) => auth_token = Some(SecretString::from(token.into()));
+        /// The API's base URL; a path prefix (`https://proxy.example/anthropic`) is kept.
+        pub fn base_url(url: impl Into<String>) => base_url = Some(url.into());
+        /// The `anthropic-version` header (default `2023-06-01`; `2026-10-21` exists). A request
+        /// that carries its own `anthropic-version` header keeps it.
+        pub fn api_version(version: impl Into<String>) => api_version = Some(version.into());
+        /// Connect timeout (default 5 s).
+        pub fn connect_timeout(timeout: Duration) => connect_timeout = Some(timeout);
+        /// Total timeout of a non-streaming request, and time to the response head of a streaming
+        /// one (default 600 s).
+        pub fn timeout(timeout: Duration) => timeout = Some(timeout);
+        /// Longest silence between two body chunks (default 600 s).
+        pub fn read_timeout(timeout: Duration) => read_timeout = Some(timeout);
+        /// Largest JSON response body read (default [`DEFAULT_MAX_BODY_BYTES`]); a longer one
+        /// fails with [`ErrorKind::TooLarge`](claude_tower_core::ErrorKind::TooLarge) and drops the
+        /// connection.
+        pub fn max_body_bytes(bytes: usize) => max_body_bytes = Some(bytes);
+        /// Largest error body read (default [`DEFAULT_MAX_ERROR_BODY_BYTES`]); the rest is not
+        /// read, the connection is dropped, and the error keeps its status, kind and headers
+        /// (its message says the body was cut).
+        pub fn max_error_body_bytes(bytes: usize) => max_error_body_bytes = Some(bytes);
+        /// Largest SSE line or event `data` (default [`DEFAULT_MAX_EVENT_BYTES`]); a longer one
+        /// ends the stream with [`ErrorKind::TooLarge`](claude_tower_core::ErrorKind::TooLarge).
+        pub fn max_event_bytes(bytes: usize) => max_event_bytes = Some(bytes);
     }
 
     /// Do not read `ANTHROPIC_*` environment variables.
@@ -214,17 +167,15 @@ impl TransportBuilder {
         self
     }
 
-    /// Use this reqwest client (its own timeouts then apply instead of the connect and read
-    /// timeouts set here).
-    ///
-    /// Build it with `redirect(reqwest::redirect::Policy::none())`: the API never redirects,
-    /// and reqwest strips only `Authorization` on a cross-origin hop, not `x-api-key`. The
-    /// transport's own client never follows redirects (a 3xx is an
-    /// [`ErrorKind::Api`](claude_tower_core::ErrorKind::Api) error).
-    #[must_use]
-    pub fn client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
-        self
+    claude_tower_core::setters! {
+        /// Use this reqwest client (its own timeouts then apply instead of the connect and read
+        /// timeouts set here).
+        ///
+        /// Build it with `redirect(reqwest::redirect::Policy::none())`: the API never redirects,
+        /// and reqwest strips only `Authorization` on a cross-origin hop, not `x-api-key`. The
+        /// transport's own client never follows redirects (a 3xx is an
+        /// [`ErrorKind::Api`](claude_tower_core::ErrorKind::Api) error).
+        pub fn client(client: reqwest::Client) => client = Some(client);
     }
 
     /// Builds the transport.

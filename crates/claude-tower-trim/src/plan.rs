@@ -36,25 +36,13 @@ impl Default for TrimOptions {
 }
 
 impl TrimOptions {
-    /// Keep (or not) the first user message.
-    #[must_use]
-    pub fn with_pinned_first_message(mut self, pin: bool) -> Self {
-        self.pin_first_user_message = pin;
-        self
-    }
-
-    /// The hysteresis (0.0–1.0; 1.0 = sliding window).
-    #[must_use]
-    pub fn with_hysteresis(mut self, hysteresis: f64) -> Self {
-        self.hysteresis = hysteresis;
-        self
-    }
-
-    /// Allow cutting oversized blocks as a last resort.
-    #[must_use]
-    pub fn with_truncation(mut self, truncate: bool) -> Self {
-        self.truncate_oversized = truncate;
-        self
+    claude_tower_core::setters! {
+        /// Keep (or not) the first user message.
+        pub fn with_pinned_first_message(pin: bool) => pin_first_user_message = pin;
+        /// The hysteresis (0.0–1.0; 1.0 = sliding window).
+        pub fn with_hysteresis(hysteresis: f64) => hysteresis = hysteresis;
+        /// Allow cutting oversized blocks as a last resort.
+        pub fn with_truncation(truncate: bool) => truncate_oversized = truncate;
     }
 }
 
