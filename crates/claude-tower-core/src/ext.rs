@@ -17,7 +17,7 @@
 //! | [`ResponseCacheStatus`] | response | `ResponseCacheLayer` | `CostLayer` and `BudgetLayer` (a `Hit` costs 0), `TraceLayer`, the caller | under a `ResponseCacheLayer` |
 //! | [`CostCell`] (a [`Late`]) | response | `CostLayer` | `TraceLayer` | under a `CostLayer`; its value is set at once for a message, at the end of a stream |
 //! | `cost::Cost` | response | `CostLayer` | the caller | under a `CostLayer`, complete messages |
-//! | `cost::CostHandle` (a [`Late`]) | response | `CostLayer` | the caller | under a `CostLayer`; its value at the end of a stream |
+//! | `cost::CostHandle` (a [`Late`]) | response | `CostLayer` | the caller | under a `CostLayer`, streams; its value at the end of the stream (a complete message carries `cost::Cost` instead) |
 //! | `prompt_cache::PromptCacheReport` | response | `PromptCacheLayer` | the caller | under a `PromptCacheLayer`, complete messages |
 //! | `prompt_cache::PromptCacheReportHandle` (a [`Late`]) | response | `PromptCacheLayer` | the caller | under a `PromptCacheLayer`; its value at `message_start` |
 //! | `trim::TrimReport` | response | `TrimLayer` | the caller | under a `TrimLayer` |
@@ -242,6 +242,12 @@ impl<T> Default for Late<T> {
 }
 
 impl<T> Late<T> {
+    /// A late value that is already set (for a response whose value is known at once).
+    #[must_use]
+    pub fn ready(value: T) -> Self {
+        Self(std::sync::Arc::new(std::sync::OnceLock::from(value)))
+    }
+
     /// Sets the value (the first one wins; later ones are ignored).
     pub fn set(&self, value: T) {
         let _ = self.0.set(value);

@@ -55,7 +55,9 @@ struct File {
 #[derive(Debug, Clone, Default)]
 pub struct ModelTable {
     models: Vec<ModelInfo>,
-    index: HashMap<String, usize>,
+    /// ahash: looked up on most requests by several layers; SipHash on a model id costs more
+    /// than the rest of the lookup.
+    index: HashMap<String, usize, ahash::RandomState>,
 }
 
 /// Minimum cacheable length assumed for a model the table does not know.

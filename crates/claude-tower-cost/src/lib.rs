@@ -96,7 +96,7 @@ pub use pricing::{
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis_store::{DEFAULT_SETTLED_MEMORY, RedisBudgetStore};
-pub use store::{Balance, BudgetLine, BudgetStore, MemoryBudgetStore, Reservation};
+pub use store::{Balance, BudgetLine, BudgetStore, MemoryBudgetStore, Reservation, ReservationId};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -17,10 +17,11 @@ use tower_service::Service;
 use crate::ledger::CostLedger;
 use crate::pricing::{Cost, Modifiers, PriceTable, UnknownModel};
 
-/// The cost of a response, in its extensions: set at once for a complete message, at the end
-/// of the stream (or when the stream is dropped) for a stream. The total is also published
-/// as a core [`CostCell`](claude_tower_core::ext::CostCell) for layers that do not depend on
-/// this crate (tracing).
+/// The cost of a stream, in its response extensions: set at the end of the stream (or when
+/// the stream is dropped). A complete message carries its [`Cost`] itself instead (no late
+/// value to wait for). In both cases the total is also published as a core
+/// [`CostCell`](claude_tower_core::ext::CostCell) for layers that do not depend on this crate
+/// (tracing).
 pub type CostHandle = Late<Cost>;
 
 /// Meters the cost of every response; see the [crate docs](crate).
@@ -84,10 +85,8 @@ pub(crate) struct Metering {
     pub(crate) model: String,
     pub(crate) request_modifiers: Modifiers,
     pub(crate) geo: Option<String>,
-    pub(crate) attribution: Attribution,
-    pub(crate) handle: CostHandle,
-    /// The total, for layers that do not know [`Cost`].
-    pub(crate) cell: CostCell,
+    /// Read only when there is a ledger to record to.
+    pub(crate) attribution: Option<Attribution>,
 }
 
 impl Metering {
@@ -96,31 +95,46 @@ impl Metering {
         ledger: Option<CostLedger>,
         request: &http::Request<MessagesRequest>,
     ) -> Self {
+        let ledger_attribution = ledger.as_ref().map(|_| Attribution::of(request));
         Self {
             table,
             ledger,
             model: request.body().model.clone(),
             request_modifiers: Modifiers::of(Some(request.body()), None),
             geo: request.body().inference_geo.clone(),
-            attribution: Attribution::of(request),
-            handle: CostHandle::default(),
-            cell: CostCell::default(),
+            attribution: ledger_attribution,
         }
     }
 
-    /// Prices `usage` (of a response by `model`), records it and fills the handle.
+    /// Prices `usage` (of a response by `model`) and records it in the ledger.
     pub(crate) fn finish(&self, model: Option<&str>, usage: &Usage, cached: bool) -> Cost {
         let cost = self.price(model, usage, cached);
-        if let Some(ledger) = &self.ledger {
-            ledger.record(&self.attribution, usage, &cost);
+        if let (Some(ledger), Some(attribution)) = (&self.ledger, &self.attribution) {
+            ledger.record(attribution, usage, &cost);
         }
-        self.cell.set(Picodollars(cost.total.picodollars()));
-        self.handle.set(cost.clone());
         cost
     }
 
     /// Prices `usage` (of a response by `model`).
     pub(crate) fn price(&self, model: Option<&str>, usage: &Usage, cached: bool) -> Cost {
+        self.price_with(model, usage, cached, PriceTable::cost)
+    }
+
+    /// The amounts of [`price`](Self::price) only (its `model` and `priced_as` left empty): no
+    /// allocation, for the budget.
+    pub(crate) fn price_amounts(&self, model: Option<&str>, usage: &Usage, cached: bool) -> Cost {
+        self.price_with(model, usage, cached, |table, model, usage, modifiers| {
+            table.amounts(model, usage, modifiers).map(|(cost, _)| cost)
+        })
+    }
+
+    fn price_with(
+        &self,
+        model: Option<&str>,
+        usage: &Usage,
+        cached: bool,
+        cost: impl Fn(&PriceTable, &str, &Usage, Modifiers) -> Result<Cost, Error>,
+    ) -> Cost {
         let model = model.filter(|m| !m.is_empty()).unwrap_or(&self.model);
         if cached {
             Cost::cached(model)
@@ -130,15 +144,13 @@ impl Metering {
                 modifiers.fast = self.request_modifiers.fast;
             }
             modifiers.us_only |= usage.inference_geo.is_none() && self.geo.as_deref() == Some("us");
-            match self.table.cost(model, usage, modifiers) {
+            match cost(&self.table, model, usage, modifiers) {
                 Ok(cost) => cost,
                 Err(error) => {
                     // The model was checked before sending; a response naming another model
                     // is priced with the requested one.
                     tracing::warn!(target: "claude_tower::cost", %error, "pricing the response with the requested model");
-                    self.table
-                        .cost(&self.model, usage, modifiers)
-                        .unwrap_or_else(|_| Cost::default())
+                    cost(&self.table, &self.model, usage, modifiers).unwrap_or_default()
                 }
             }
         }
@@ -219,23 +231,35 @@ where
                 .take()
                 .expect("ResponseFuture polled after completion"))),
             FutureProj::Running { future, metering } => {
-                let mut response = ready!(future.poll(cx))?;
+                let response = ready!(future.poll(cx))?;
                 let metering = metering
                     .take()
                     .expect("ResponseFuture polled after completion");
-                response.extensions_mut().insert(metering.handle.clone());
-                response.extensions_mut().insert(metering.cell.clone());
                 let cached = response.extensions().get::<ResponseCacheStatus>()
                     == Some(&ResponseCacheStatus::Hit);
                 let (mut parts, body) = response.into_parts();
                 let body = match body {
-                    // Priced at once (the hot path: no hook, the cost moved in, not cloned).
+                    // Priced at once (the hot path: no hook, no late values, the cost moved
+                    // in, not cloned).
                     MessagesBody::Message(message) => {
                         let cost = metering.finish(Some(&message.model), &message.usage, cached);
+                        parts
+                            .extensions
+                            .insert(CostCell::ready(Picodollars(cost.total.picodollars())));
                         parts.extensions.insert(cost);
                         MessagesBody::Message(message)
                     }
-                    stream => stream.on_end(Meter { metering, cached }).0,
+                    stream => {
+                        let meter = Meter {
+                            metering,
+                            cached,
+                            handle: CostHandle::default(),
+                            cell: CostCell::default(),
+                        };
+                        parts.extensions.insert(meter.handle.clone());
+                        parts.extensions.insert(meter.cell.clone());
+                        stream.on_end(meter).0
+                    }
                 };
                 Poll::Ready(Ok(http::Response::from_parts(parts, body)))
             }
@@ -248,13 +272,19 @@ where
 struct Meter {
     metering: Metering,
     cached: bool,
+    handle: CostHandle,
+    /// The total, for layers that do not know [`Cost`].
+    cell: CostCell,
 }
 
 impl OnEnd for Meter {
     fn on_end(&mut self, end: ResponseEnd<'_>) -> Settle {
         let none = Usage::default();
-        self.metering
+        let cost = self
+            .metering
             .finish(end.model, end.usage.unwrap_or(&none), self.cached);
+        self.cell.set(Picodollars(cost.total.picodollars()));
+        self.handle.set(cost);
         Settle::done()
     }
 }

@@ -243,7 +243,9 @@ struct TableFile {
 #[derive(Debug, Clone)]
 pub struct PriceTable {
     rows: Vec<Arc<PriceRow>>,
-    index: HashMap<String, usize>,
+    /// ahash: the lookup is on every priced request, and SipHash on a model id costs more
+    /// than the rest of the lookup.
+    index: HashMap<String, usize, ahash::RandomState>,
     unknown: UnknownModel,
 }
 
@@ -266,7 +268,7 @@ impl PriceTable {
             .map_err(|e| Error::config(format!("invalid price table: {e}")))?;
         let mut table = Self {
             rows: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             unknown: UnknownModel::Error,
         };
         for row in file.rows {
@@ -362,17 +364,33 @@ impl PriceTable {
     /// # Errors
     /// An unknown model with [`UnknownModel::Error`].
     pub fn cost(&self, model: &str, usage: &Usage, modifiers: Modifiers) -> Result<Cost, Error> {
+        let (mut cost, row) = self.amounts(model, usage, modifiers)?;
+        cost.model = model.to_owned();
+        cost.priced_as = Some(row.model.clone());
+        Ok(cost)
+    }
+
+    /// [`cost`](Self::cost) without the two names (`model`, `priced_as` left empty): what the
+    /// budget needs, with no allocation. Also returns the row of `model`.
+    pub(crate) fn amounts(
+        &self,
+        model: &str,
+        usage: &Usage,
+        modifiers: Modifiers,
+    ) -> Result<(Cost, &PriceRow), Error> {
+        let row = self.resolve(model)?;
         match iterations(usage) {
             Some(entries) => {
                 let mut total = Cost {
-                    model: model.to_owned(),
-                    priced_as: Some(self.resolve(model)?.model.clone()),
                     modifiers,
                     ..Cost::default()
                 };
                 for (entry_model, entry) in entries {
-                    let part =
-                        self.cost_one(entry_model.as_deref().unwrap_or(model), &entry, modifiers)?;
+                    let entry_row = match entry_model.as_deref() {
+                        Some(entry_model) => self.resolve(entry_model)?,
+                        None => row,
+                    };
+                    let part = self.cost_one(entry_row, &entry, modifiers);
                     total.input += part.input;
                     total.cache_write_5m += part.cache_write_5m;
                     total.cache_write_1h += part.cache_write_1h;
@@ -382,14 +400,14 @@ impl PriceTable {
                     total.above_tier |= part.above_tier;
                     total.total += part.total;
                 }
-                Ok(total)
+                Ok((total, row))
             }
-            None => self.cost_one(model, usage, modifiers),
+            None => Ok((self.cost_one(row, usage, modifiers), row)),
         }
     }
 
-    fn cost_one(&self, model: &str, usage: &Usage, modifiers: Modifiers) -> Result<Cost, Error> {
-        let row = self.resolve(model)?;
+    /// The amounts of one usage at `row`'s prices (names left empty).
+    fn cost_one(&self, row: &PriceRow, usage: &Usage, modifiers: Modifiers) -> Cost {
         let write_total = usage.cache_write_tokens();
         let (mut write_5m, write_1h) = usage.cache_creation.as_ref().map_or((0, 0), |c| {
             (c.ephemeral_5m_input_tokens, c.ephemeral_1h_input_tokens)
@@ -431,8 +449,8 @@ impl PriceTable {
             cache_read: apply(read.cost(usage.cache_read_tokens())),
             output: apply(output.cost(usage.output_tokens)),
             web_search: web_search_cost(row, usage),
-            model: model.to_owned(),
-            priced_as: Some(row.model.clone()),
+            model: String::new(),
+            priced_as: None,
             modifiers,
             above_tier: tier.is_some(),
             cached: false,
@@ -444,7 +462,7 @@ impl PriceTable {
             + cost.cache_read
             + cost.output
             + cost.web_search;
-        Ok(cost)
+        cost
     }
 
     /// A reservation that prices each part of the input at the rate it can really be billed:

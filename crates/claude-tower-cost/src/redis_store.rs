@@ -8,7 +8,7 @@ use claude_tower_core::{Error, ErrorKind, StoreFuture};
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-use crate::store::{Balance, BudgetLine, BudgetStore, Reservation};
+use crate::store::{Balance, BudgetLine, BudgetStore, Reservation, ReservationId};
 
 /// Shared by the scripts: the server's clock in ms, and the reclaiming of lapsed leases.
 /// A line is a hash `K` (`spent`, `held`) plus a sorted set `K:leases` of `"{id}|{amount}"`
@@ -184,14 +184,14 @@ impl BudgetStore for RedisBudgetStore {
     fn reserve(
         &self,
         lines: &[BudgetLine],
-        id: &str,
+        id: ReservationId,
         amount: u64,
         lease: Duration,
     ) -> StoreFuture<Result<Reservation, Error>> {
         let script = Arc::clone(&self.reserve);
         let mut connection = self.connection.clone();
         let lines = lines.to_vec();
-        let id = id.to_owned();
+        let id = id.to_string();
         StoreFuture::boxed(async move {
             let lines = &lines[..];
             let id = &id[..];
@@ -234,7 +234,7 @@ impl BudgetStore for RedisBudgetStore {
     fn settle(
         &self,
         lines: &[BudgetLine],
-        id: &str,
+        id: ReservationId,
         reserved: u64,
         actual: u64,
     ) -> StoreFuture<Result<Vec<u64>, Error>> {
@@ -242,7 +242,7 @@ impl BudgetStore for RedisBudgetStore {
         let mut connection = self.connection.clone();
         let remember = self.remember;
         let lines = lines.to_vec();
-        let id = id.to_owned();
+        let id = id.to_string();
         StoreFuture::boxed(async move {
             let lines = &lines[..];
             let id = &id[..];

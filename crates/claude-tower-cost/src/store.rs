@@ -48,6 +48,45 @@ pub enum Reservation {
     },
 }
 
+/// The id of one budget reservation: 127 random bits, unique per request. A store keyed by
+/// strings (Redis) uses its 32 lowercase hex digits ([`Display`](fmt::Display)); the memory
+/// store keys the number itself (no string, no hash per request).
+///
+/// ```
+/// use claude_tower::cost::store::ReservationId;
+/// let id = ReservationId::from_u128(0xab);
+/// assert_eq!(id.to_string(), "000000000000000000000000000000ab");
+/// assert_ne!(ReservationId::random(), ReservationId::random());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReservationId(u128);
+
+impl ReservationId {
+    /// A fresh random id (127 bits).
+    #[must_use]
+    pub fn random() -> Self {
+        Self(fastrand::u128(..) >> 1)
+    }
+
+    /// An id from a number (tests, or a store that hands out its own).
+    #[must_use]
+    pub const fn from_u128(id: u128) -> Self {
+        Self(id)
+    }
+
+    /// The id as a number.
+    #[must_use]
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+}
+
+impl fmt::Display for ReservationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
 /// Where budgets live. Reservations are all-or-nothing across lines and atomic with respect
 /// to every other reservation on the same store, so concurrent requests never overspend.
 ///
@@ -67,7 +106,7 @@ pub trait BudgetStore: fmt::Debug + Send + Sync + 'static {
     fn reserve(
         &self,
         lines: &[BudgetLine],
-        id: &str,
+        id: ReservationId,
         amount: u64,
         lease: Duration,
     ) -> StoreFuture<Result<Reservation, Error>>;
@@ -78,7 +117,7 @@ pub trait BudgetStore: fmt::Debug + Send + Sync + 'static {
     fn settle(
         &self,
         lines: &[BudgetLine],
-        id: &str,
+        id: ReservationId,
         reserved: u64,
         actual: u64,
     ) -> StoreFuture<Result<Vec<u64>, Error>>;
@@ -92,7 +131,7 @@ impl<T: BudgetStore + ?Sized> BudgetStore for std::sync::Arc<T> {
     fn reserve(
         &self,
         lines: &[BudgetLine],
-        id: &str,
+        id: ReservationId,
         amount: u64,
         lease: Duration,
     ) -> StoreFuture<Result<Reservation, Error>> {
@@ -102,7 +141,7 @@ impl<T: BudgetStore + ?Sized> BudgetStore for std::sync::Arc<T> {
     fn settle(
         &self,
         lines: &[BudgetLine],
-        id: &str,
+        id: ReservationId,
         reserved: u64,
         actual: u64,
     ) -> StoreFuture<Result<Vec<u64>, Error>> {
@@ -144,32 +183,12 @@ struct MemoryState {
     /// time, so insertion order is expiry order and pruning is O(1) per id).
     settled: std::collections::HashSet<IdKey, ahash::RandomState>,
     settled_order: std::collections::VecDeque<(Instant, IdKey)>,
-    /// Keys ids that are not the layer's own 32-hex-digit ones.
-    id_hasher: ahash::RandomState,
 }
 
-/// A reservation id as a number: the layer's ids (32 hex digits) exactly, any other id by a
-/// keyed 64-bit hash (top bit set, so the two never meet). No allocation per reservation.
+/// A reservation id as the memory store keys it.
 type IdKey = u128;
 
 impl MemoryState {
-    fn id_key(&self, id: &str) -> IdKey {
-        if id.len() == 32
-            && let Some(exact) = id.bytes().try_fold(0u128, |n, b| {
-                let digit = match b {
-                    b'0'..=b'9' => b - b'0',
-                    b'a'..=b'f' => b - b'a' + 10,
-                    _ => return None,
-                };
-                Some((n << 4) | u128::from(digit))
-            })
-            && exact >> 127 == 0
-        {
-            return exact;
-        }
-        (1u128 << 127) | u128::from(self.id_hasher.hash_one(id))
-    }
-
     fn prune_settled(&mut self, now: Instant) {
         while let Some((until, _)) = self.settled_order.front() {
             if *until > now && self.settled_order.len() <= MAX_SETTLED_REMEMBERED {
@@ -241,7 +260,7 @@ impl BudgetStore for MemoryBudgetStore {
     fn reserve(
         &self,
         lines: &[BudgetLine],
-        id: &str,
+        id: ReservationId,
         amount: u64,
         lease: Duration,
     ) -> StoreFuture<Result<Reservation, Error>> {
@@ -251,7 +270,7 @@ impl BudgetStore for MemoryBudgetStore {
     fn settle(
         &self,
         lines: &[BudgetLine],
-        id: &str,
+        id: ReservationId,
         _reserved: u64,
         actual: u64,
     ) -> StoreFuture<Result<Vec<u64>, Error>> {
@@ -267,14 +286,14 @@ impl MemoryBudgetStore {
     fn reserve_now(
         &self,
         lines: &[BudgetLine],
-        id: &str,
+        id: ReservationId,
         amount: u64,
         lease: Duration,
     ) -> Reservation {
         let now = Instant::now();
         let mut state = self.lock();
         state.prune_settled(now);
-        let id = state.id_key(id);
+        let id = id.as_u128();
         if state.settled.contains(&id) {
             // Settled (or released) before this reserve ran: nothing to hold.
             return Reservation::Granted;
@@ -303,11 +322,11 @@ impl MemoryBudgetStore {
         Reservation::Granted
     }
 
-    fn settle_now(&self, lines: &[BudgetLine], id: &str, actual: u64) -> Vec<u64> {
+    fn settle_now(&self, lines: &[BudgetLine], id: ReservationId, actual: u64) -> Vec<u64> {
         let now = Instant::now();
         let mut state = self.lock();
         state.prune_settled(now);
-        let id = state.id_key(id);
+        let id = id.as_u128();
         if state.settled.contains(&id) {
             // Settled before: nothing changes.
             return lines

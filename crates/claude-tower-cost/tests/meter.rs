@@ -256,9 +256,12 @@ async fn compaction_iterations_from_the_mock_are_priced_on_top() {
                 .oneshot(request.clone().into_http())
                 .await
                 .unwrap();
-            let handle = response.extensions().get::<CostHandle>().unwrap().clone();
+            // A message carries its `Cost`; a stream a `CostHandle` set at its end.
+            let cost = response.extensions().get::<Cost>().cloned();
+            let handle = response.extensions().get::<CostHandle>().cloned();
+            assert_eq!((cost.is_some(), handle.is_some()), (!stream, stream));
             let _ = response.into_body().into_message().await.unwrap();
-            costs.push(handle.get().unwrap().clone());
+            costs.push(cost.unwrap_or_else(|| handle.unwrap().get().unwrap().clone()));
         }
         let compaction = Usage {
             input_tokens: 40_000,

@@ -126,22 +126,22 @@ impl claude_tower::cost::BudgetStore for SlowStore {
     fn reserve(
         &self,
         lines: &[claude_tower::cost::BudgetLine],
-        id: &str,
+        id: claude_tower::cost::ReservationId,
         amount: u64,
         lease: Duration,
     ) -> StoreFuture<Result<claude_tower::cost::Reservation, claude_tower::Error>> {
         let store = std::sync::Arc::clone(&self.0);
-        let (lines, id) = (lines.to_vec(), id.to_owned());
+        let lines = lines.to_vec();
         StoreFuture::boxed(async move {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            store.reserve(&lines, &id, amount, lease).await
+            store.reserve(&lines, id, amount, lease).await
         })
     }
 
     fn settle(
         &self,
         lines: &[claude_tower::cost::BudgetLine],
-        id: &str,
+        id: claude_tower::cost::ReservationId,
         reserved: u64,
         actual: u64,
     ) -> StoreFuture<Result<Vec<u64>, claude_tower::Error>> {

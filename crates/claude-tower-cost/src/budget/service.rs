@@ -67,7 +67,7 @@ where
     let lines = &settlement.lines;
     match shared
         .store
-        .reserve(lines, &settlement.id, amount, shared.lease)
+        .reserve(lines, settlement.id, amount, shared.lease)
         .await
     {
         Ok(Reservation::Granted) => {}

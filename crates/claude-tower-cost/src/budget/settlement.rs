@@ -10,7 +10,7 @@ use claude_tower_core::end::Settle;
 
 use super::{BudgetAlert, Shared};
 use crate::money::Usd;
-use crate::store::BudgetLine;
+use crate::store::{BudgetLine, ReservationId};
 
 /// A reservation to settle exactly once. It exists **before** the reserve is awaited, so a
 /// caller cancelled at any point leaves no reservation behind: unless settled, dropping it
@@ -20,7 +20,7 @@ use crate::store::BudgetLine;
 pub(super) struct Settlement {
     shared: Arc<Shared>,
     pub(super) lines: Vec<BudgetLine>,
-    pub(super) id: String,
+    pub(super) id: ReservationId,
     reserved: u64,
     pub(super) actual: u64,
     pub(super) done: bool,
@@ -31,8 +31,7 @@ impl Settlement {
         Self {
             shared,
             lines,
-            // 127 random bits as 32 hex digits (the memory store keys such ids exactly).
-            id: hex32(fastrand::u128(..) >> 1),
+            id: ReservationId::random(),
             reserved,
             actual: 0,
             done: false,
@@ -46,7 +45,7 @@ impl Settlement {
         let answer = self
             .shared
             .store
-            .settle(&self.lines, &self.id, self.reserved, actual);
+            .settle(&self.lines, self.id, self.reserved, actual);
         answer.then_settle(move |spent| {
             let mut settlement = self;
             settlement.answered(spent);
@@ -59,16 +58,6 @@ impl Settlement {
     }
 }
 
-/// `n` as 32 lowercase hex digits.
-fn hex32(n: u128) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = [0u8; 32];
-    for (i, digit) in hex.iter_mut().enumerate() {
-        *digit = DIGITS[((n >> ((31 - i) * 4)) & 0xf) as usize];
-    }
-    String::from_utf8_lossy(&hex).into_owned()
-}
-
 impl Drop for Settlement {
     fn drop(&mut self) {
         if self.done || self.lines.is_empty() {
@@ -77,7 +66,7 @@ impl Drop for Settlement {
         let job = (
             Arc::clone(&self.shared),
             std::mem::take(&mut self.lines),
-            std::mem::take(&mut self.id),
+            self.id,
             self.reserved,
             self.actual,
         );
@@ -99,7 +88,7 @@ impl Drop for Settlement {
 async fn settle_once(
     shared: &Shared,
     lines: &[BudgetLine],
-    id: &str,
+    id: ReservationId,
     reserved: u64,
     actual: u64,
 ) -> Result<(), Error> {
@@ -149,14 +138,14 @@ fn settled(
 async fn settle_with_retries(
     shared: Arc<Shared>,
     lines: Vec<BudgetLine>,
-    id: String,
+    id: ReservationId,
     reserved: u64,
     actual: u64,
 ) {
     let deadline = tokio::time::Instant::now() + shared.settle_retry_for;
     let mut delay = Duration::from_millis(100);
     loop {
-        if settle_once(&shared, &lines, &id, reserved, actual)
+        if settle_once(&shared, &lines, id, reserved, actual)
             .await
             .is_ok()
         {

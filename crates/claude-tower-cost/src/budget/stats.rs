@@ -28,7 +28,7 @@ impl Shared {
         usage: &Usage,
         cached: bool,
     ) -> u64 {
-        let cost = metering.price(model, usage, cached);
+        let cost = metering.price_amounts(model, usage, cached);
         let input = cost.input + cost.cache_write_5m + cost.cache_write_1h + cost.cache_read;
         let actual = cost.total.nanodollars_ceil();
         self.stats
