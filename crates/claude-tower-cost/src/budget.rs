@@ -30,8 +30,8 @@
 //! reservation per logical request).
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 mod body;
@@ -41,6 +41,7 @@ mod service;
 mod settlement;
 mod stats;
 
+use claude_tower_core::layer_state::FreshOnClone;
 use reserve::CacheMemory;
 pub use service::{Budget, ResponseFuture};
 pub use stats::ReservationStats;
@@ -48,7 +49,7 @@ use stats::StatsCells;
 
 use crate::money::Usd;
 use crate::pricing::PriceTable;
-use crate::store::BudgetStore;
+use crate::store::{BudgetLine, BudgetStore};
 
 /// The period a budget covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,6 +119,9 @@ struct Shared {
     overshoots: Arc<AtomicU64>,
     /// Requests a per-tenant/user/feature rule could not apply to (no such attribution).
     unattributed: Arc<AtomicU64>,
+    /// When every rule is global, the lines are the same for every request of a day: built
+    /// once per day (the day number since the epoch, and the lines).
+    global_lines: FreshOnClone<Mutex<Option<(u64, Arc<[BudgetLine]>)>>>,
 }
 
 /// How a budget reserves for inputs whose size cannot be known before sending: documents and
@@ -237,6 +241,7 @@ impl BudgetLayer {
                 unknown_input: UnknownInput::default(),
                 overshoots: Arc::new(AtomicU64::new(0)),
                 unattributed: Arc::new(AtomicU64::new(0)),
+                global_lines: FreshOnClone::default(),
             }),
         }
     }

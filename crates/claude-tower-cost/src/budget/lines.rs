@@ -2,6 +2,7 @@
 //! reserves on them.
 
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use claude_tower_core::clock::utc_date;
@@ -63,7 +64,30 @@ impl Shared {
         key
     }
 
-    pub(super) fn lines(&self, attribution: &Attribution) -> Vec<BudgetLine> {
+    /// The lines of `request`. When every rule is global they do not depend on the request:
+    /// built once per UTC day and shared (no attribution read, no key built per request).
+    pub(super) fn lines(&self, request: &http::Request<MessagesRequest>) -> Arc<[BudgetLine]> {
+        if self.rules.iter().any(|rule| rule.scope != Scope::Global) {
+            return self.lines_for(&Attribution::of(request)).into();
+        }
+        let day = (self.clock)()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs() / 86_400);
+        let mut cached = self
+            .global_lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*cached {
+            Some((cached_day, lines)) if *cached_day == day => Arc::clone(lines),
+            _ => {
+                let lines: Arc<[BudgetLine]> = self.lines_for(&Attribution::default()).into();
+                *cached = Some((day, Arc::clone(&lines)));
+                lines
+            }
+        }
+    }
+
+    fn lines_for(&self, attribution: &Attribution) -> Vec<BudgetLine> {
         self.rules
             .iter()
             .filter_map(|rule| {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use claude_tower_core::MessagesService;
-use claude_tower_core::ext::{Attribution, ResponseCacheStatus};
+use claude_tower_core::ext::ResponseCacheStatus;
 use claude_tower_core::layout::InputEstimate;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest};
@@ -52,8 +52,7 @@ async fn call<S>(
 where
     S: MessagesService,
 {
-    let attribution = Attribution::of(&request);
-    let lines = shared.lines(&attribution);
+    let lines = shared.lines(&request);
     if lines.is_empty() {
         return call_when_ready(&mut inner, request).await;
     }

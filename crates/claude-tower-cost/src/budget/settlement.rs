@@ -19,7 +19,7 @@ use crate::store::{BudgetLine, ReservationId};
 /// reserves nothing), and whatever still slips through lapses with its lease.
 pub(super) struct Settlement {
     shared: Arc<Shared>,
-    pub(super) lines: Vec<BudgetLine>,
+    pub(super) lines: Arc<[BudgetLine]>,
     pub(super) id: ReservationId,
     reserved: u64,
     pub(super) actual: u64,
@@ -27,7 +27,7 @@ pub(super) struct Settlement {
 }
 
 impl Settlement {
-    pub(super) fn new(shared: Arc<Shared>, lines: Vec<BudgetLine>, reserved: u64) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, lines: Arc<[BudgetLine]>, reserved: u64) -> Self {
         Self {
             shared,
             lines,
@@ -137,7 +137,7 @@ fn settled(
 /// that never gets through leaves its reservation to lapse with the lease.
 async fn settle_with_retries(
     shared: Arc<Shared>,
-    lines: Vec<BudgetLine>,
+    lines: Arc<[BudgetLine]>,
     id: ReservationId,
     reserved: u64,
     actual: u64,
