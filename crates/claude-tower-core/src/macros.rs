@@ -233,7 +233,7 @@ where
 /// ```
 /// # #[derive(Default)] struct Options { timeout: Option<u64>, name: Option<String> }
 /// impl Options {
-///     claude_tower_core::setters! {
+///     claude_tower::core::setters! {
 ///         /// The timeout in seconds.
 ///         pub fn timeout(seconds: u64) => timeout = Some(seconds);
 ///         /// The name.
