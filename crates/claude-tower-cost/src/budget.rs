@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 mod body;
+mod future;
 mod lines;
 mod reserve;
 mod service;
@@ -42,8 +43,9 @@ mod settlement;
 mod stats;
 
 use claude_tower_core::layer_state::FreshOnClone;
+pub use future::ResponseFuture;
 use reserve::CacheMemory;
-pub use service::{Budget, ResponseFuture};
+pub use service::Budget;
 pub use stats::ReservationStats;
 use stats::StatsCells;
 

@@ -1,5 +1,6 @@
 //! [`CostLayer`] / [`CostMeter`]: the cost of every response, in its extensions.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -9,13 +10,14 @@ use std::task::{Context, Poll, ready};
 use claude_tower_core::MessagesService;
 use claude_tower_core::end::{OnEnd, ResponseEnd, Settle};
 use claude_tower_core::ext::{Attribution, CostCell, Late, Picodollars, ResponseCacheStatus};
+use claude_tower_core::models::ModelTable;
 use claude_tower_core::{Error, MessagesBody, MessagesRequest, Usage};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::ledger::CostLedger;
-use crate::pricing::{Cost, Modifiers, PriceTable, UnknownModel};
+use crate::pricing::{Cost, Modifiers, PriceRow, PriceTable, UnknownModel};
 
 /// The cost of a stream, in its response extensions: set at the end of the stream (or when
 /// the stream is dropped). A complete message carries its [`Cost`] itself instead (no late
@@ -82,11 +84,14 @@ pub struct CostMeter<S> {
 pub(crate) struct Metering {
     pub(crate) table: Arc<PriceTable>,
     pub(crate) ledger: Option<CostLedger>,
-    pub(crate) model: String,
+    /// The requested model: the model table's own `&'static str` for a known id (no copy).
+    pub(crate) model: Cow<'static, str>,
     pub(crate) request_modifiers: Modifiers,
     pub(crate) geo: Option<String>,
     /// Read only when there is a ledger to record to.
     pub(crate) attribution: Option<Attribution>,
+    /// The requested model's row, looked up once when the request is sent.
+    pub(crate) row: Option<Arc<PriceRow>>,
 }
 
 impl Metering {
@@ -94,15 +99,19 @@ impl Metering {
         table: Arc<PriceTable>,
         ledger: Option<CostLedger>,
         request: &http::Request<MessagesRequest>,
+        row: Option<Arc<PriceRow>>,
     ) -> Self {
         let ledger_attribution = ledger.as_ref().map(|_| Attribution::of(request));
         Self {
             table,
             ledger,
-            model: request.body().model.clone(),
+            model: ModelTable::builtin()
+                .known_id(&request.body().model)
+                .map_or_else(|| Cow::Owned(request.body().model.clone()), Cow::Borrowed),
             request_modifiers: Modifiers::of(Some(request.body()), None),
             geo: request.body().inference_geo.clone(),
             attribution: ledger_attribution,
+            row,
         }
     }
 
@@ -117,14 +126,29 @@ impl Metering {
 
     /// Prices `usage` (of a response by `model`).
     pub(crate) fn price(&self, model: Option<&str>, usage: &Usage, cached: bool) -> Cost {
-        self.price_with(model, usage, cached, PriceTable::cost)
+        self.price_named(model, usage, cached, true)
     }
 
     /// The amounts of [`price`](Self::price) only (its `model` and `priced_as` left empty): no
     /// allocation, for the budget.
     pub(crate) fn price_amounts(&self, model: Option<&str>, usage: &Usage, cached: bool) -> Cost {
+        self.price_named(model, usage, cached, false)
+    }
+
+    fn price_named(&self, model: Option<&str>, usage: &Usage, cached: bool, named: bool) -> Cost {
+        let requested = model.is_none_or(|m| m.is_empty() || m == self.model.as_ref());
+        let row = self.row.as_deref().filter(|_| requested);
         self.price_with(model, usage, cached, |table, model, usage, modifiers| {
-            table.amounts(model, usage, modifiers).map(|(cost, _)| cost)
+            // The requested model answered: its row is at hand (no second lookup).
+            let (mut cost, row) = match row {
+                Some(row) => (table.amounts_at(row, usage, modifiers)?, row),
+                None => table.amounts(model, usage, modifiers)?,
+            };
+            if named {
+                cost.model = model.to_owned();
+                cost.priced_as = Some(row.model.clone());
+            }
+            Ok(cost)
         })
     }
 
@@ -135,7 +159,9 @@ impl Metering {
         cached: bool,
         cost: impl Fn(&PriceTable, &str, &Usage, Modifiers) -> Result<Cost, Error>,
     ) -> Cost {
-        let model = model.filter(|m| !m.is_empty()).unwrap_or(&self.model);
+        let model = model
+            .filter(|m| !m.is_empty())
+            .unwrap_or(self.model.as_ref());
         if cached {
             Cost::cached(model)
         } else {
@@ -150,7 +176,7 @@ impl Metering {
                     // The model was checked before sending; a response naming another model
                     // is priced with the requested one.
                     tracing::warn!(target: "claude_tower::cost", %error, "pricing the response with the requested model");
-                    cost(&self.table, &self.model, usage, modifiers).unwrap_or_default()
+                    cost(&self.table, self.model.as_ref(), usage, modifiers).unwrap_or_default()
                 }
             }
         }
@@ -171,7 +197,8 @@ where
 
     fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
         let model = &request.body().model;
-        if self.table.row(model).is_none() && self.table_refuses_unknown() {
+        let row = self.table.row_shared(model);
+        if row.is_none() && self.table_refuses_unknown() {
             let error = Error::config(format!(
                 "model {model:?} is not in the price table; add a row or set a fallback (nothing was sent)"
             ));
@@ -179,7 +206,7 @@ where
                 state: FutureState::Failed { error: Some(error) },
             };
         }
-        let metering = Metering::new(Arc::clone(&self.table), self.ledger.clone(), &request);
+        let metering = Metering::new(Arc::clone(&self.table), self.ledger.clone(), &request, row);
         ResponseFuture {
             state: FutureState::Running {
                 future: self.inner.call(request),

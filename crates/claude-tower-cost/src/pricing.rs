@@ -326,14 +326,24 @@ impl PriceTable {
     /// The row for a model id (exact, alias, or without a `-YYYYMMDD` suffix).
     #[must_use]
     pub fn row(&self, model: &str) -> Option<&PriceRow> {
+        self.row_index(model).map(|i| self.rows[i].as_ref())
+    }
+
+    fn row_index(&self, model: &str) -> Option<usize> {
         if let Some(&i) = self.index.get(model) {
-            return Some(&self.rows[i]);
+            return Some(i);
         }
         let (base, suffix) = model.rsplit_once('-')?;
         if suffix.len() == 8 && suffix.chars().all(|c| c.is_ascii_digit()) {
-            return self.index.get(base).map(|&i| self.rows[i].as_ref());
+            return self.index.get(base).copied();
         }
         None
+    }
+
+    /// The shared row of a model in the table (not the unknown-model fallback), to price the
+    /// same model again without a lookup.
+    pub(crate) fn row_shared(&self, model: &str) -> Option<Arc<PriceRow>> {
+        self.row_index(model).map(|i| Arc::clone(&self.rows[i]))
     }
 
     fn resolve(&self, model: &str) -> Result<&PriceRow, Error> {
@@ -379,6 +389,17 @@ impl PriceTable {
         modifiers: Modifiers,
     ) -> Result<(Cost, &PriceRow), Error> {
         let row = self.resolve(model)?;
+        Ok((self.amounts_at(row, usage, modifiers)?, row))
+    }
+
+    /// [`amounts`](Self::amounts) at a row already resolved (usage `iterations` with a
+    /// model of their own are still looked up).
+    pub(crate) fn amounts_at(
+        &self,
+        row: &PriceRow,
+        usage: &Usage,
+        modifiers: Modifiers,
+    ) -> Result<Cost, Error> {
         match iterations(usage) {
             Some(entries) => {
                 let mut total = Cost {
@@ -400,9 +421,9 @@ impl PriceTable {
                     total.above_tier |= part.above_tier;
                     total.total += part.total;
                 }
-                Ok((total, row))
+                Ok(total)
             }
-            None => Ok((self.cost_one(row, usage, modifiers), row)),
+            None => Ok(self.cost_one(row, usage, modifiers)),
         }
     }
 
@@ -483,18 +504,13 @@ impl PriceTable {
         modifiers: Modifiers,
     ) -> Result<(Usd, Usd), Error> {
         let row = self.resolve(model)?;
-        let rate = |base: PerMillion, tier: fn(&PriceTier) -> PerMillion| {
-            row.above.as_ref().map_or(base, |t| base.max(tier(t)))
-        };
-        let input = rate(row.input, |t| t.input).cost(split.input)
-            + rate(row.cache_write_5m, |t| t.cache_write_5m).cost(split.write_5m)
-            + rate(row.cache_write_1h, |t| t.cache_write_1h).cost(split.write_1h)
-            + rate(row.cache_read, |t| t.cache_read).cost(split.read);
-        let output = rate(row.output, |t| t.output).cost(max_tokens);
-        let scale = |amount: Usd| scaled_up(row, modifiers, amount);
-        let input = scale(input);
-        let total = input + scale(output) + searches_cost(row, web_searches);
-        Ok((input, total))
+        Ok(reservation_at(
+            row,
+            split,
+            max_tokens,
+            web_searches,
+            modifiers,
+        ))
     }
 
     /// The most a request can cost, for budget reservations: `input_tokens` at the highest
@@ -589,6 +605,28 @@ fn searches_cost(row: &PriceRow, searches: u64) -> Usd {
             .saturating_mul(1000)
             .saturating_mul(u128::from(searches)),
     )
+}
+
+/// [`PriceTable::reservation`] at a row already resolved: (input side, total).
+pub(crate) fn reservation_at(
+    row: &PriceRow,
+    split: &InputSplit,
+    max_tokens: u64,
+    web_searches: u64,
+    modifiers: Modifiers,
+) -> (Usd, Usd) {
+    let rate = |base: PerMillion, tier: fn(&PriceTier) -> PerMillion| {
+        row.above.as_ref().map_or(base, |t| base.max(tier(t)))
+    };
+    let input = rate(row.input, |t| t.input).cost(split.input)
+        + rate(row.cache_write_5m, |t| t.cache_write_5m).cost(split.write_5m)
+        + rate(row.cache_write_1h, |t| t.cache_write_1h).cost(split.write_1h)
+        + rate(row.cache_read, |t| t.cache_read).cost(split.read);
+    let output = rate(row.output, |t| t.output).cost(max_tokens);
+    let scale = |amount: Usd| scaled_up(row, modifiers, amount);
+    let input = scale(input);
+    let total = input + scale(output) + searches_cost(row, web_searches);
+    (input, total)
 }
 
 #[cfg(test)]

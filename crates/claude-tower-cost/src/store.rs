@@ -225,13 +225,16 @@ impl KeyState {
 }
 
 /// The state of `key`, created on first use (the key is copied only then).
-fn key_state<'a>(balances: &'a mut FastMap<String, KeyState>, key: &str) -> &'a mut KeyState {
-    if !balances.contains_key(key) {
-        balances.insert(key.to_owned(), KeyState::default());
+/// Runs `f` on the state of `key`, created empty on first use (one lookup when it exists).
+fn with_key_state<R>(
+    balances: &mut FastMap<String, KeyState>,
+    key: &str,
+    f: impl FnOnce(&mut KeyState) -> R,
+) -> R {
+    if let Some(state) = balances.get_mut(key) {
+        return f(state);
     }
-    balances
-        .get_mut(key)
-        .unwrap_or_else(|| unreachable!("inserted above"))
+    f(balances.entry(key.to_owned()).or_default())
 }
 
 impl MemoryBudgetStore {
@@ -299,9 +302,10 @@ impl MemoryBudgetStore {
             return Reservation::Granted;
         }
         for (index, line) in lines.iter().enumerate() {
-            let entry = key_state(&mut state.balances, &line.key);
-            entry.reclaim(now);
-            let balance = entry.balance();
+            let balance = with_key_state(&mut state.balances, &line.key, |entry| {
+                entry.reclaim(now);
+                entry.balance()
+            });
             if balance
                 .spent
                 .saturating_add(balance.reserved)
@@ -316,8 +320,9 @@ impl MemoryBudgetStore {
         }
         let until = now + lease;
         for line in lines {
-            let entry = key_state(&mut state.balances, &line.key);
-            entry.leases.insert(id, (amount, until));
+            with_key_state(&mut state.balances, &line.key, |entry| {
+                entry.leases.insert(id, (amount, until));
+            });
         }
         Reservation::Granted
     }
@@ -337,10 +342,11 @@ impl MemoryBudgetStore {
         let spent = lines
             .iter()
             .map(|line| {
-                let entry = key_state(&mut state.balances, &line.key);
-                entry.leases.remove(&id);
-                entry.spent = entry.spent.saturating_add(actual);
-                entry.spent
+                with_key_state(&mut state.balances, &line.key, |entry| {
+                    entry.leases.remove(&id);
+                    entry.spent = entry.spent.saturating_add(actual);
+                    entry.spent
+                })
             })
             .collect();
         // Remembered for long enough that a repeated settle of this id finds it (a reserve

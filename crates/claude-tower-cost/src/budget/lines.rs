@@ -13,7 +13,7 @@ use claude_tower_core::{Error, ErrorKind, MessagesRequest};
 use super::reserve::{self, InputPlan};
 use super::{Scope, Shared, UnknownInput, Window};
 use crate::money::Usd;
-use crate::pricing::Modifiers;
+use crate::pricing::{Modifiers, PriceRow, reservation_at};
 use crate::store::BudgetLine;
 
 /// Pushes `n` in decimal, zero-padded to `width` digits.
@@ -129,12 +129,13 @@ impl Shared {
             .collect()
     }
 
-    /// The reservation for `request`: (total, input side, the plan behind it).
+    /// The reservation for `request`: (total, input side, the plan behind it, the requested
+    /// model's price row when the table has it).
     pub(super) fn reservation(
         &self,
         request: &MessagesRequest,
         estimate: Option<&InputEstimate>,
-    ) -> Result<(Usd, Usd, InputPlan), Error> {
+    ) -> Result<(Usd, Usd, InputPlan, Option<Arc<PriceRow>>), Error> {
         let mut plan = reserve::plan(
             request,
             estimate,
@@ -193,13 +194,19 @@ impl Shared {
             us_only: request.inference_geo.as_deref() == Some("us"),
             ..Modifiers::of(Some(request), None)
         };
-        let (input, total) = self.table.reservation(
-            &request.model,
-            &plan.split,
-            u64::from(request.max_tokens),
-            searches,
-            modifiers,
-        )?;
-        Ok((total, input, plan))
+        let max_tokens = u64::from(request.max_tokens);
+        // The row, looked up once: the settle prices the response at it too.
+        let row = self.table.row_shared(&request.model);
+        let (input, total) = match &row {
+            Some(row) => reservation_at(row, &plan.split, max_tokens, searches, modifiers),
+            None => self.table.reservation(
+                &request.model,
+                &plan.split,
+                max_tokens,
+                searches,
+                modifiers,
+            )?,
+        };
+        Ok((total, input, plan, row))
     }
 }

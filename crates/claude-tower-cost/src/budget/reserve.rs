@@ -88,13 +88,19 @@ pub(super) fn plan(
     margin_percent: Option<u64>,
     now: SystemTime,
 ) -> InputPlan {
-    let models = ModelTable::builtin();
-    let minimum = models.cache_min_tokens(&request.model);
     let positions = estimate
         .and_then(|estimate| positions_estimated(request, estimate))
         .unwrap_or_else(|| positions(request));
     let automatic = request.cache_control.as_ref();
     let last_cacheable = positions.iter().rposition(|p| p.cacheable);
+    // Without a cache marker nothing can be read or written: no fingerprints to compute.
+    let marked = automatic.is_some() || positions.iter().any(|p| p.marker.is_some());
+    let memory = memory.filter(|_| marked);
+    let minimum = if marked {
+        ModelTable::builtin().cache_min_tokens(&request.model)
+    } else {
+        u64::MAX
+    };
     let mut hasher = memory.map(|m| m.hasher.build_hasher());
     if let Some(h) = hasher.as_mut() {
         request.model.hash(h);
@@ -162,7 +168,10 @@ pub(super) fn plan(
                 input: raise(estimate.input),
             }
         }
-        None => bounded(estimate, models.legacy_tokenizer(&request.model)),
+        None => bounded(
+            estimate,
+            ModelTable::builtin().legacy_tokenizer(&request.model),
+        ),
     };
     InputPlan { split, prefixes }
 }

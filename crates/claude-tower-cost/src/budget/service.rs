@@ -2,13 +2,14 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use claude_tower_core::MessagesService;
-use claude_tower_core::ext::ResponseCacheStatus;
 use claude_tower_core::layout::InputEstimate;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest};
 
+use super::future::{After, ResponseFuture};
 use super::settlement::Settlement;
 use super::stats::Reserved;
 use super::{BudgetLayer, Shared};
@@ -34,47 +35,100 @@ impl<S: fmt::Debug> fmt::Debug for Budget<S> {
     }
 }
 
-claude_tower_core::boxed_response_future! {
-    /// Response future of [`Budget`]: the store I/O makes it multi-step, so it boxes an async
-    /// block (one allocation per request) behind this opaque type.
-    ResponseFuture
+impl<S> tower_service::Service<http::Request<MessagesRequest>> for Budget<S>
+where
+    S: MessagesService + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = http::Response<MessagesBody>;
+    type Error = Error;
+    type Future = ResponseFuture<S, S::Future>;
+
+    // Always ready: the inner service's readiness is taken only after the reservation, so an
+    // inner permit never idles while the budget store answers.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
+        let inner = self.inner.clone();
+        let shared = &self.shared;
+        let lines = shared.lines(&request);
+        if lines.is_empty() {
+            return ResponseFuture::ready(inner, request, None);
+        }
+        // An outer layer's shared estimate, else the budget's own (the rate limiter below
+        // estimates alone too: storing one costs more than a small request's estimate).
+        let (worst, input_side, plan, row) =
+            match shared.reservation(request.body(), InputEstimate::get(&request)) {
+                Ok(reservation) => reservation,
+                Err(error) => return ResponseFuture::failed(error),
+            };
+        let amount = worst.nanodollars_ceil();
+        // The guard exists before the reserve is asked: dropped from here on, it releases.
+        let settlement = Settlement::new(Arc::clone(shared), lines, amount);
+        let reserved = Reserved {
+            plan,
+            input: input_side.nanodollars_ceil(),
+            total: amount,
+        };
+        let answer = shared
+            .store
+            .reserve(&settlement.lines, settlement.id, amount, shared.lease)
+            .into_ready();
+        match answer {
+            // A store in memory: admitted or refused now, no future of our own.
+            Ok(answer) => match admit(shared, settlement, answer, worst) {
+                Ok(settlement) => {
+                    let after = After {
+                        shared: Arc::clone(shared),
+                        settlement,
+                        metering: Metering::new(Arc::clone(&shared.table), None, &request, row),
+                        reserved,
+                    };
+                    ResponseFuture::ready(inner, request, Some(after))
+                }
+                Err(error) => ResponseFuture::failed(error),
+            },
+            Err(pending) => {
+                let shared = Arc::clone(shared);
+                ResponseFuture::boxed(async move {
+                    let settlement = admit(&shared, settlement, pending.await, worst)?;
+                    let after = After {
+                        metering: Metering::new(Arc::clone(&shared.table), None, &request, row),
+                        shared,
+                        settlement,
+                        reserved,
+                    };
+                    let mut inner = inner;
+                    let result = call_when_ready(&mut inner, request).await;
+                    let (result, settle) = after.finish(result);
+                    settle.await;
+                    result
+                })
+            }
+        }
+    }
 }
 
-// Always ready: the inner service's readiness is taken only after the reservation, so an
-// inner permit never idles while the budget store answers.
-claude_tower_core::always_ready_service!(Budget, ResponseFuture, call);
-
-async fn call<S>(
-    shared: Arc<Shared>,
-    mut inner: S,
-    request: http::Request<MessagesRequest>,
-) -> Result<http::Response<MessagesBody>, Error>
-where
-    S: MessagesService,
-{
-    let lines = shared.lines(&request);
-    if lines.is_empty() {
-        return call_when_ready(&mut inner, request).await;
-    }
-    // An outer layer's shared estimate, else the budget's own (the rate limiter below
-    // estimates alone too: storing one costs more than a small request's estimate).
-    let (worst, input_side, plan) =
-        shared.reservation(request.body(), InputEstimate::get(&request))?;
-    let amount = worst.nanodollars_ceil();
-    // The guard exists before the reserve is awaited: cancelled from here on, it releases.
-    let mut settlement = Settlement::new(Arc::clone(&shared), lines, amount);
-    let lines = &settlement.lines;
-    match shared
-        .store
-        .reserve(lines, settlement.id, amount, shared.lease)
-        .await
-    {
-        Ok(Reservation::Granted) => {}
+/// The store's answer to a reserve: the settlement to keep (granted, or a failed store with
+/// `fail_open`), or the error to answer with (refused: nothing was reserved).
+fn admit(
+    shared: &Shared,
+    mut settlement: Settlement,
+    answer: Result<Reservation, Error>,
+    worst: Usd,
+) -> Result<Settlement, Error> {
+    match answer {
+        Ok(Reservation::Granted) => Ok(settlement),
         Ok(Reservation::Refused { line, balance }) => {
+            // Nothing was reserved.
+            settlement.done = true;
+            let lines = &settlement.lines;
             let Some(line) = lines.get(line).or(lines.last()) else {
                 return Err(Error::new(ErrorKind::Other, "budget store refused no line"));
             };
-            let error = Error::new(
+            Err(Error::new(
                 ErrorKind::BudgetExceeded,
                 format!(
                     "{}: spent {}, reserved {}, limit {}; this request may cost up to {} (nothing was sent)",
@@ -84,44 +138,18 @@ where
                     Usd::from_nanodollars(line.limit),
                     worst
                 ),
-            );
-            // Nothing was reserved.
-            settlement.done = true;
-            return Err(error);
+            ))
         }
         Err(error) if shared.fail_open => {
             // Sent unbudgeted; the settlement still charges what it costs (and releases a
             // reserve that may have gone through after all).
             tracing::warn!(target: "claude_tower::cost", %error, "budget store failed; letting the request through (fail open)");
+            Ok(settlement)
         }
         Err(error) => {
+            // The settlement's drop releases a reserve that may have gone through after all.
             tracing::warn!(target: "claude_tower::cost", %error, "budget store failed; refusing the request (fail closed)");
-            return Err(error);
+            Err(error)
         }
     }
-    let metering = Metering::new(Arc::clone(&shared.table), None, &request);
-    let reserved = Reserved {
-        plan,
-        input: input_side.nanodollars_ceil(),
-        total: amount,
-    };
-    let response = match call_when_ready(&mut inner, request).await {
-        Ok(response) => response,
-        Err(error) => {
-            settlement.start(0).await;
-            return Err(error);
-        }
-    };
-    let cached =
-        response.extensions().get::<ResponseCacheStatus>() == Some(&ResponseCacheStatus::Hit);
-    let (parts, body) = response.into_parts();
-    let (body, settle) = body.on_end(super::body::Settle {
-        settlement: Some(settlement),
-        metering,
-        reserved,
-        shared,
-        cached,
-    });
-    settle.await;
-    Ok(http::Response::from_parts(parts, body))
 }
