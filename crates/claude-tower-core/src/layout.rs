@@ -63,15 +63,7 @@ pub fn positions(request: &MessagesRequest) -> Vec<Position> {
 /// minimum cacheable length), this skips reading most of a long conversation.
 #[must_use]
 pub fn positions_counting_up_to(request: &MessagesRequest, limit: u64) -> Vec<Position> {
-    let mut running: u64 = 0;
-    walk(request, &mut |tokens: &dyn Fn() -> u64| -> u64 {
-        if running >= limit {
-            return 0;
-        }
-        let t = tokens();
-        running = running.saturating_add(t);
-        t
-    })
+    walk(request, &mut UpTo { running: 0, limit })
 }
 
 /// [`positions`] with the tokens of a shared [`InputEstimate`] instead of estimating them
@@ -81,24 +73,54 @@ pub fn positions_estimated(
     request: &MessagesRequest,
     estimate: &InputEstimate,
 ) -> Option<Vec<Position>> {
-    let mut known = estimate.tokens.iter();
-    let mut missing = false;
-    let out = walk(request, &mut |_: &dyn Fn() -> u64| match known.next() {
-        Some(tokens) => *tokens,
-        None => {
-            missing = true;
-            0
-        }
-    });
-    (!missing && known.next().is_none()).then_some(out)
+    let mut known = Known {
+        tokens: estimate.tokens.iter(),
+        missing: false,
+    };
+    let out = walk(request, &mut known);
+    (!known.missing && known.tokens.next().is_none()).then_some(out)
 }
 
-/// The positions, with each one's tokens from `token` (given the function that estimates
-/// them).
-fn walk(
-    request: &MessagesRequest,
-    counting: &mut dyn FnMut(&dyn Fn() -> u64) -> u64,
-) -> Vec<Position> {
+/// Where a position's tokens come from: `estimate` runs the estimator (a generic method, so
+/// each call site is inlined: no dynamic call per position).
+trait Count {
+    fn count(&mut self, estimate: impl FnOnce() -> u64) -> u64;
+}
+
+/// Estimates until `limit` tokens are counted, then 0.
+struct UpTo {
+    running: u64,
+    limit: u64,
+}
+
+impl Count for UpTo {
+    fn count(&mut self, estimate: impl FnOnce() -> u64) -> u64 {
+        if self.running >= self.limit {
+            return 0;
+        }
+        let tokens = estimate();
+        self.running = self.running.saturating_add(tokens);
+        tokens
+    }
+}
+
+/// Takes each position's tokens from a shared estimate.
+struct Known<'a> {
+    tokens: std::slice::Iter<'a, u64>,
+    missing: bool,
+}
+
+impl Count for Known<'_> {
+    fn count(&mut self, _estimate: impl FnOnce() -> u64) -> u64 {
+        self.tokens.next().copied().unwrap_or_else(|| {
+            self.missing = true;
+            0
+        })
+    }
+}
+
+/// The positions, with each one's tokens from `counting`.
+fn walk(request: &MessagesRequest, counting: &mut impl Count) -> Vec<Position> {
     // One position per message is the common case (more for multi-block messages).
     let mut out: Vec<Position> = Vec::with_capacity(
         request.tools.as_ref().map_or(0, |t| t.len()) + 1 + request.messages.len(),
@@ -106,7 +128,7 @@ fn walk(
     if let Some(tools) = &request.tools {
         for (i, tool) in tools.iter().enumerate() {
             let prompt = if i == 0 { TOOL_SYSTEM_PROMPT_TOKENS } else { 0 };
-            let tokens = counting(&|| estimate_tool_tokens(tool) + prompt);
+            let tokens = counting.count(|| estimate_tool_tokens(tool) + prompt);
             out.push(Position {
                 slot: Slot::Tool(i),
                 tokens,
@@ -119,7 +141,7 @@ fn walk(
         match system.as_ref() {
             System::Text(text) => out.push(Position {
                 slot: Slot::SystemText,
-                tokens: counting(&|| MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(text)),
+                tokens: counting.count(|| MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(text)),
                 marker: None,
                 cacheable: !text.is_empty(),
             }),
@@ -128,7 +150,7 @@ fn walk(
                     let framing = if i == 0 { MESSAGE_OVERHEAD_TOKENS } else { 0 };
                     out.push(Position {
                         slot: Slot::System(i),
-                        tokens: counting(&|| framing + estimate_block_tokens(block)),
+                        tokens: counting.count(|| framing + estimate_block_tokens(block)),
                         marker: block.cache_control(),
                         cacheable: block_cacheable(block),
                     });
@@ -137,7 +159,7 @@ fn walk(
                     // Framing of an empty block list still counts.
                     out.push(Position {
                         slot: Slot::System(0),
-                        tokens: counting(&|| MESSAGE_OVERHEAD_TOKENS),
+                        tokens: counting.count(|| MESSAGE_OVERHEAD_TOKENS),
                         marker: None,
                         cacheable: false,
                     });
@@ -149,7 +171,7 @@ fn walk(
         match &message.content {
             MessageContent::Text(text) => out.push(Position {
                 slot: Slot::MessageText(m),
-                tokens: counting(&|| MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(text)),
+                tokens: counting.count(|| MESSAGE_OVERHEAD_TOKENS + estimate_text_tokens(text)),
                 marker: None,
                 cacheable: !text.is_empty(),
             }),
@@ -157,7 +179,7 @@ fn walk(
                 if blocks.is_empty() {
                     out.push(Position {
                         slot: Slot::Message(m, 0),
-                        tokens: counting(&|| MESSAGE_OVERHEAD_TOKENS),
+                        tokens: counting.count(|| MESSAGE_OVERHEAD_TOKENS),
                         marker: None,
                         cacheable: false,
                     });
@@ -166,7 +188,7 @@ fn walk(
                     let framing = if b == 0 { MESSAGE_OVERHEAD_TOKENS } else { 0 };
                     out.push(Position {
                         slot: Slot::Message(m, b),
-                        tokens: counting(&|| framing + estimate_block_tokens(block)),
+                        tokens: counting.count(|| framing + estimate_block_tokens(block)),
                         marker: block.cache_control(),
                         cacheable: block_cacheable(block),
                     });
