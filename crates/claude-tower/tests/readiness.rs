@@ -3,7 +3,8 @@
 //! answers ready at once and takes the inner service's readiness only when it calls it. An
 //! inner concurrency limit of one (`tower::limit::ConcurrencyLimit`, which takes its permit in
 //! `poll_ready`) therefore never sits idle while that work runs: a second request gets through
-//! meanwhile.
+//! meanwhile. And every layer, over an inner service that is not ready, waits without
+//! spinning, is woken once when it becomes ready and calls it once.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use claude_tower::mock::{Attempt, MockClaude};
 use claude_tower::prelude::*;
 use claude_tower::trim::{Summarizer, TokenBudget};
 use tokio::time::Instant;
-use tower::ServiceExt;
+use tower::{Layer, ServiceExt};
 use tower::limit::ConcurrencyLimit;
 
 fn short() -> MessagesRequest {
@@ -174,4 +175,174 @@ async fn the_budget_does_not_hold_a_permit_while_it_reserves() {
         .insert(claude_tower::ext::Attribution::user("u-1"));
     second_request_is_not_blocked(service, first, Duration::from_secs(5)).await;
     assert_eq!(upstream.request_count(), 2);
+}
+
+/// An inner service that is not ready until opened: it counts its `poll_ready` calls and
+/// wakes the task that last polled it when it opens (the tower-test `mock::pair` idea).
+#[derive(Clone)]
+struct Gate {
+    inner: MockClaude,
+    state: std::sync::Arc<std::sync::Mutex<GateState>>,
+}
+
+#[derive(Default)]
+struct GateState {
+    open: bool,
+    polls: usize,
+    calls: usize,
+    waker: Option<std::task::Waker>,
+}
+
+impl Gate {
+    fn new() -> Self {
+        Self {
+            inner: MockClaude::new(),
+            state: std::sync::Arc::default(),
+        }
+    }
+
+    fn open(&self) {
+        let waker = {
+            let mut state = self.state.lock().unwrap();
+            state.open = true;
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        let state = self.state.lock().unwrap();
+        (state.polls, state.calls)
+    }
+}
+
+impl tower::Service<http::Request<MessagesRequest>> for Gate {
+    type Response = http::Response<claude_tower::MessagesBody>;
+    type Error = claude_tower::Error;
+    type Future = <MockClaude as tower::Service<http::Request<MessagesRequest>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        let mut state = self.state.lock().unwrap();
+        state.polls += 1;
+        if state.open {
+            drop(state);
+            self.inner.poll_ready(cx)
+        } else {
+            state.waker = Some(cx.waker().clone());
+            std::task::Poll::Pending
+        }
+    }
+
+    fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
+        self.state.lock().unwrap().calls += 1;
+        self.inner.call(request)
+    }
+}
+
+/// Counts wake-ups.
+#[derive(Default)]
+struct Wakes(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Wakes {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Every layer over a not-ready inner service: the call (`poll_ready` then `call`, as
+/// `oneshot` does) waits without spinning, is woken exactly once when the inner service
+/// becomes ready, then calls it exactly once.
+#[tokio::test]
+async fn every_layer_waits_for_an_unready_inner_service_and_is_woken_once() {
+    type Boxed = tower::util::BoxCloneService<
+        http::Request<MessagesRequest>,
+        http::Response<claude_tower::MessagesBody>,
+        claude_tower::Error,
+    >;
+    let layers: Vec<(&str, Box<dyn Fn(Gate) -> Boxed>)> = vec![
+        (
+            "retry",
+            Box::new(|g| Boxed::new(RetryLayer::new().layer(g))),
+        ),
+        (
+            "timeout",
+            Box::new(|g| Boxed::new(TimeoutLayer::new().total(Duration::from_secs(600)).layer(g))),
+        ),
+        (
+            "rate limit",
+            Box::new(|g| Boxed::new(RateLimitLayer::new().layer(g))),
+        ),
+        (
+            "prompt cache",
+            Box::new(|g| Boxed::new(PromptCacheLayer::new().layer(g))),
+        ),
+        (
+            "response cache",
+            Box::new(|g| Boxed::new(ResponseCacheLayer::in_memory(1 << 20).layer(g))),
+        ),
+        ("cost", Box::new(|g| Boxed::new(CostLayer::new().layer(g)))),
+        (
+            "budget",
+            Box::new(|g| {
+                Boxed::new(
+                    BudgetLayer::new(MemoryBudgetStore::new())
+                        .global("1".parse::<Usd>().unwrap(), Window::Total)
+                        .layer(g),
+                )
+            }),
+        ),
+        ("trim", Box::new(|g| Boxed::new(TrimLayer::new().layer(g)))),
+        (
+            "trace",
+            Box::new(|g| Boxed::new(TraceLayer::new().layer(g))),
+        ),
+    ];
+    for (name, build) in layers {
+        let gate = Gate::new();
+        let service = build(gate.clone());
+        let wakes = std::sync::Arc::new(Wakes::default());
+        let waker = std::task::Waker::from(std::sync::Arc::clone(&wakes));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut call = Box::pin(service.oneshot(short().into_http()));
+        for _ in 0..3 {
+            assert!(
+                call.as_mut().poll(&mut cx).is_pending(),
+                "{name}: ready before its inner service"
+            );
+        }
+        let (polls, calls) = gate.counts();
+        assert!(
+            (1..=3).contains(&polls),
+            "{name}: {polls} inner poll_ready calls for 3 polls"
+        );
+        assert_eq!(calls, 0, "{name}: called an unready inner service");
+        assert_eq!(
+            wakes.0.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "{name}: woke itself"
+        );
+        gate.open();
+        assert_eq!(
+            wakes.0.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{name}: not woken"
+        );
+        let response = loop {
+            match call.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(response) => break response,
+                std::task::Poll::Pending => tokio::task::yield_now().await,
+            }
+        };
+        assert!(response.unwrap().status().is_success(), "{name}");
+        assert_eq!(
+            gate.counts().1,
+            1,
+            "{name}: the inner service is called once"
+        );
+    }
 }
