@@ -14,8 +14,8 @@ use claude_tower::mock::{Attempt, MockClaude};
 use claude_tower::prelude::*;
 use claude_tower::trim::{Summarizer, TokenBudget};
 use tokio::time::Instant;
-use tower::{Layer, ServiceExt};
 use tower::limit::ConcurrencyLimit;
+use tower::{Layer, ServiceExt};
 
 fn short() -> MessagesRequest {
     MessagesRequest::new("claude-haiku-4-5", 50).user("short")

@@ -70,9 +70,14 @@ impl Shared {
         if self.rules.iter().any(|rule| rule.scope != Scope::Global) {
             return self.lines_for(&Attribution::of(request)).into();
         }
-        let day = (self.clock)()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs() / 86_400);
+        // Total windows never change key: no clock read.
+        let day = if self.rules.iter().all(|rule| rule.window == Window::Total) {
+            0
+        } else {
+            (self.clock)()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs() / 86_400)
+        };
         let mut cached = self
             .global_lines
             .lock()
@@ -141,7 +146,7 @@ impl Shared {
             estimate,
             self.memory.as_deref(),
             self.margin_percent,
-            (self.clock)(),
+            &*self.clock,
         );
         let unknown = request.unknown_size_inputs();
         if !unknown.is_empty() {

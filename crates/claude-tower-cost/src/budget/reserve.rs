@@ -86,7 +86,7 @@ pub(super) fn plan(
     estimate: Option<&InputEstimate>,
     memory: Option<&CacheMemory>,
     margin_percent: Option<u64>,
-    now: SystemTime,
+    clock: &dyn Fn() -> SystemTime,
 ) -> InputPlan {
     let positions = estimate
         .and_then(|estimate| positions_estimated(request, estimate))
@@ -96,6 +96,8 @@ pub(super) fn plan(
     // Without a cache marker nothing can be read or written: no fingerprints to compute.
     let marked = automatic.is_some() || positions.iter().any(|p| p.marker.is_some());
     let memory = memory.filter(|_| marked);
+    // Read only when the memory is consulted (a clock read is not free on every request).
+    let now = memory.map_or(SystemTime::UNIX_EPOCH, |_| clock());
     let minimum = if marked {
         ModelTable::builtin().cache_min_tokens(&request.model)
     } else {

@@ -33,7 +33,9 @@ impl Shared {
         let actual = cost.total.nanodollars_ceil();
         self.stats
             .record(reserved, input.nanodollars_ceil(), actual);
-        if let Some(memory) = &self.memory {
+        if let Some(memory) = &self.memory
+            && !reserved.plan.prefixes.is_empty()
+        {
             memory.remember(&reserved.plan, usage, (self.clock)());
         }
         actual
