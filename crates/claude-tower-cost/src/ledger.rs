@@ -119,7 +119,7 @@ impl CostLedger {
         }
         state
             .by_model
-            .entry(cost.model.clone())
+            .entry(cost.model.clone().into_owned())
             .or_default()
             .add(usage, cost);
     }

@@ -17,7 +17,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::ledger::CostLedger;
-use crate::pricing::{Cost, Modifiers, PriceRow, PriceTable, UnknownModel};
+use crate::pricing::{Cost, Modifiers, PriceRow, PriceTable, UnknownModel, model_name};
 
 /// The cost of a stream, in its response extensions: set at the end of the stream (or when
 /// the stream is dropped). A complete message carries its [`Cost`] itself instead (no late
@@ -145,8 +145,8 @@ impl Metering {
                 None => table.amounts(model, usage, modifiers)?,
             };
             if named {
-                cost.model = model.to_owned();
-                cost.priced_as = Some(row.model.clone());
+                cost.model = model_name(model);
+                cost.priced_as = Some(model_name(&row.model));
             }
             Ok(cost)
         })

@@ -1,5 +1,6 @@
 //! The price table ([`PriceTable`]) and the cost of one response ([`Cost`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -169,10 +170,11 @@ pub struct Cost {
     pub output: Usd,
     /// Web searches.
     pub web_search: Usd,
-    /// The model id of the response.
-    pub model: String,
+    /// The model id of the response (a known id borrows the model table's own `&'static str`:
+    /// no copy per response).
+    pub model: Cow<'static, str>,
     /// The table row used (`None` for a cache hit).
-    pub priced_as: Option<String>,
+    pub priced_as: Option<Cow<'static, str>>,
     /// The modifiers applied.
     pub modifiers: Modifiers,
     /// Whether the long-context tier applied.
@@ -186,7 +188,7 @@ impl Cost {
     #[must_use]
     pub fn cached(model: impl Into<String>) -> Self {
         Self {
-            model: model.into(),
+            model: Cow::Owned(model.into()),
             cached: true,
             ..Self::default()
         }
@@ -378,8 +380,8 @@ impl PriceTable {
     /// An unknown model with [`UnknownModel::Error`].
     pub fn cost(&self, model: &str, usage: &Usage, modifiers: Modifiers) -> Result<Cost, Error> {
         let (mut cost, row) = self.amounts(model, usage, modifiers)?;
-        cost.model = model.to_owned();
-        cost.priced_as = Some(row.model.clone());
+        cost.model = model_name(model);
+        cost.priced_as = Some(model_name(&row.model));
         Ok(cost)
     }
 
@@ -473,7 +475,7 @@ impl PriceTable {
             cache_read: apply(read.cost(usage.cache_read_tokens())),
             output: apply(output.cost(usage.output_tokens)),
             web_search: web_search_cost(row, usage),
-            model: String::new(),
+            model: Cow::Borrowed(""),
             priced_as: None,
             modifiers,
             above_tier: tier.is_some(),
@@ -547,6 +549,14 @@ impl PriceTable {
         let total = input_price.cost(input_tokens) + output_price.cost(max_tokens);
         Ok(scaled_up(row, modifiers, total) + searches_cost(row, web_searches))
     }
+}
+
+/// A model id as [`Cost`] keeps it: borrowed from the built-in model table when it is one of
+/// its ids or aliases, else copied.
+pub(crate) fn model_name(model: &str) -> Cow<'static, str> {
+    claude_tower_core::models::ModelTable::builtin()
+        .known_id(model)
+        .map_or_else(|| Cow::Owned(model.to_owned()), Cow::Borrowed)
 }
 
 mod amounts;
