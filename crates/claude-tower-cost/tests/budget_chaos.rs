@@ -209,61 +209,33 @@ async fn memory_leases_lapse_settles_are_idempotent_and_late_reserves_reserve_no
     let store = MemoryBudgetStore::new();
     let lines = line("k");
     let lease = Duration::from_secs(60);
+    let (a, b, late) = (
+        ReservationId::from_u128(1),
+        ReservationId::from_u128(2),
+        ReservationId::from_u128(3),
+    );
     assert_eq!(
-        store
-            .reserve(&lines, ReservationId::from_u128(1), 600, lease)
-            .await
-            .unwrap(),
+        store.reserve(&lines, a, 600, lease).await.unwrap(),
         Reservation::Granted
     );
     // The lease holds the room until it lapses.
     assert!(matches!(
-        store
-            .reserve(&lines, ReservationId::from_u128(2), 600, lease)
-            .await
-            .unwrap(),
+        store.reserve(&lines, b, 600, lease).await.unwrap(),
         Reservation::Refused { .. }
     ));
     tokio::time::advance(Duration::from_secs(61)).await;
     assert_eq!(store.balance("k").await.unwrap().reserved, 0, "lapsed");
     assert_eq!(
-        store
-            .reserve(&lines, ReservationId::from_u128(2), 600, lease)
-            .await
-            .unwrap(),
+        store.reserve(&lines, b, 600, lease).await.unwrap(),
         Reservation::Granted
     );
     // Settling twice charges once; a settle after the lease still charges.
-    assert_eq!(
-        store
-            .settle(&lines, ReservationId::from_u128(2), 600, 100)
-            .await
-            .unwrap(),
-        vec![100]
-    );
-    assert_eq!(
-        store
-            .settle(&lines, ReservationId::from_u128(2), 600, 100)
-            .await
-            .unwrap(),
-        vec![100]
-    );
-    assert_eq!(
-        store
-            .settle(&lines, ReservationId::from_u128(1), 600, 50)
-            .await
-            .unwrap(),
-        vec![150]
-    );
+    assert_eq!(store.settle(&lines, b, 600, 100).await.unwrap(), vec![100]);
+    assert_eq!(store.settle(&lines, b, 600, 100).await.unwrap(), vec![100]);
+    assert_eq!(store.settle(&lines, a, 600, 50).await.unwrap(), vec![150]);
     // A reserve arriving after its id was settled (released) reserves nothing.
-    store
-        .settle(&lines, ReservationId::from_u128(3), 300, 0)
-        .await
-        .unwrap();
-    store
-        .reserve(&lines, ReservationId::from_u128(3), 300, lease)
-        .await
-        .unwrap();
+    store.settle(&lines, late, 300, 0).await.unwrap();
+    store.reserve(&lines, late, 300, lease).await.unwrap();
     let balance = store.balance("k").await.unwrap();
     assert_eq!((balance.spent, balance.reserved), (150, 0));
 }
