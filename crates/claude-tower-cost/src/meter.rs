@@ -10,7 +10,6 @@ use std::task::{Context, Poll, ready};
 use claude_tower_core::MessagesService;
 use claude_tower_core::end::{OnEnd, ResponseEnd, Settle};
 use claude_tower_core::ext::{Attribution, CostCell, Late, Picodollars, ResponseCacheStatus};
-use claude_tower_core::models::ModelTable;
 use claude_tower_core::{Error, MessagesBody, MessagesRequest, Usage};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -105,9 +104,7 @@ impl Metering {
         Self {
             table,
             ledger,
-            model: ModelTable::builtin()
-                .known_id(&request.body().model)
-                .map_or_else(|| Cow::Owned(request.body().model.clone()), Cow::Borrowed),
+            model: model_name(&request.body().model),
             request_modifiers: Modifiers::of(Some(request.body()), None),
             geo: request.body().inference_geo.clone(),
             attribution: ledger_attribution,

@@ -307,3 +307,20 @@ async fn an_unreachable_redis_store_fails_closed_or_open_within_seconds() {
         .unwrap();
     assert_eq!(mock.request_count(), 1);
 }
+
+/// A response future polled again after it answered says so with an error (a caller's bug
+/// must not panic the process).
+#[tokio::test]
+async fn a_budget_future_polled_after_completion_answers_an_error() {
+    use tower::Service;
+    let mut service = ServiceBuilder::new()
+        .layer(
+            BudgetLayer::new(MemoryBudgetStore::new()).global(Usd::from_cents(100), Window::Total),
+        )
+        .service(MockClaude::new());
+    let mut future = Box::pin(service.call(request().into_http()));
+    let response = std::future::poll_fn(|cx| future.as_mut().poll(cx)).await;
+    assert!(response.unwrap().status().is_success());
+    let again = std::future::poll_fn(|cx| future.as_mut().poll(cx)).await;
+    assert_eq!(again.unwrap_err().kind(), ErrorKind::Other);
+}

@@ -10,7 +10,9 @@ use std::task::{Context, Poll, ready};
 
 use claude_tower_core::end;
 use claude_tower_core::ext::ResponseCacheStatus;
-use claude_tower_core::{BoxResponseFuture, Error, MessagesBody, MessagesRequest, MessagesService};
+use claude_tower_core::{
+    BoxResponseFuture, Error, ErrorKind, MessagesBody, MessagesRequest, MessagesService,
+};
 use pin_project_lite::pin_project;
 
 use super::Shared;
@@ -101,6 +103,14 @@ impl<S, F> ResponseFuture<S, F> {
     }
 }
 
+/// A poll after the answer was given: a caller's bug, answered with an error (never a panic).
+fn polled_after_completion() -> Error {
+    Error::new(
+        ErrorKind::Other,
+        "budget ResponseFuture polled after completion",
+    )
+}
+
 impl<S, F> fmt::Debug for ResponseFuture<S, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
@@ -123,9 +133,9 @@ where
                     after,
                 } => match ready!(inner.poll_ready(cx)) {
                     Ok(()) => {
-                        let request = request
-                            .take()
-                            .expect("ResponseFuture polled after completion");
+                        let Some(request) = request.take() else {
+                            return Poll::Ready(Err(polled_after_completion()));
+                        };
                         let future = inner.call(request);
                         let after = after.take();
                         state.set(State::Calling { future, after });
@@ -134,13 +144,17 @@ where
                     Err(error) => (Err(error), after.take()),
                 },
                 StateProj::Calling { future, after } => (ready!(future.poll(cx)), after.take()),
-                StateProj::Boxed { future } => return future.as_mut().poll(cx),
+                StateProj::Boxed { future } => {
+                    let output = ready!(future.as_mut().poll(cx));
+                    state.set(State::Failed { error: None });
+                    return Poll::Ready(output);
+                }
                 StateProj::Failed { error } => {
-                    return Poll::Ready(Err(error
-                        .take()
-                        .expect("ResponseFuture polled after completion")));
+                    return Poll::Ready(Err(error.take().unwrap_or_else(polled_after_completion)));
                 }
             };
+            // Done with the inner future: a later poll answers an error, never polls it again.
+            state.set(State::Failed { error: None });
             let Some(after) = after else {
                 return Poll::Ready(result);
             };
