@@ -105,6 +105,8 @@ type ClockFn = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 struct Shared {
     table: Arc<PriceTable>,
     store: Arc<dyn BudgetStore>,
+    /// The store's [`answers_ready`](BudgetStore::answers_ready), read once.
+    store_ready: bool,
     rules: Vec<Rule>,
     /// A flat factor on the input estimate instead of its documented error bound.
     margin_percent: Option<u64>,
@@ -124,6 +126,9 @@ struct Shared {
     /// When every rule is global, the lines are the same for every request of a day: built
     /// once per day (the day number since the epoch, and the lines).
     global_lines: FreshOnClone<Mutex<Option<(u64, Arc<[BudgetLine]>)>>>,
+    /// When every rule is global and lifetime (`Window::Total`), the lines never change:
+    /// built once (no lock per request).
+    total_lines: FreshOnClone<std::sync::OnceLock<Arc<[BudgetLine]>>>,
 }
 
 /// How a budget reserves for inputs whose size cannot be known before sending: documents and
@@ -229,6 +234,7 @@ impl BudgetLayer {
         Self {
             shared: Arc::new(Shared {
                 table: Arc::new(PriceTable::builtin()),
+                store_ready: store.answers_ready(),
                 store: Arc::new(store),
                 rules: Vec::new(),
                 margin_percent: None,
@@ -244,6 +250,7 @@ impl BudgetLayer {
                 overshoots: Arc::new(AtomicU64::new(0)),
                 unattributed: Arc::new(AtomicU64::new(0)),
                 global_lines: FreshOnClone::default(),
+                total_lines: FreshOnClone::default(),
             }),
         }
     }

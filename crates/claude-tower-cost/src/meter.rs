@@ -86,9 +86,8 @@ pub(crate) struct Metering {
     /// The requested model: the model table's own `&'static str` for a known id (no copy).
     pub(crate) model: Cow<'static, str>,
     pub(crate) request_modifiers: Modifiers,
-    pub(crate) geo: Option<String>,
     /// Read only when there is a ledger to record to.
-    pub(crate) attribution: Option<Attribution>,
+    pub(crate) attribution: Option<Box<Attribution>>,
     /// The requested model's row, looked up once when the request is sent.
     pub(crate) row: Option<Arc<PriceRow>>,
 }
@@ -99,14 +98,14 @@ impl Metering {
         ledger: Option<CostLedger>,
         request: &http::Request<MessagesRequest>,
         row: Option<Arc<PriceRow>>,
+        request_modifiers: Modifiers,
     ) -> Self {
-        let ledger_attribution = ledger.as_ref().map(|_| Attribution::of(request));
+        let ledger_attribution = ledger.as_ref().map(|_| Box::new(Attribution::of(request)));
         Self {
             table,
             ledger,
             model: model_name(&request.body().model),
-            request_modifiers: Modifiers::of(Some(request.body()), None),
-            geo: request.body().inference_geo.clone(),
+            request_modifiers,
             attribution: ledger_attribution,
             row,
         }
@@ -166,7 +165,8 @@ impl Metering {
             if !usage.extra.contains_key("speed") {
                 modifiers.fast = self.request_modifiers.fast;
             }
-            modifiers.us_only |= usage.inference_geo.is_none() && self.geo.as_deref() == Some("us");
+            // The request's `inference_geo` when the usage does not say.
+            modifiers.us_only |= usage.inference_geo.is_none() && self.request_modifiers.us_only;
             match cost(&self.table, model, usage, modifiers) {
                 Ok(cost) => cost,
                 Err(error) => {
@@ -203,7 +203,14 @@ where
                 state: FutureState::Failed { error: Some(error) },
             };
         }
-        let metering = Metering::new(Arc::clone(&self.table), self.ledger.clone(), &request, row);
+        let modifiers = Modifiers::of(Some(request.body()), None);
+        let metering = Metering::new(
+            Arc::clone(&self.table),
+            self.ledger.clone(),
+            &request,
+            row,
+            modifiers,
+        );
         ResponseFuture {
             state: FutureState::Running {
                 future: self.inner.call(request),

@@ -124,6 +124,16 @@ pub trait BudgetStore: fmt::Debug + Send + Sync + 'static {
 
     /// The balance of a key (lapsed reservations not counted).
     fn balance(&self, key: &str) -> StoreFuture<Result<Balance, Error>>;
+
+    /// `true` when every answer of this store is [ready](StoreFuture::ready) (a store in
+    /// memory). The layer then forwards the inner service's readiness in `poll_ready` and calls
+    /// it from `call` (no clone, no future of its own); otherwise it answers `poll_ready` at
+    /// once and waits for the inner service only after the store answered, so an inner permit
+    /// never idles across a network round trip. Default `false`. A store that says `true` and
+    /// then answers later still works, but holds the inner readiness while it answers.
+    fn answers_ready(&self) -> bool {
+        false
+    }
 }
 
 /// A shared store is a store: keep an `Arc` to read balances while a layer uses it.
@@ -151,11 +161,11 @@ impl<T: BudgetStore + ?Sized> BudgetStore for std::sync::Arc<T> {
     fn balance(&self, key: &str) -> StoreFuture<Result<Balance, Error>> {
         (**self).balance(key)
     }
-}
 
-/// How long a settled id is remembered (so a late reserve or a repeated settle of it is a
-/// no-op): twice the lease plus this margin.
-pub(crate) const SETTLED_MEMORY_MARGIN: Duration = Duration::from_secs(60);
+    fn answers_ready(&self) -> bool {
+        (**self).answers_ready()
+    }
+}
 
 /// The most settled ids the memory store remembers. Its settles never fail, so none is
 /// retried; a repeat can only come from a wrapper store within moments, and a small set stays
@@ -179,25 +189,26 @@ type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
 #[derive(Default)]
 struct MemoryState {
     balances: FastMap<String, KeyState>,
-    /// Settled ids, and the same in the order they expire (every id is remembered for the same
-    /// time, so insertion order is expiry order and pruning is O(1) per id).
+    /// The last settled ids, and the same oldest first (forgotten beyond
+    /// [`MAX_SETTLED_REMEMBERED`], O(1) per id, no clock read).
     settled: std::collections::HashSet<IdKey, ahash::RandomState>,
-    settled_order: std::collections::VecDeque<(Instant, IdKey)>,
+    settled_order: std::collections::VecDeque<IdKey>,
 }
 
 /// A reservation id as the memory store keys it.
 type IdKey = u128;
 
 impl MemoryState {
-    fn prune_settled(&mut self, now: Instant) {
-        while let Some((until, _)) = self.settled_order.front() {
-            if *until > now && self.settled_order.len() <= MAX_SETTLED_REMEMBERED {
-                break;
-            }
-            if let Some((_, id)) = self.settled_order.pop_front() {
-                self.settled.remove(&id);
-            }
+    /// Remembers a settled id, forgetting the oldest beyond [`MAX_SETTLED_REMEMBERED`] (ids
+    /// are random and never reused: remembering one longer is harmless).
+    fn remember_settled(&mut self, id: IdKey) {
+        if self.settled_order.len() >= MAX_SETTLED_REMEMBERED
+            && let Some(oldest) = self.settled_order.pop_front()
+        {
+            self.settled.remove(&oldest);
         }
+        self.settled.insert(id);
+        self.settled_order.push_back(id);
     }
 }
 
@@ -224,8 +235,17 @@ impl KeyState {
     }
 }
 
-/// The state of `key`, created on first use (the key is copied only then).
-/// Runs `f` on the state of `key`, created empty on first use (one lookup when it exists).
+/// Whether `amount` more fits under `limit`.
+fn fits(balance: Balance, amount: u64, limit: u64) -> bool {
+    balance
+        .spent
+        .saturating_add(balance.reserved)
+        .saturating_add(amount)
+        <= limit
+}
+
+/// Runs `f` on the state of `key`, created empty on first use (one lookup when it exists; the
+/// key is copied only on first use).
 fn with_key_state<R>(
     balances: &mut FastMap<String, KeyState>,
     key: &str,
@@ -283,6 +303,10 @@ impl BudgetStore for MemoryBudgetStore {
     fn balance(&self, key: &str) -> StoreFuture<Result<Balance, Error>> {
         StoreFuture::ready(Ok(self.balance_now(key)))
     }
+
+    fn answers_ready(&self) -> bool {
+        true
+    }
 }
 
 impl MemoryBudgetStore {
@@ -295,30 +319,37 @@ impl MemoryBudgetStore {
     ) -> Reservation {
         let now = Instant::now();
         let mut state = self.lock();
-        state.prune_settled(now);
         let id = id.as_u128();
         if state.settled.contains(&id) {
             // Settled (or released) before this reserve ran: nothing to hold.
             return Reservation::Granted;
+        }
+        let until = now + lease;
+        if let [line] = lines {
+            // One line (the common case): checked and reserved with one lookup.
+            return with_key_state(&mut state.balances, &line.key, |entry| {
+                entry.reclaim(now);
+                let balance = entry.balance();
+                if fits(balance, amount, line.limit) {
+                    entry.leases.insert(id, (amount, until));
+                    Reservation::Granted
+                } else {
+                    Reservation::Refused { line: 0, balance }
+                }
+            });
         }
         for (index, line) in lines.iter().enumerate() {
             let balance = with_key_state(&mut state.balances, &line.key, |entry| {
                 entry.reclaim(now);
                 entry.balance()
             });
-            if balance
-                .spent
-                .saturating_add(balance.reserved)
-                .saturating_add(amount)
-                > line.limit
-            {
+            if !fits(balance, amount, line.limit) {
                 return Reservation::Refused {
                     line: index,
                     balance,
                 };
             }
         }
-        let until = now + lease;
         for line in lines {
             with_key_state(&mut state.balances, &line.key, |entry| {
                 entry.leases.insert(id, (amount, until));
@@ -328,9 +359,7 @@ impl MemoryBudgetStore {
     }
 
     fn settle_now(&self, lines: &[BudgetLine], id: ReservationId, actual: u64) -> Vec<u64> {
-        let now = Instant::now();
         let mut state = self.lock();
-        state.prune_settled(now);
         let id = id.as_u128();
         if state.settled.contains(&id) {
             // Settled before: nothing changes.
@@ -349,11 +378,9 @@ impl MemoryBudgetStore {
                 })
             })
             .collect();
-        // Remembered for long enough that a repeated settle of this id finds it (a reserve
-        // here runs whole or not at all, so none can come late).
-        let until = now + SETTLED_MEMORY_MARGIN + SETTLED_MEMORY_MARGIN;
-        state.settled.insert(id);
-        state.settled_order.push_back((until, id));
+        // Remembered so that a repeated settle of this id, or a reserve of it arriving late
+        // through a wrapper store, changes nothing.
+        state.remember_settled(id);
         spent
     }
 

@@ -119,9 +119,10 @@ async fn a_response_cache_follower_holds_no_permit() {
     );
 }
 
-/// A budget store that answers slowly (as Redis across a network would).
+/// A budget store that answers slowly (as Redis across a network would); with `claims_ready`
+/// it wrongly says its answers are ready at once.
 #[derive(Debug, Default)]
-struct SlowStore(std::sync::Arc<MemoryBudgetStore>);
+struct SlowStore(std::sync::Arc<MemoryBudgetStore>, bool);
 
 impl claude_tower::cost::BudgetStore for SlowStore {
     fn reserve(
@@ -155,6 +156,35 @@ impl claude_tower::cost::BudgetStore for SlowStore {
     ) -> StoreFuture<Result<claude_tower::cost::Balance, claude_tower::Error>> {
         self.0.balance(key)
     }
+
+    fn answers_ready(&self) -> bool {
+        self.1
+    }
+}
+
+/// A store that claims to answer ready but answers later still works: the request is served
+/// (by the inner service whose readiness the layer took) and settled; a refused one is not sent.
+#[tokio::test(start_paused = true)]
+async fn a_store_wrongly_claiming_ready_answers_still_serves_and_settles() {
+    use claude_tower::cost::{Scope, Window};
+    let memory = std::sync::Arc::new(MemoryBudgetStore::new());
+    let upstream = MockClaude::new();
+    let budget = BudgetLayer::new(SlowStore(std::sync::Arc::clone(&memory), true))
+        .global("1".parse::<Usd>().unwrap(), Window::Total);
+    let key = budget.key(Scope::Global, None, Window::Total);
+    let service = budget.layer(limited(&upstream));
+    let response = service.clone().oneshot(short().into_http()).await.unwrap();
+    drop(response);
+    let balance = claude_tower::cost::BudgetStore::balance(&*memory, &key)
+        .await
+        .unwrap();
+    assert!(balance.spent > 0, "settled: {balance:?}");
+    assert_eq!(balance.reserved, 0, "released: {balance:?}");
+    // Over the limit: refused before sending.
+    let huge = MessagesRequest::new("claude-opus-4-1", 64_000).user("hi");
+    let refused = service.oneshot(huge.into_http()).await.unwrap_err();
+    assert_eq!(refused.kind(), claude_tower::ErrorKind::BudgetExceeded);
+    assert_eq!(upstream.request_count(), 1);
 }
 
 #[tokio::test(start_paused = true)]

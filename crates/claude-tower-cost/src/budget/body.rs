@@ -2,12 +2,9 @@
 //! settles the reservation (awaited before a stream's end is yielded; in the background when
 //! the stream is dropped).
 
-use std::sync::Arc;
-
 use claude_tower_core::Usage;
 use claude_tower_core::end::{self, OnEnd, ResponseEnd};
 
-use super::Shared;
 use super::settlement::Settlement;
 use super::stats::Reserved;
 use crate::meter::Metering;
@@ -17,7 +14,6 @@ pub(super) struct Settle {
     pub(super) settlement: Option<Settlement>,
     pub(super) metering: Metering,
     pub(super) reserved: Reserved,
-    pub(super) shared: Arc<Shared>,
     pub(super) cached: bool,
 }
 
@@ -27,7 +23,7 @@ impl OnEnd for Settle {
             return end::Settle::done();
         };
         let none = Usage::default();
-        let actual = self.shared.finish(
+        let actual = settlement.shared.finish(
             &self.reserved,
             &self.metering,
             end.model,

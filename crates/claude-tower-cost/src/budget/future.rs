@@ -5,7 +5,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use claude_tower_core::end;
@@ -15,7 +14,6 @@ use claude_tower_core::{
 };
 use pin_project_lite::pin_project;
 
-use super::Shared;
 use super::settlement::Settlement;
 use super::stats::Reserved;
 use crate::meter::Metering;
@@ -24,7 +22,6 @@ type Output = Result<http::Response<MessagesBody>, Error>;
 
 /// What follows a granted reservation: the settle of the response (or of the error).
 pub(super) struct After {
-    pub(super) shared: Arc<Shared>,
     pub(super) settlement: Settlement,
     pub(super) metering: Metering,
     pub(super) reserved: Reserved,
@@ -44,7 +41,6 @@ impl After {
                     settlement: Some(self.settlement),
                     metering: self.metering,
                     reserved: self.reserved,
-                    shared: self.shared,
                     cached,
                 });
                 (Ok(http::Response::from_parts(parts, body)), settle)
@@ -85,6 +81,13 @@ impl<S, F> ResponseFuture<S, F> {
                 request: Some(request),
                 after,
             },
+        }
+    }
+
+    /// The inner service is called already (its readiness was forwarded).
+    pub(super) fn calling(future: F, after: Option<After>) -> Self {
+        Self {
+            state: State::Calling { future, after },
         }
     }
 

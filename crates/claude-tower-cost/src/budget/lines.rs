@@ -70,14 +70,16 @@ impl Shared {
         if self.rules.iter().any(|rule| rule.scope != Scope::Global) {
             return self.lines_for(&Attribution::of(request)).into();
         }
-        // Total windows never change key: no clock read.
-        let day = if self.rules.iter().all(|rule| rule.window == Window::Total) {
-            0
-        } else {
-            (self.clock)()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |since| since.as_secs() / 86_400)
-        };
+        // Total windows never change key: no clock read, no lock.
+        if self.rules.iter().all(|rule| rule.window == Window::Total) {
+            return Arc::clone(
+                self.total_lines
+                    .get_or_init(|| self.lines_for(&Attribution::default()).into()),
+            );
+        }
+        let day = (self.clock)()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs() / 86_400);
         let mut cached = self
             .global_lines
             .lock()
@@ -135,12 +137,12 @@ impl Shared {
     }
 
     /// The reservation for `request`: (total, input side, the plan behind it, the requested
-    /// model's price row when the table has it).
+    /// model's price row when the table has it, the request's price modifiers).
     pub(super) fn reservation(
         &self,
         request: &MessagesRequest,
         estimate: Option<&InputEstimate>,
-    ) -> Result<(Usd, Usd, InputPlan, Option<Arc<PriceRow>>), Error> {
+    ) -> Result<(Usd, Usd, InputPlan, Option<Arc<PriceRow>>, Modifiers), Error> {
         let mut plan = reserve::plan(
             request,
             estimate,
@@ -195,10 +197,8 @@ impl Shared {
                     .unwrap_or(10)
             })
             .sum();
-        let modifiers = Modifiers {
-            us_only: request.inference_geo.as_deref() == Some("us"),
-            ..Modifiers::of(Some(request), None)
-        };
+        // US-only from the request's `inference_geo`, fast from its `speed`.
+        let modifiers = Modifiers::of(Some(request), None);
         let max_tokens = u64::from(request.max_tokens);
         // The row, looked up once: the settle prices the response at it too.
         let row = self.table.row_shared(&request.model);
@@ -212,6 +212,6 @@ impl Shared {
                 modifiers,
             )?,
         };
-        Ok((total, input, plan, row))
+        Ok((total, input, plan, row, modifiers))
     }
 }

@@ -44,22 +44,31 @@ where
     type Error = Error;
     type Future = ResponseFuture<S, S::Future>;
 
-    // Always ready: the inner service's readiness is taken only after the reservation, so an
-    // inner permit never idles while the budget store answers.
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(Ok(()))
+    // A store in memory answers in `call`: the inner service's readiness is forwarded and it
+    // is called from `call`. A store across the network: always ready, and the inner
+    // service's readiness is taken only after the reservation, so an inner permit never idles
+    // while the store answers.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.shared.store_ready {
+            self.inner.poll_ready(cx)
+        } else {
+            Poll::Ready(Ok(()))
+        }
     }
 
     fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
-        let inner = self.inner.clone();
         let shared = &self.shared;
         let lines = shared.lines(&request);
         if lines.is_empty() {
-            return ResponseFuture::ready(inner, request, None);
+            return if shared.store_ready {
+                ResponseFuture::calling(self.inner.call(request), None)
+            } else {
+                ResponseFuture::ready(self.inner.clone(), request, None)
+            };
         }
         // An outer layer's shared estimate, else the budget's own (the rate limiter below
         // estimates alone too: storing one costs more than a small request's estimate).
-        let (worst, input_side, plan, row) =
+        let (worst, input_side, plan, row, modifiers) =
             match shared.reservation(request.body(), InputEstimate::get(&request)) {
                 Ok(reservation) => reservation,
                 Err(error) => return ResponseFuture::failed(error),
@@ -77,26 +86,49 @@ where
             .reserve(&settlement.lines, settlement.id, amount, shared.lease)
             .into_ready();
         match answer {
-            // A store in memory: admitted or refused now, no future of our own.
+            // Admitted or refused now, no future of our own.
             Ok(answer) => match admit(shared, settlement, answer, worst) {
                 Ok(settlement) => {
                     let after = After {
-                        shared: Arc::clone(shared),
                         settlement,
-                        metering: Metering::new(Arc::clone(&shared.table), None, &request, row),
+                        metering: Metering::new(
+                            Arc::clone(&shared.table),
+                            None,
+                            &request,
+                            row,
+                            modifiers,
+                        ),
                         reserved,
                     };
-                    ResponseFuture::ready(inner, request, Some(after))
+                    if shared.store_ready {
+                        // `poll_ready` forwarded the inner readiness: call it now.
+                        ResponseFuture::calling(self.inner.call(request), Some(after))
+                    } else {
+                        ResponseFuture::ready(self.inner.clone(), request, Some(after))
+                    }
                 }
                 Err(error) => ResponseFuture::failed(error),
             },
             Err(pending) => {
                 let shared = Arc::clone(shared);
+                // A store answering later. One that claimed to answer ready gets the inner
+                // service whose readiness it holds (clone-and-swap); others a fresh clone.
+                let inner = if shared.store_ready {
+                    let clone = self.inner.clone();
+                    std::mem::replace(&mut self.inner, clone)
+                } else {
+                    self.inner.clone()
+                };
                 ResponseFuture::boxed(async move {
                     let settlement = admit(&shared, settlement, pending.await, worst)?;
                     let after = After {
-                        metering: Metering::new(Arc::clone(&shared.table), None, &request, row),
-                        shared,
+                        metering: Metering::new(
+                            Arc::clone(&shared.table),
+                            None,
+                            &request,
+                            row,
+                            modifiers,
+                        ),
                         settlement,
                         reserved,
                     };

@@ -18,7 +18,7 @@ use crate::store::{BudgetLine, ReservationId};
 /// for `settle_retry_for`. Settles are idempotent per id (a late reserve of a settled id
 /// reserves nothing), and whatever still slips through lapses with its lease.
 pub(super) struct Settlement {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     pub(super) lines: Arc<[BudgetLine]>,
     pub(super) id: ReservationId,
     reserved: u64,

@@ -1,7 +1,5 @@
 //! What budgets reserve against what requests really cost: [`ReservationStats`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use claude_tower_core::Usage;
 
 use super::Shared;
@@ -42,37 +40,34 @@ impl Shared {
     }
 }
 
+/// The running totals behind [`ReservationStats`]: one lock per settled request (cheaper
+/// than five atomic read-modify-writes), sums saturating.
 #[derive(Debug, Default)]
-pub(super) struct StatsCells {
-    requests: AtomicU64,
-    reserved_input: AtomicU64,
-    reserved: AtomicU64,
-    actual_input: AtomicU64,
-    actual: AtomicU64,
-}
+pub(super) struct StatsCells(std::sync::Mutex<[u64; 5]>);
 
 impl StatsCells {
     pub(super) fn record(&self, reserved: &Reserved, actual_input: u64, actual: u64) {
-        let add = |cell: &AtomicU64, value: u64| {
-            let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some(v.saturating_add(value))
-            });
-        };
-        add(&self.requests, 1);
-        add(&self.reserved_input, reserved.input);
-        add(&self.reserved, reserved.total);
-        add(&self.actual_input, actual_input);
-        add(&self.actual, actual);
+        let mut totals = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let values = [1, reserved.input, reserved.total, actual_input, actual];
+        for (total, value) in totals.iter_mut().zip(values) {
+            *total = total.saturating_add(value);
+        }
     }
 
     pub(super) fn snapshot(&self) -> ReservationStats {
-        let usd = |cell: &AtomicU64| Usd::from_nanodollars(cell.load(Ordering::Relaxed));
+        let [requests, reserved_input, reserved, actual_input, actual] = *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         ReservationStats {
-            requests: self.requests.load(Ordering::Relaxed),
-            reserved_input: usd(&self.reserved_input),
-            reserved: usd(&self.reserved),
-            actual_input: usd(&self.actual_input),
-            actual: usd(&self.actual),
+            requests,
+            reserved_input: Usd::from_nanodollars(reserved_input),
+            reserved: Usd::from_nanodollars(reserved),
+            actual_input: Usd::from_nanodollars(actual_input),
+            actual: Usd::from_nanodollars(actual),
         }
     }
 }
