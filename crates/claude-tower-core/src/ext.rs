@@ -13,7 +13,10 @@
 //! | `response_cache::ResponseCacheMode` | request | the caller | `ResponseCacheLayer` | optional: bypass, refresh or opt in per request |
 //! | [`InputEstimate`](crate::layout::InputEstimate) | request | `TrimLayer` (default counter; [`InputEstimate::shared`](crate::layout::InputEstimate::shared)), or the caller | `BudgetLayer`, `RateLimitLayer` ([`InputEstimate::get`](crate::layout::InputEstimate::get); without one they estimate alone) | under a `TrimLayer`, for requests of 8 positions or more (below that, estimating again is cheaper than sharing); `TrimLayer` removes it when it changes the request |
 //! | `opentelemetry::Context` | request | the caller | `TraceLayer` (feature `otel`) | optional: the parent of the call's span (else a `traceparent` header) |
+//! | `route::ConversationId` | request | the caller | `FallbackLayer` (conversation pins) | optional |
+//! | [`RetryCondition`] | request | `FallbackLayer` (retry only while the candidate's circuit is closed), or the caller | `RetryLayer` (checked before each retry) | under a `FallbackLayer` with a circuit breaker; optional otherwise |
 //! | [`Attempts`] | response | `RetryLayer` | `TraceLayer`, the caller | under a `RetryLayer` |
+//! | `route::FallbackReport` | response | `FallbackLayer` | the caller | under a `FallbackLayer` |
 //! | [`ResponseCacheStatus`] | response | `ResponseCacheLayer` | `CostLayer` and `BudgetLayer` (a `Hit` costs 0), `TraceLayer`, the caller | under a `ResponseCacheLayer` |
 //! | [`CostCell`] (a [`Late`]) | response | `CostLayer` | `TraceLayer` | under a `CostLayer`; its value is set at once for a message, at the end of a stream |
 //! | `cost::Cost` | response | `CostLayer` | the caller | under a `CostLayer`, complete messages |
@@ -65,6 +68,38 @@ impl Attempts {
     #[must_use]
     pub fn total_delay(&self) -> Duration {
         self.delays.iter().sum()
+    }
+}
+
+/// A condition on the retries of one request, in the **request** extensions: the retry layer
+/// retries only while it answers `true` (checked before each retry; the policy still
+/// decides). The fallback layer sets one per attempt so that a model whose circuit opened (or
+/// a half-open probe, which is one call) is not retried: the chain moves on at once.
+///
+/// ```
+/// use claude_tower::core::ext::RetryCondition;
+/// let never = RetryCondition::new(|| false);
+/// assert!(!never.allows());
+/// ```
+#[derive(Clone)]
+pub struct RetryCondition(std::sync::Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl RetryCondition {
+    /// Retries are allowed while `condition` answers `true`.
+    pub fn new(condition: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(condition))
+    }
+
+    /// Whether a retry is allowed now.
+    #[must_use]
+    pub fn allows(&self) -> bool {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for RetryCondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetryCondition").finish_non_exhaustive()
     }
 }
 

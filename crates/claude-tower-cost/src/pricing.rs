@@ -181,6 +181,11 @@ pub struct Cost {
     pub above_tier: bool,
     /// Served by the response cache: nothing was billed.
     pub cached: bool,
+    /// A refusal's fallback credit was redeemed on this call (`usage.fallback_credit.status`
+    /// `redeemed`): its cache-miss cost is refunded, so its input and cache writes are priced
+    /// at the cache-read rate (Dec-2026 API).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fallback_credit: bool,
 }
 
 impl Cost {
@@ -424,6 +429,7 @@ impl PriceTable {
                     total.output += part.output;
                     total.web_search += part.web_search;
                     total.above_tier |= part.above_tier;
+                    total.fallback_credit |= part.fallback_credit;
                     total.total += part.total;
                 }
                 Ok(total)
@@ -459,15 +465,24 @@ impl PriceTable {
                 row.cache_read,
             ),
         };
-        let multipliers: Vec<Multiplier> = [
+        // A redeemed refusal credit refunds the cache miss: input and writes at the read rate.
+        let credited = usage
+            .fallback_credit()
+            .and_then(|credit| credit.pointer("/status/type"))
+            .and_then(serde_json::Value::as_str)
+            == Some("redeemed");
+        let (input, w5, w1) = if credited {
+            (read, read, read)
+        } else {
+            (input, w5, w1)
+        };
+        // No allocation per response: at most three multipliers.
+        let multipliers: [Option<Multiplier>; 3] = [
             modifiers.batch.then_some(row.batch_multiplier),
             row.us_multiplier.filter(|_| modifiers.us_only),
             row.fast_multiplier.filter(|_| modifiers.fast),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let apply = |amount: Usd| multipliers.iter().fold(amount, |a, m| m.apply(a));
+        ];
+        let apply = |amount: Usd| multipliers.iter().flatten().fold(amount, |a, m| m.apply(a));
         let mut cost = Cost {
             input: apply(input.cost(usage.input_tokens)),
             cache_write_5m: apply(w5.cost(write_5m)),
@@ -480,6 +495,7 @@ impl PriceTable {
             modifiers,
             above_tier: tier.is_some(),
             cached: false,
+            fallback_credit: credited,
             total: Usd::ZERO,
         };
         cost.total = cost.input

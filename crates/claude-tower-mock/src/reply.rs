@@ -192,6 +192,17 @@ pub(crate) fn apply_usage(
     if let Some(speed) = request.extra.get("speed").filter(|s| s.is_string()) {
         usage.extra.insert("speed".to_owned(), speed.clone());
     }
+    // A refusal's credit token carried to a fallback model: redeemed (Dec-2026 API: `usage.fallback_credit`).
+    if request
+        .extra
+        .get("fallback_credit_token")
+        .is_some_and(|token| token.as_str().is_some_and(|t| !t.is_empty()))
+    {
+        usage.extra.insert(
+            "fallback_credit".to_owned(),
+            json!({"status": {"type": "redeemed"}}),
+        );
+    }
     for (key, value) in fields {
         if key == crate::script::ITERATIONS_COMPACTION {
             let mut compaction = value.clone();

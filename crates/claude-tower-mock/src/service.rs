@@ -8,16 +8,17 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use claude_tower_core::{
-    ApiErrorBody, Error, ErrorEvent, EventStream, Extra, Message, MessagesBody, MessagesRequest,
-    StreamEvent,
+    ApiErrorBody, Error, ErrorEvent, EventStream, Extra, MessagesBody, MessagesRequest, StreamEvent,
 };
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 
 use crate::cache_sim::PromptCache;
 use crate::limits::{Buckets, MockLimits, model_class};
+pub(crate) use crate::plan::{Plan, PlanKind, StreamFault};
+use crate::plan::{insert, invalid_request};
 pub use crate::recorded::RecordedRequest;
 use crate::reply::reply;
 use crate::reply::{api_rejects, apply_usage};
@@ -26,14 +27,15 @@ use claude_tower_core::clock::rfc3339;
 use claude_tower_core::rate_limit::TokenBucket;
 
 #[derive(Debug)]
-struct State {
+pub(crate) struct State {
     script: VecDeque<Attempt>,
-    requests: Vec<RecordedRequest>,
+    pub(crate) requests: Vec<RecordedRequest>,
     seq: u64,
     limits: MockLimits,
     enforce: bool,
     buckets: HashMap<String, Buckets>,
-    epoch: Instant,
+    pub(crate) epoch: Instant,
+    pub(crate) models: crate::models::ModelRules,
     rate_limited: usize,
     chunk_chars: usize,
     prompt_cache: PromptCache,
@@ -90,44 +92,6 @@ impl fmt::Debug for MockClaude {
     }
 }
 
-/// What the mock decided to do for one request.
-#[derive(Debug)]
-pub(crate) struct Plan {
-    pub(crate) first_byte_delay: Duration,
-    pub(crate) event_delay: Duration,
-    pub(crate) kind: PlanKind,
-}
-
-#[derive(Debug)]
-pub(crate) enum PlanKind {
-    Error {
-        status: StatusCode,
-        headers: HeaderMap,
-        body: Bytes,
-    },
-    Message {
-        headers: HeaderMap,
-        message: Box<Message>,
-    },
-    Stream {
-        headers: HeaderMap,
-        events: Vec<StreamEvent>,
-        fault: Option<StreamFault>,
-    },
-    Drop,
-}
-
-#[derive(Debug)]
-pub(crate) enum StreamFault {
-    /// Send an `error` event after this many events.
-    Error {
-        after_events: usize,
-        error: ApiErrorBody,
-    },
-    /// Close the connection after this many events.
-    Drop { after_events: usize },
-}
-
 impl MockClaude {
     /// A mock with an empty script.
     #[must_use]
@@ -141,6 +105,7 @@ impl MockClaude {
                 enforce: false,
                 buckets: HashMap::new(),
                 epoch: Instant::now(),
+                models: crate::models::ModelRules::default(),
                 rate_limited: 0,
                 chunk_chars: 8,
                 prompt_cache: PromptCache::default(),
@@ -226,7 +191,7 @@ impl MockClaude {
         request.estimate_input_tokens()
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -243,25 +208,13 @@ impl MockClaude {
             body: body.clone(),
         });
         let request_id = format!("req_mock_{seq:020}");
-        if let Err(message) = api_rejects(body) {
-            // What the API answers a request it rejects: a 400 envelope, before any limit.
-            let mut headers = HeaderMap::new();
-            insert(&mut headers, "request-id", &request_id);
-            insert(&mut headers, "content-type", "application/json");
-            let envelope = serde_json::json!({
-                "type": "error",
-                "error": {"type": "invalid_request_error", "message": message},
-                "request_id": request_id,
-            });
-            return Plan {
-                first_byte_delay: Duration::ZERO,
-                event_delay: Duration::ZERO,
-                kind: PlanKind::Error {
-                    status: StatusCode::BAD_REQUEST,
-                    headers,
-                    body: Bytes::from(envelope.to_string()),
-                },
-            };
+        // What the API answers a request it rejects (or that does not fit the model's
+        // window): a 400 envelope, before any limit.
+        if let Some(message) = api_rejects(body)
+            .err()
+            .or_else(|| state.models.too_long(body))
+        {
+            return invalid_request(&request_id, &message);
         }
         if let Some(plan) = admit(&mut state, body, &request_id) {
             return plan;
@@ -270,7 +223,8 @@ impl MockClaude {
             .get(crate::script::MOCK_ATTEMPT_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(Attempt::named);
-        let attempt = match asked {
+        let now = state.epoch.elapsed();
+        let attempt = match asked.or_else(|| state.models.attempt(&body.model, now)) {
             Some(attempt) => attempt,
             None => state.script.pop_front().unwrap_or_else(Attempt::ok),
         };
@@ -290,7 +244,6 @@ impl MockClaude {
             attempt.outcome,
             Outcome::Message(_) | Outcome::Status { .. }
         ) {
-            let now = state.epoch.elapsed();
             let cache = state.prompt_cache.simulate(body, now, true);
             let usage = &mut message.usage;
             usage.input_tokens = cache.uncached;
@@ -384,12 +337,6 @@ impl MockClaude {
             event_delay: attempt.event_delay,
             kind,
         }
-    }
-}
-
-fn insert(headers: &mut HeaderMap, name: &str, value: &str) {
-    if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-        headers.append(name, value);
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use claude_tower_core::ext::Attempts;
+use claude_tower_core::ext::{Attempts, RetryCondition};
 use claude_tower_core::{Error, EventStream, MessagesBody, MessagesRequest, StreamEvent};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
@@ -41,8 +41,9 @@ pin_project! {
             stream: Option<EventStream>,
             held: Vec<StreamEvent>,
         },
-        // Sleeping before the next attempt.
-        Waiting { #[pin] sleep: Sleep },
+        // Sleeping before the next attempt (the failed attempt's error, answered if the
+        // request's RetryCondition forbids the retry when the sleep ends).
+        Waiting { #[pin] sleep: Sleep, error: Option<Error> },
         // Polling the inner service ready for the next attempt.
         Retrying,
     }
@@ -105,9 +106,14 @@ fn decide<P: Policy>(
     shared: &Shared<P>,
     attempts: &mut Attempts,
     started: Option<Instant>,
+    condition: Option<&RetryCondition>,
     error: Error,
-) -> Result<Duration, Error> {
+) -> Result<(Duration, Error), Error> {
     attempts.errors.push(error.kind());
+    if condition.is_some_and(|condition| !condition.allows()) {
+        tracing::debug!(target: "claude_tower::retry", "the request's RetryCondition forbids a retry; giving up");
+        return Err(error);
+    }
     let retries = attempts.count - 1;
     let Some(delay) = shared.policy.retry(&error, retries) else {
         return Err(error);
@@ -132,7 +138,7 @@ fn decide<P: Policy>(
         "retrying"
     );
     attempts.delays.push(delay);
-    Ok(delay)
+    Ok((delay, error))
 }
 
 impl<S, P> Future for ResponseFuture<S, P>
@@ -166,8 +172,15 @@ where
                             }
                         }
                     }
-                    Err(error) => match decide(this.shared, this.attempts, *this.started, error) {
-                        Ok(delay) => this.state.set(State::Waiting {
+                    Err(error) => match decide(
+                        this.shared,
+                        this.attempts,
+                        *this.started,
+                        this.request.extensions().get::<RetryCondition>(),
+                        error,
+                    ) {
+                        Ok((delay, error)) => this.state.set(State::Waiting {
+                            error: Some(error),
                             sleep: tokio::time::sleep(delay),
                         }),
                         Err(error) => return Poll::Ready(Err(error)),
@@ -193,8 +206,15 @@ where
                     };
                     match item {
                         Some(Err(error)) => {
-                            match decide(this.shared, this.attempts, *this.started, error) {
-                                Ok(delay) => this.state.set(State::Waiting {
+                            match decide(
+                                this.shared,
+                                this.attempts,
+                                *this.started,
+                                this.request.extensions().get::<RetryCondition>(),
+                                error,
+                            ) {
+                                Ok((delay, error)) => this.state.set(State::Waiting {
+                                    error: Some(error),
                                     sleep: tokio::time::sleep(delay),
                                 }),
                                 Err(error) => return Poll::Ready(Err(error)),
@@ -222,8 +242,15 @@ where
                         }
                     }
                 }
-                StateProj::Waiting { sleep } => {
+                StateProj::Waiting { sleep, error } => {
                     ready!(sleep.poll(cx));
+                    // Checked again when the retry is due (e.g. a circuit opened meanwhile).
+                    if let Some(condition) = this.request.extensions().get::<RetryCondition>()
+                        && !condition.allows()
+                        && let Some(error) = error.take()
+                    {
+                        return Poll::Ready(Err(error));
+                    }
                     this.state.set(State::Retrying);
                 }
                 StateProj::Retrying => {

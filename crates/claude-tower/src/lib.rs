@@ -42,15 +42,16 @@
 //! | # | layer | feature | why here |
 //! |---|---|---|---|
 //! | 1 | [`TraceLayer`](trace::TraceLayer) | `trace` | sees the whole logical call: retries, budgets, cache hits, and what every inner layer put in the extensions |
-//! | 2 | [`CostLayer`](cost::CostLayer) | `cost` | prices what really happened, a response-cache hit at 0 |
-//! | 3 | [`ResponseCacheLayer`](response_cache::ResponseCacheLayer) | `response-cache` | a hit skips everything below (budget, trimming, rate limits, the network) |
-//! | 4 | [`TrimLayer`](trim::TrimLayer) | `trim` | fits the conversation before it is marked and sent |
-//! | 5 | [`PromptCacheLayer`](prompt_cache::PromptCacheLayer) | `prompt-cache` | marks the request that is really sent (after trimming) |
-//! | 6 | [`BudgetLayer`](cost::BudgetLayer) | `cost` | reserves once per logical request, pricing the trimmed, marked request as it can really be billed (cache writes only where markers are) |
-//! | 7 | [`RetryLayer`](retry::RetryLayer) | `retry` | each attempt goes through the rate limiter again |
-//! | 8 | [`RateLimitLayer`](rate_limit::RateLimitLayer) | `rate-limit` | admits each attempt against the buckets, reconciles with its real usage |
-//! | 9 | [`TimeoutLayer`](retry::TimeoutLayer) | `retry` | per-attempt limits, retried by the layer above: `total` for every call; time to first event and idle for **streams only** |
-//! | 10 | [`Transport`](transport::Transport) (or the mock) | `transport` | the network |
+//! | 2 | [`FallbackLayer`](route::FallbackLayer) | `route` | each candidate model goes through every layer below as its own request: priced, cached, trimmed, marked, budgeted, retried and rate limited **for that model**; a candidate is left only after its retries |
+//! | 3 | [`CostLayer`](cost::CostLayer) | `cost` | prices what really happened (each fallback attempt at the model that answered it), a response-cache hit at 0 |
+//! | 4 | [`ResponseCacheLayer`](response_cache::ResponseCacheLayer) | `response-cache` | a hit skips everything below (budget, trimming, rate limits, the network) |
+//! | 5 | [`TrimLayer`](trim::TrimLayer) | `trim` | fits the conversation before it is marked and sent |
+//! | 6 | [`PromptCacheLayer`](prompt_cache::PromptCacheLayer) | `prompt-cache` | marks the request that is really sent (after trimming) |
+//! | 7 | [`BudgetLayer`](cost::BudgetLayer) | `cost` | reserves once per logical request, pricing the trimmed, marked request as it can really be billed (cache writes only where markers are) |
+//! | 8 | [`RetryLayer`](retry::RetryLayer) | `retry` | each attempt goes through the rate limiter again |
+//! | 9 | [`RateLimitLayer`](rate_limit::RateLimitLayer) | `rate-limit` | admits each attempt against the buckets, reconciles with its real usage |
+//! | 10 | [`TimeoutLayer`](retry::TimeoutLayer) | `retry` | per-attempt limits, retried by the layer above: `total` for every call; time to first event and idle for **streams only** |
+//! | 11 | [`Transport`](transport::Transport) (or the mock) | `transport` | the network |
 //!
 //! What the layers tell each other and the caller (the extensions each writes and reads): the
 //! [extension protocol table](ext#the-extension-protocol).
@@ -60,7 +61,7 @@
 //!
 //! # Feature flags
 //!
-//! `transport`, `retry`, `trace` (default); `rate-limit`, `prompt-cache`, `response-cache`,
+//! `transport`, `retry`, `trace` (default); `route` (fallback chains, circuit breaker), `rate-limit`, `prompt-cache`, `response-cache`,
 //! `cost`, `trim`, `mock`, `redis` (the Redis stores), `otel` (the trace layer continues an
 //! inbound `traceparent`), `legacy-tokenizer`; `full` for everything.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -105,6 +106,10 @@ pub use claude_tower_response_cache as response_cache;
 #[cfg(feature = "retry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
 pub use claude_tower_retry as retry;
+/// Fallback chains and circuit breaking (`claude-tower-route`).
+#[cfg(feature = "route")]
+#[cfg_attr(docsrs, doc(cfg(feature = "route")))]
+pub use claude_tower_route as route;
 /// Tracing (`claude-tower-trace`).
 #[cfg(feature = "trace")]
 #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
@@ -134,6 +139,8 @@ pub mod prelude {
     pub use claude_tower_response_cache::ResponseCacheLayer;
     #[cfg(feature = "retry")]
     pub use claude_tower_retry::{RetryLayer, TimeoutLayer};
+    #[cfg(feature = "route")]
+    pub use claude_tower_route::{Candidate, CircuitBreaker, FallbackLayer};
     #[cfg(feature = "trace")]
     pub use claude_tower_trace::TraceLayer;
     #[cfg(feature = "transport")]

@@ -36,6 +36,8 @@ use crate::ClaudeService;
 pub struct Stack {
     #[cfg(feature = "trace")]
     trace: Option<crate::trace::TraceLayer>,
+    #[cfg(feature = "route")]
+    fallback: Option<crate::route::FallbackLayer>,
     #[cfg(feature = "cost")]
     cost: Option<crate::cost::CostLayer>,
     #[cfg(feature = "response-cache")]
@@ -72,6 +74,8 @@ macro_rules! setters {
 setters! {
     /// Uses a [`TraceLayer`](crate::trace::TraceLayer) (outermost).
     "trace" trace: crate::trace::TraceLayer,
+    /// Uses a [`FallbackLayer`](crate::route::FallbackLayer) (below the trace, above the cost meter).
+    "route" fallback: crate::route::FallbackLayer,
     /// Uses a [`CostLayer`](crate::cost::CostLayer).
     "cost" cost: crate::cost::CostLayer,
     /// Uses a [`ResponseCacheLayer`](crate::response_cache::ResponseCacheLayer).
@@ -115,6 +119,8 @@ impl Stack {
         let builder = ServiceBuilder::new();
         #[cfg(feature = "trace")]
         let builder = builder.option_layer(self.trace);
+        #[cfg(feature = "route")]
+        let builder = builder.option_layer(self.fallback);
         #[cfg(feature = "cost")]
         let builder = builder.option_layer(self.cost);
         #[cfg(feature = "response-cache")]
