@@ -13,6 +13,11 @@
 //!   circuits instead of sending. [`is_breaker_failure`] is the classifier: overloads, 5xx, connection errors and timeouts count; 4xx,
 //!   rate limits, spend caps and refusals never do.
 //!
+//! - [`RouterLayer`]: chooses each request's model from a policy closure or [`Route`]s on a
+//!   [`TaskHint`], the estimated input, tools and thinking — the cheapest model (by
+//!   [`ModelPrice`]) whose window holds the request — with an optional downgrade switch (e.g.
+//!   a budget past its soft limit). The response carries a [`RouteReport`].
+//!
 //! Why not `tower-resilience`'s circuit breaker: it wraps one service and decides per call,
 //! while a fallback chain must *ask* a model's circuit before choosing it (and skip it without
 //! sending), keyed by model id across one inner service; and its clock is `std`'s, so paused
@@ -57,6 +62,7 @@ mod candidate;
 mod classify;
 mod fallback;
 mod report;
+mod router;
 
 pub use breaker::{BreakerConfig, CallPermit, CircuitBreaker, CircuitState};
 pub use candidate::Candidate;
@@ -66,3 +72,7 @@ pub use fallback::{
     SERVER_SIDE_FALLBACK_BETA,
 };
 pub use report::{FallbackReport, Hop};
+pub use router::{
+    ModelPrice, ResponseFuture as RouterFuture, Route, RouteReason, RouteReport, Router,
+    RouterLayer, TaskHint,
+};

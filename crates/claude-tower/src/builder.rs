@@ -36,6 +36,7 @@ macro_rules! service_builder_ext {
 
 service_builder_ext! {
     "trace" claude_trace: crate::trace::TraceLayer;
+    "route" claude_router: crate::route::RouterLayer;
     "route" claude_fallback: crate::route::FallbackLayer;
     "cost" claude_budget: crate::cost::BudgetLayer;
     "cost" claude_cost: crate::cost::CostLayer;

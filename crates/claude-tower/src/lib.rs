@@ -42,16 +42,17 @@
 //! | # | layer | feature | why here |
 //! |---|---|---|---|
 //! | 1 | [`TraceLayer`](trace::TraceLayer) | `trace` | sees the whole logical call: retries, budgets, cache hits, and what every inner layer put in the extensions |
-//! | 2 | [`FallbackLayer`](route::FallbackLayer) | `route` | each candidate model goes through every layer below as its own request: priced, cached, trimmed, marked, budgeted, retried and rate limited **for that model**; a candidate is left only after its retries |
-//! | 3 | [`CostLayer`](cost::CostLayer) | `cost` | prices what really happened (each fallback attempt at the model that answered it), a response-cache hit at 0 |
-//! | 4 | [`ResponseCacheLayer`](response_cache::ResponseCacheLayer) | `response-cache` | a hit skips everything below (budget, trimming, rate limits, the network) |
-//! | 5 | [`TrimLayer`](trim::TrimLayer) | `trim` | fits the conversation before it is marked and sent |
-//! | 6 | [`PromptCacheLayer`](prompt_cache::PromptCacheLayer) | `prompt-cache` | marks the request that is really sent (after trimming) |
-//! | 7 | [`BudgetLayer`](cost::BudgetLayer) | `cost` | reserves once per logical request, pricing the trimmed, marked request as it can really be billed (cache writes only where markers are) |
-//! | 8 | [`RetryLayer`](retry::RetryLayer) | `retry` | each attempt goes through the rate limiter again |
-//! | 9 | [`RateLimitLayer`](rate_limit::RateLimitLayer) | `rate-limit` | admits each attempt against the buckets, reconciles with its real usage |
-//! | 10 | [`TimeoutLayer`](retry::TimeoutLayer) | `retry` | per-attempt limits, retried by the layer above: `total` for every call; time to first event and idle for **streams only** |
-//! | 11 | [`Transport`](transport::Transport) (or the mock) | `transport` | the network |
+//! | 2 | [`RouterLayer`](route::RouterLayer) | `route` | chooses the model first: everything below (the fallback chain included) works for the chosen model |
+//! | 3 | [`FallbackLayer`](route::FallbackLayer) | `route` | each candidate model goes through every layer below as its own request: priced, cached, trimmed, marked, budgeted, retried and rate limited **for that model**; a candidate is left only after its retries |
+//! | 4 | [`CostLayer`](cost::CostLayer) | `cost` | prices what really happened (each fallback attempt at the model that answered it), a response-cache hit at 0 |
+//! | 5 | [`ResponseCacheLayer`](response_cache::ResponseCacheLayer) | `response-cache` | a hit skips everything below (budget, trimming, rate limits, the network) |
+//! | 6 | [`TrimLayer`](trim::TrimLayer) | `trim` | fits the conversation before it is marked and sent |
+//! | 7 | [`PromptCacheLayer`](prompt_cache::PromptCacheLayer) | `prompt-cache` | marks the request that is really sent (after trimming) |
+//! | 8 | [`BudgetLayer`](cost::BudgetLayer) | `cost` | reserves once per logical request, pricing the trimmed, marked request as it can really be billed (cache writes only where markers are) |
+//! | 9 | [`RetryLayer`](retry::RetryLayer) | `retry` | each attempt goes through the rate limiter again |
+//! | 10 | [`RateLimitLayer`](rate_limit::RateLimitLayer) | `rate-limit` | admits each attempt against the buckets, reconciles with its real usage |
+//! | 11 | [`TimeoutLayer`](retry::TimeoutLayer) | `retry` | per-attempt limits, retried by the layer above: `total` for every call; time to first event and idle for **streams only** |
+//! | 12 | [`Transport`](transport::Transport) (or the mock) | `transport` | the network |
 //!
 //! What the layers tell each other and the caller (the extensions each writes and reads): the
 //! [extension protocol table](ext#the-extension-protocol).
@@ -110,6 +111,33 @@ pub use claude_tower_retry as retry;
 #[cfg(feature = "route")]
 #[cfg_attr(docsrs, doc(cfg(feature = "route")))]
 pub use claude_tower_route as route;
+/// List prices for a [`RouterLayer`](route::RouterLayer) from the cost crate's price table
+/// (the routes then choose their cheapest model that fits).
+///
+/// ```
+/// use claude_tower::cost::PriceTable;
+/// use claude_tower::route::RouterLayer;
+/// let prices = claude_tower::router_prices(PriceTable::builtin());
+/// let haiku = prices("claude-haiku-4-5").unwrap();
+/// assert!(haiku.input_per_million > 0.0);
+/// let router = RouterLayer::new().prices(prices);
+/// # let _ = router;
+/// ```
+#[cfg(all(feature = "route", feature = "cost"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "route", feature = "cost"))))]
+pub fn router_prices(
+    table: cost::PriceTable,
+) -> impl Fn(&str) -> Option<route::ModelPrice> + Send + Sync + 'static {
+    move |model| {
+        let row = table.row(model)?;
+        let usd = |p: cost::PerMillion| p.picodollars_per_token() as f64 / 1_000_000.0;
+        Some(route::ModelPrice {
+            input_per_million: usd(row.input),
+            output_per_million: usd(row.output),
+        })
+    }
+}
+
 /// Tracing (`claude-tower-trace`).
 #[cfg(feature = "trace")]
 #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
@@ -140,7 +168,9 @@ pub mod prelude {
     #[cfg(feature = "retry")]
     pub use claude_tower_retry::{RetryLayer, TimeoutLayer};
     #[cfg(feature = "route")]
-    pub use claude_tower_route::{Candidate, CircuitBreaker, FallbackLayer};
+    pub use claude_tower_route::{
+        Candidate, CircuitBreaker, FallbackLayer, Route, RouterLayer, TaskHint,
+    };
     #[cfg(feature = "trace")]
     pub use claude_tower_trace::TraceLayer;
     #[cfg(feature = "transport")]

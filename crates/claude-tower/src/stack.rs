@@ -37,6 +37,8 @@ pub struct Stack {
     #[cfg(feature = "trace")]
     trace: Option<crate::trace::TraceLayer>,
     #[cfg(feature = "route")]
+    router: Option<crate::route::RouterLayer>,
+    #[cfg(feature = "route")]
     fallback: Option<crate::route::FallbackLayer>,
     #[cfg(feature = "cost")]
     cost: Option<crate::cost::CostLayer>,
@@ -74,6 +76,8 @@ macro_rules! setters {
 setters! {
     /// Uses a [`TraceLayer`](crate::trace::TraceLayer) (outermost).
     "trace" trace: crate::trace::TraceLayer,
+    /// Uses a [`RouterLayer`](crate::route::RouterLayer) (below the trace, above the fallback chain).
+    "route" router: crate::route::RouterLayer,
     /// Uses a [`FallbackLayer`](crate::route::FallbackLayer) (below the trace, above the cost meter).
     "route" fallback: crate::route::FallbackLayer,
     /// Uses a [`CostLayer`](crate::cost::CostLayer).
@@ -119,6 +123,8 @@ impl Stack {
         let builder = ServiceBuilder::new();
         #[cfg(feature = "trace")]
         let builder = builder.option_layer(self.trace);
+        #[cfg(feature = "route")]
+        let builder = builder.option_layer(self.router);
         #[cfg(feature = "route")]
         let builder = builder.option_layer(self.fallback);
         #[cfg(feature = "cost")]
