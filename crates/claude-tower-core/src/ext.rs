@@ -14,10 +14,11 @@
 //! | [`InputEstimate`](crate::layout::InputEstimate) | request | `TrimLayer` (default counter; [`InputEstimate::shared`](crate::layout::InputEstimate::shared)), or the caller | `BudgetLayer`, `RateLimitLayer` ([`InputEstimate::get`](crate::layout::InputEstimate::get); without one they estimate alone) | under a `TrimLayer`, for requests of 8 positions or more (below that, estimating again is cheaper than sharing); `TrimLayer` removes it when it changes the request |
 //! | `opentelemetry::Context` | request | the caller | `TraceLayer` (feature `otel`) | optional: the parent of the call's span (else a `traceparent` header) |
 //! | `route::TaskHint` | request | the caller | `RouterLayer` (routes by task) | optional |
-//! | `route::ConversationId` | request | the caller | `FallbackLayer` (conversation pins) | optional |
+//! | `route::ConversationId` | request | the caller | `FallbackLayer` (conversation pins), `KeyPoolLayer` (a conversation keeps its key) | optional |
 //! | [`RetryCondition`] | request | `FallbackLayer` (retry only while the candidate's circuit is closed), or the caller | `RetryLayer` (checked before each retry) | under a `FallbackLayer` with a circuit breaker; optional otherwise |
 //! | [`Attempts`] | response | `RetryLayer` | `TraceLayer`, the caller | under a `RetryLayer` |
 //! | `route::RouteReport` | response | `RouterLayer` | the caller | under a `RouterLayer` |
+//! | `route::KeyReport` | response | `KeyPoolLayer` | the caller | under a `KeyPoolLayer` (key id and workspace, never the secret) |
 //! | `route::FallbackReport` | response | `FallbackLayer` | the caller | under a `FallbackLayer` |
 //! | [`ResponseCacheStatus`] | response | `ResponseCacheLayer` | `CostLayer` and `BudgetLayer` (a `Hit` costs 0), `TraceLayer`, the caller | under a `ResponseCacheLayer` |
 //! | [`CostCell`] (a [`Late`]) | response | `CostLayer` | `TraceLayer` | under a `CostLayer`; its value is set at once for a message, at the end of a stream |

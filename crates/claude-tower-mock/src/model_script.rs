@@ -63,6 +63,22 @@ impl MockClaude {
         self
     }
 
+    /// Maps API keys to workspaces: each workspace has its own simulated prompt cache (the
+    /// API's is per workspace), so a key pool that splits a conversation across workspaces
+    /// sees fewer cache reads. Requests with another key (or none) share one cache.
+    #[must_use]
+    pub fn with_workspace_keys<K: Into<String>, W: Into<String>>(
+        self,
+        keys: impl IntoIterator<Item = (K, W)>,
+    ) -> Self {
+        let mut state = self.lock();
+        for (key, workspace) in keys {
+            state.models.1.insert(key.into(), workspace.into());
+        }
+        drop(state);
+        self
+    }
+
     /// How many requests for `model` were received.
     #[must_use]
     pub fn request_count_for(&self, model: &str) -> usize {

@@ -19,11 +19,25 @@ pub(crate) struct ModelRule {
     pub(crate) context_window: Option<u64>,
 }
 
-/// The rules of every model with one.
+/// The rules of every model with one, and the workspace of each known API key.
 #[derive(Debug, Default)]
-pub(crate) struct ModelRules(pub(crate) HashMap<String, ModelRule>);
+pub(crate) struct ModelRules(
+    pub(crate) HashMap<String, ModelRule>,
+    pub(crate) HashMap<String, String>,
+);
 
 impl ModelRules {
+    /// The workspace of the request's `x-api-key` (`""` when unknown): each has its own
+    /// prompt cache, as the API's is per workspace.
+    pub(crate) fn workspace_of(&self, headers: &http::HeaderMap) -> String {
+        headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|key| self.1.get(key))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The attempt this model's rules choose for a request at `now` (since the mock's epoch).
     pub(crate) fn attempt(&mut self, model: &str, now: Duration) -> Option<Attempt> {
         let rule = self.0.get_mut(model)?;

@@ -38,7 +38,8 @@ pub(crate) struct State {
     pub(crate) models: crate::models::ModelRules,
     rate_limited: usize,
     chunk_chars: usize,
-    prompt_cache: PromptCache,
+    /// The simulated prompt cache of each workspace (`""`: requests of no known key).
+    prompt_cache: HashMap<String, PromptCache>,
 }
 
 /// A deterministic, scriptable mock of the Messages API as an in-process
@@ -108,7 +109,7 @@ impl MockClaude {
                 models: crate::models::ModelRules::default(),
                 rate_limited: 0,
                 chunk_chars: 8,
-                prompt_cache: PromptCache::default(),
+                prompt_cache: HashMap::new(),
             })),
         }
     }
@@ -145,7 +146,11 @@ impl MockClaude {
     /// Entries in the simulated prompt cache (live or expired).
     #[must_use]
     pub fn prompt_cache_entries(&self) -> usize {
-        self.lock().prompt_cache.len()
+        self.lock()
+            .prompt_cache
+            .values()
+            .map(PromptCache::len)
+            .sum()
     }
 
     /// How many requests the mock answered with a rate-limit 429 of its own (scripted 429s not
@@ -216,7 +221,8 @@ impl MockClaude {
         {
             return invalid_request(&request_id, &message);
         }
-        if let Some(plan) = admit(&mut state, body, &request_id) {
+        let workspace = state.models.workspace_of(headers);
+        if let Some(plan) = admit(&mut state, body, &request_id, &workspace) {
             return plan;
         }
         let asked = headers
@@ -244,7 +250,11 @@ impl MockClaude {
             attempt.outcome,
             Outcome::Message(_) | Outcome::Status { .. }
         ) {
-            let cache = state.prompt_cache.simulate(body, now, true);
+            let cache = state
+                .prompt_cache
+                .entry(workspace)
+                .or_default()
+                .simulate(body, now, true);
             let usage = &mut message.usage;
             usage.input_tokens = cache.uncached;
             usage.cache_read_input_tokens = Some(cache.read);
@@ -354,11 +364,20 @@ fn buckets<'a>(state: &'a mut State, model: &str) -> (&'a mut Buckets, Duration)
     (buckets, now)
 }
 
+fn cache_of<'a>(state: &'a mut State, workspace: &str) -> &'a mut PromptCache {
+    state.prompt_cache.entry(workspace.to_owned()).or_default()
+}
+
 /// Enforces the limits: `Some(429 plan)` when the request does not fit (nothing is charged).
-fn admit(state: &mut State, body: &MessagesRequest, request_id: &str) -> Option<Plan> {
+fn admit(
+    state: &mut State,
+    body: &MessagesRequest,
+    request_id: &str,
+    workspace: &str,
+) -> Option<Plan> {
     if !state.enforce {
         let now = state.epoch.elapsed();
-        let cached = state.prompt_cache.simulate(body, now, false);
+        let cached = cache_of(state, workspace).simulate(body, now, false);
         let (buckets, now) = buckets(state, &body.model);
         buckets.requests.take(1.0, now);
         buckets.input.take(
@@ -368,7 +387,7 @@ fn admit(state: &mut State, body: &MessagesRequest, request_id: &str) -> Option<
         return None;
     }
     let now = state.epoch.elapsed();
-    let cached = state.prompt_cache.simulate(body, now, false);
+    let cached = cache_of(state, workspace).simulate(body, now, false);
     // Cache reads do not count toward ITPM.
     let input = cached.uncached + cached.write_5m + cached.write_1h;
     let (b, now) = buckets(state, &body.model);

@@ -61,6 +61,7 @@ mod breaker;
 mod candidate;
 mod classify;
 mod fallback;
+mod keys;
 mod report;
 mod router;
 
@@ -71,6 +72,7 @@ pub use fallback::{
     ConversationId, FALLBACK_CREDIT_BETA, Fallback, FallbackLayer, OnRefusal,
     SERVER_SIDE_FALLBACK_BETA,
 };
+pub use keys::{ApiKey, KeyPool, KeyPoolLayer, KeyPoolService, KeyReport};
 pub use report::{FallbackReport, Hop};
 pub use router::{
     ModelPrice, ResponseFuture as RouterFuture, Route, RouteReason, RouteReport, Router,

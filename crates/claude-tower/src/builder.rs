@@ -38,6 +38,7 @@ service_builder_ext! {
     "trace" claude_trace: crate::trace::TraceLayer;
     "route" claude_router: crate::route::RouterLayer;
     "route" claude_fallback: crate::route::FallbackLayer;
+    "route" claude_key_pool: crate::route::KeyPoolLayer;
     "cost" claude_budget: crate::cost::BudgetLayer;
     "cost" claude_cost: crate::cost::CostLayer;
     "response-cache" claude_response_cache: crate::response_cache::ResponseCacheLayer;

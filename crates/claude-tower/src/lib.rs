@@ -44,15 +44,16 @@
 //! | 1 | [`TraceLayer`](trace::TraceLayer) | `trace` | sees the whole logical call: retries, budgets, cache hits, and what every inner layer put in the extensions |
 //! | 2 | [`RouterLayer`](route::RouterLayer) | `route` | chooses the model first: everything below (the fallback chain included) works for the chosen model |
 //! | 3 | [`FallbackLayer`](route::FallbackLayer) | `route` | each candidate model goes through every layer below as its own request: priced, cached, trimmed, marked, budgeted, retried and rate limited **for that model**; a candidate is left only after its retries |
-//! | 4 | [`CostLayer`](cost::CostLayer) | `cost` | prices what really happened (each fallback attempt at the model that answered it), a response-cache hit at 0 |
-//! | 5 | [`ResponseCacheLayer`](response_cache::ResponseCacheLayer) | `response-cache` | a hit skips everything below (budget, trimming, rate limits, the network) |
-//! | 6 | [`TrimLayer`](trim::TrimLayer) | `trim` | fits the conversation before it is marked and sent |
-//! | 7 | [`PromptCacheLayer`](prompt_cache::PromptCacheLayer) | `prompt-cache` | marks the request that is really sent (after trimming) |
-//! | 8 | [`BudgetLayer`](cost::BudgetLayer) | `cost` | reserves once per logical request, pricing the trimmed, marked request as it can really be billed (cache writes only where markers are) |
-//! | 9 | [`RetryLayer`](retry::RetryLayer) | `retry` | each attempt goes through the rate limiter again |
-//! | 10 | [`RateLimitLayer`](rate_limit::RateLimitLayer) | `rate-limit` | admits each attempt against the buckets, reconciles with its real usage |
-//! | 11 | [`TimeoutLayer`](retry::TimeoutLayer) | `retry` | per-attempt limits, retried by the layer above: `total` for every call; time to first event and idle for **streams only** |
-//! | 12 | [`Transport`](transport::Transport) (or the mock) | `transport` | the network |
+//! | 4 | [`KeyPoolLayer`](route::KeyPoolLayer) | `route` | one key per attempt (sticky per conversation, moved on 429/529), set before the response cache so entries never mix credentials |
+//! | 5 | [`CostLayer`](cost::CostLayer) | `cost` | prices what really happened (each fallback attempt at the model that answered it), a response-cache hit at 0 |
+//! | 6 | [`ResponseCacheLayer`](response_cache::ResponseCacheLayer) | `response-cache` | a hit skips everything below (budget, trimming, rate limits, the network) |
+//! | 7 | [`TrimLayer`](trim::TrimLayer) | `trim` | fits the conversation before it is marked and sent |
+//! | 8 | [`PromptCacheLayer`](prompt_cache::PromptCacheLayer) | `prompt-cache` | marks the request that is really sent (after trimming) |
+//! | 9 | [`BudgetLayer`](cost::BudgetLayer) | `cost` | reserves once per logical request, pricing the trimmed, marked request as it can really be billed (cache writes only where markers are) |
+//! | 10 | [`RetryLayer`](retry::RetryLayer) | `retry` | each attempt goes through the rate limiter again |
+//! | 11 | [`RateLimitLayer`](rate_limit::RateLimitLayer) | `rate-limit` | admits each attempt against the buckets, reconciles with its real usage |
+//! | 12 | [`TimeoutLayer`](retry::TimeoutLayer) | `retry` | per-attempt limits, retried by the layer above: `total` for every call; time to first event and idle for **streams only** |
+//! | 13 | [`Transport`](transport::Transport) (or the mock) | `transport` | the network |
 //!
 //! What the layers tell each other and the caller (the extensions each writes and reads): the
 //! [extension protocol table](ext#the-extension-protocol).
@@ -169,7 +170,8 @@ pub mod prelude {
     pub use claude_tower_retry::{RetryLayer, TimeoutLayer};
     #[cfg(feature = "route")]
     pub use claude_tower_route::{
-        Candidate, CircuitBreaker, FallbackLayer, Route, RouterLayer, TaskHint,
+        Candidate, CircuitBreaker, FallbackLayer, KeyPool, KeyPoolLayer, Route, RouterLayer,
+        TaskHint,
     };
     #[cfg(feature = "trace")]
     pub use claude_tower_trace::TraceLayer;

@@ -40,6 +40,8 @@ pub struct Stack {
     router: Option<crate::route::RouterLayer>,
     #[cfg(feature = "route")]
     fallback: Option<crate::route::FallbackLayer>,
+    #[cfg(feature = "route")]
+    key_pool: Option<crate::route::KeyPoolLayer>,
     #[cfg(feature = "cost")]
     cost: Option<crate::cost::CostLayer>,
     #[cfg(feature = "response-cache")]
@@ -80,6 +82,8 @@ setters! {
     "route" router: crate::route::RouterLayer,
     /// Uses a [`FallbackLayer`](crate::route::FallbackLayer) (below the trace, above the cost meter).
     "route" fallback: crate::route::FallbackLayer,
+    /// Uses a [`KeyPoolLayer`](crate::route::KeyPoolLayer) (below the fallback chain, above the cost meter).
+    "route" key_pool: crate::route::KeyPoolLayer,
     /// Uses a [`CostLayer`](crate::cost::CostLayer).
     "cost" cost: crate::cost::CostLayer,
     /// Uses a [`ResponseCacheLayer`](crate::response_cache::ResponseCacheLayer).
@@ -127,6 +131,8 @@ impl Stack {
         let builder = builder.option_layer(self.router);
         #[cfg(feature = "route")]
         let builder = builder.option_layer(self.fallback);
+        #[cfg(feature = "route")]
+        let builder = builder.option_layer(self.key_pool);
         #[cfg(feature = "cost")]
         let builder = builder.option_layer(self.cost);
         #[cfg(feature = "response-cache")]

@@ -1,5 +1,5 @@
 //! The readiness discipline: a layer that does its own async work before calling the inner
-//! service (trim with its summariser, the budget's reservation, a response-cache follower)
+//! service (trim with its summariser, the budget's reservation, a response-cache follower, the fallback chain and the key pool)
 //! answers ready at once and takes the inner service's readiness only when it calls it. An
 //! inner concurrency limit of one (`tower::limit::ConcurrencyLimit`, which takes its permit in
 //! `poll_ready`) therefore never sits idle while that work runs: a second request gets through
@@ -330,6 +330,37 @@ async fn every_layer_waits_for_an_unready_inner_service_and_is_woken_once() {
         (
             "trace",
             Box::new(|g| Boxed::new(TraceLayer::new().layer(g))),
+        ),
+        (
+            "router",
+            Box::new(|g| {
+                Boxed::new(
+                    RouterLayer::new()
+                        .route(Route::always().models(["claude-haiku-4-5"]))
+                        .layer(g),
+                )
+            }),
+        ),
+        (
+            "fallback",
+            Box::new(|g| {
+                Boxed::new(
+                    FallbackLayer::new(["claude-haiku-4-5", "claude-sonnet-4-5"])
+                        .breaker(CircuitBreaker::default())
+                        .layer(g),
+                )
+            }),
+        ),
+        (
+            "key pool",
+            Box::new(|g| {
+                let key = claude_tower::route::ApiKey::new(
+                    "k1",
+                    "wrk-a",
+                    "sk-ant-test".to_owned().into(),
+                );
+                Boxed::new(KeyPoolLayer::new(KeyPool::new([key])).layer(g))
+            }),
         ),
     ];
     for (name, build) in layers {
