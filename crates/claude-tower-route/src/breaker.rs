@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::share::CircuitShare;
+
 /// Most outcomes one circuit keeps in its window (older ones are dropped first).
 const MAX_OUTCOMES: usize = 1_024;
 
@@ -188,6 +190,7 @@ impl Circuit {
 pub struct CircuitBreaker {
     config: BreakerConfig,
     circuits: Arc<Mutex<HashMap<String, Circuit>>>,
+    share: Option<Arc<dyn CircuitShare>>,
 }
 
 impl fmt::Debug for CircuitBreaker {
@@ -195,6 +198,7 @@ impl fmt::Debug for CircuitBreaker {
         f.debug_struct("CircuitBreaker")
             .field("config", &self.config)
             .field("circuits", &self.lock().len())
+            .field("share", &self.share)
             .finish()
     }
 }
@@ -212,7 +216,16 @@ impl CircuitBreaker {
         Self {
             config,
             circuits: Arc::default(),
+            share: None,
         }
+    }
+
+    /// Shares open circuits with other replicas (e.g. [`RedisCircuits`](crate::RedisCircuits),
+    /// feature `redis`): a circuit opened on one is open on all, for its cooldown.
+    #[must_use]
+    pub fn shared(mut self, share: impl CircuitShare) -> Self {
+        self.share = Some(Arc::new(share));
+        self
     }
 
     /// Its configuration.
@@ -230,6 +243,9 @@ impl CircuitBreaker {
     pub fn state(&self, key: &str) -> CircuitState {
         let now = Instant::now();
         match self.lock().get(key).map(|c| c.mode) {
+            None | Some(Mode::Closed) if self.open_elsewhere(key) => CircuitState::Open {
+                retry_in: Duration::ZERO,
+            },
             None | Some(Mode::Closed) => CircuitState::Closed,
             Some(Mode::Open { until }) if until > now => CircuitState::Open {
                 retry_in: until - now,
@@ -257,6 +273,8 @@ impl CircuitBreaker {
         }
         let circuit = circuits.get_mut(key)?;
         let probe = match circuit.mode {
+            // Open on another replica: skipped here too (that replica probes).
+            Mode::Closed if self.open_elsewhere(key) => return None,
             Mode::Closed => false,
             Mode::Open { until } if until > now => return None,
             Mode::Open { .. } | Mode::HalfOpen { probing: false } => {
@@ -272,6 +290,21 @@ impl CircuitBreaker {
         })
     }
 
+    fn open_elsewhere(&self, key: &str) -> bool {
+        self.share
+            .as_ref()
+            .is_some_and(|share| share.open_elsewhere(key))
+    }
+
+    /// Opens `circuit` and tells the other replicas.
+    fn open(&self, key: &str, circuit: &mut Circuit, now: Instant) {
+        let cooldown = circuit.next_cooldown;
+        circuit.open(now, &self.config);
+        if let Some(share) = &self.share {
+            share.opened(key, cooldown);
+        }
+    }
+
     fn record(&self, key: &str, probe: bool, outcome: Option<bool>) {
         let now = Instant::now();
         let config = &self.config;
@@ -282,7 +315,7 @@ impl CircuitBreaker {
         if probe {
             match outcome {
                 Some(false) => circuit.close(config),
-                Some(true) => circuit.open(now, config),
+                Some(true) => self.open(key, circuit, now),
                 // Cancelled: another probe may go.
                 None => {
                     if circuit.mode == (Mode::HalfOpen { probing: true }) {
@@ -313,7 +346,7 @@ impl CircuitBreaker {
         let streak_trips =
             config.consecutive_failures > 0 && circuit.consecutive >= config.consecutive_failures;
         if failed && (rate_trips || streak_trips) {
-            circuit.open(now, config);
+            self.open(key, circuit, now);
         }
     }
 }

@@ -10,13 +10,18 @@
 //! - [`CircuitBreaker`]: per model (or key) failure rate over a sliding window with a
 //!   minimum number of calls, plus a consecutive-failure trip; open → one half-open probe
 //!   → closed, the cooldown doubling while probes fail. The fallback chain skips open
-//!   circuits instead of sending. [`is_breaker_failure`] is the classifier: overloads, 5xx, connection errors and timeouts count; 4xx,
+//!   circuits instead of sending; with [`CircuitBreaker::shared`] (e.g. `RedisCircuits`,
+//!   feature `redis`) replicas open together. [`is_breaker_failure`] is the classifier: overloads, 5xx, connection errors and timeouts count; 4xx,
 //!   rate limits, spend caps and refusals never do.
 //!
 //! - [`RouterLayer`]: chooses each request's model from a policy closure or [`Route`]s on a
 //!   [`TaskHint`], the estimated input, tools and thinking — the cheapest model (by
 //!   [`ModelPrice`]) whose window holds the request — with an optional downgrade switch (e.g.
 //!   a budget past its soft limit). The response carries a [`RouteReport`].
+//!
+//! - [`KeyPool`] / [`KeyPoolLayer`]: several API keys grouped by workspace, sticky per
+//!   conversation (the prompt cache is per workspace), moved only on 429/529, swapped at run
+//!   time without a restart.
 //!
 //! Why not `tower-resilience`'s circuit breaker: it wraps one service and decides per call,
 //! while a fallback chain must *ask* a model's circuit before choosing it (and skip it without
@@ -64,6 +69,7 @@ mod fallback;
 mod keys;
 mod report;
 mod router;
+mod share;
 
 pub use breaker::{BreakerConfig, CallPermit, CircuitBreaker, CircuitState};
 pub use candidate::Candidate;
@@ -78,3 +84,7 @@ pub use router::{
     ModelPrice, ResponseFuture as RouterFuture, Route, RouteReason, RouteReport, Router,
     RouterLayer, TaskHint,
 };
+pub use share::CircuitShare;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use share::RedisCircuits;
