@@ -406,3 +406,42 @@ async fn a_request_starts_at_its_own_model_in_the_chain() {
     assert_eq!(mock.request_count_for(PRIMARY), 0);
     assert_eq!(mock.request_count(), 2);
 }
+
+/// An overload inside a stream before any content: the retry layer below peeks the stream
+/// and reports it as an error once its retries are spent, so the chain moves on.
+#[tokio::test(start_paused = true)]
+async fn an_in_stream_overload_before_content_falls_back() {
+    let mock = MockClaude::new().with_model_outage(
+        PRIMARY,
+        Attempt::mid_stream_error(1, "overloaded_error"),
+        Duration::from_secs(60),
+    );
+    let service = ServiceBuilder::new()
+        .layer(FallbackLayer::new([PRIMARY, FALLBACK]))
+        .layer(RetryLayer::new().max_retries(1))
+        .service(mock.clone());
+    let response = service
+        .oneshot(request(PRIMARY).stream(true).into_http())
+        .await
+        .unwrap();
+    let report = response
+        .extensions()
+        .get::<FallbackReport>()
+        .unwrap()
+        .clone();
+    assert_eq!(report.model, FALLBACK);
+    assert!(matches!(
+        report.hops[0].reason,
+        SkipReason::Failed {
+            kind: ErrorKind::Overloaded,
+            ..
+        }
+    ));
+    let message = response.into_body().into_message().await.unwrap();
+    assert!(!message.text().is_empty());
+    assert_eq!(
+        mock.request_count_for(PRIMARY),
+        2,
+        "one retry, then the fallback"
+    );
+}
