@@ -347,6 +347,39 @@ macro_rules! inner_service_accessors {
 /// The service is a struct with fields `inner` and `shared` (an `Arc`).
 #[macro_export]
 macro_rules! always_ready_service {
+    // The future is a plain [`BoxResponseFuture`].
+    ($service:ident, boxed, $call:path) => {
+        impl<S>
+            $crate::__macro_support::Service<
+                $crate::__macro_support::http::Request<$crate::MessagesRequest>,
+            > for $service<S>
+        where
+            S: $crate::MessagesService + Clone + Send + 'static,
+            S::Future: Send,
+        {
+            type Response = $crate::__macro_support::http::Response<$crate::MessagesBody>;
+            type Error = $crate::Error;
+            type Future = $crate::BoxResponseFuture;
+
+            fn poll_ready(
+                &mut self,
+                _cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::result::Result<(), $crate::Error>> {
+                ::std::task::Poll::Ready(Ok(()))
+            }
+
+            fn call(
+                &mut self,
+                request: $crate::__macro_support::http::Request<$crate::MessagesRequest>,
+            ) -> Self::Future {
+                ::std::boxed::Box::pin($call(
+                    ::std::sync::Arc::clone(&self.shared),
+                    self.inner.clone(),
+                    request,
+                ))
+            }
+        }
+    };
     ($service:ident, $future:ident, $call:path) => {
         impl<S>
             $crate::__macro_support::Service<

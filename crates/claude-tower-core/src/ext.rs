@@ -314,3 +314,49 @@ impl Picodollars {
 /// The cost of a response, published by a cost meter: set at once for a complete message, at
 /// the end of a stream otherwise.
 pub type CostCell = Late<Picodollars>;
+
+pin_project_lite::pin_project! {
+    /// A response future that puts `T` in the response's extensions when the inner future
+    /// answers (the future of layers that only report something, e.g. a router's choice).
+    pub struct WithExtension<F, T> {
+        #[pin]
+        future: F,
+        value: Option<T>,
+    }
+}
+
+impl<F, T> WithExtension<F, T> {
+    /// `future`, whose response gets `value`.
+    pub fn new(future: F, value: T) -> Self {
+        Self {
+            future,
+            value: Some(value),
+        }
+    }
+}
+
+impl<F, T> std::fmt::Debug for WithExtension<F, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithExtension").finish_non_exhaustive()
+    }
+}
+
+impl<F, T> std::future::Future for WithExtension<F, T>
+where
+    F: std::future::Future<Output = Result<http::Response<crate::MessagesBody>, crate::Error>>,
+    T: Clone + Send + Sync + 'static,
+{
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.future.poll(cx))?;
+        if let Some(value) = this.value.take() {
+            response.extensions_mut().insert(value);
+        }
+        std::task::Poll::Ready(Ok(response))
+    }
+}

@@ -3,14 +3,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use claude_tower_core::ext::RetryCondition;
 use claude_tower_core::readiness::call_when_ready;
-use claude_tower_core::{
-    BoxResponseFuture, Error, ErrorKind, MessagesBody, MessagesRequest, MessagesService,
-};
+use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest, MessagesService};
 use http::HeaderValue;
 use serde_json::Value;
 
@@ -171,27 +168,9 @@ impl<S: fmt::Debug> fmt::Debug for Fallback<S> {
     }
 }
 
-impl<S> tower_service::Service<http::Request<MessagesRequest>> for Fallback<S>
-where
-    S: MessagesService + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = http::Response<MessagesBody>;
-    type Error = Error;
-    type Future = BoxResponseFuture;
-
-    // Ready at once: each attempt waits for a clone's readiness right before calling it, so
-    // no inner permit idles while earlier candidates are tried.
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
-        let inner = self.inner.clone();
-        Box::pin(run(shared, inner, request))
-    }
-}
+// Ready at once: each attempt waits for a clone's readiness right before calling it, so no
+// inner permit idles while earlier candidates are tried.
+claude_tower_core::always_ready_service!(Fallback, boxed, run);
 
 /// The order candidates are tried in: the pinned one first (when there is one), then the
 /// chain from the request's own model on (a model placed before it in the chain was not

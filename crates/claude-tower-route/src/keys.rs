@@ -11,14 +11,11 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use claude_tower_core::readiness::call_when_ready;
-use claude_tower_core::{
-    BoxResponseFuture, Error, ErrorKind, MessagesBody, MessagesRequest, MessagesService,
-};
+use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest, MessagesService};
 use http::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -326,26 +323,8 @@ impl Shared {
     }
 }
 
-impl<S> tower_service::Service<http::Request<MessagesRequest>> for KeyPoolService<S>
-where
-    S: MessagesService + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = http::Response<MessagesBody>;
-    type Error = Error;
-    type Future = BoxResponseFuture;
-
-    // Ready at once: each attempt waits for a clone's readiness right before calling it.
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
-        let inner = self.inner.clone();
-        Box::pin(send_with_keys(shared, inner, request))
-    }
-}
+// Ready at once: each attempt waits for a clone's readiness right before calling it.
+claude_tower_core::always_ready_service!(KeyPoolService, boxed, send_with_keys);
 
 async fn send_with_keys<S>(
     shared: Arc<Shared>,

@@ -80,10 +80,7 @@ pub use fallback::{
 };
 pub use keys::{ApiKey, KeyPool, KeyPoolLayer, KeyPoolService, KeyReport};
 pub use report::{FallbackReport, Hop};
-pub use router::{
-    ModelPrice, ResponseFuture as RouterFuture, Route, RouteReason, RouteReport, Router,
-    RouterLayer, TaskHint,
-};
+pub use router::{ModelPrice, Route, RouteReason, RouteReport, Router, RouterLayer, TaskHint};
 pub use share::CircuitShare;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

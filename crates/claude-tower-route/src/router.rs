@@ -2,14 +2,12 @@
 //! a [`TaskHint`], the estimated input, tools and thinking — the cheapest model that fits.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
+use claude_tower_core::ext::WithExtension;
 use claude_tower_core::models::ModelTable;
 use claude_tower_core::{Error, MessagesBody, MessagesRequest, MessagesService, ThinkingConfig};
-use pin_project_lite::pin_project;
 
 /// What a request is for, in the **request** extensions: routes choose a model from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -376,7 +374,7 @@ where
 {
     type Response = http::Response<MessagesBody>;
     type Error = Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = WithExtension<S::Future, RouteReport>;
 
     // No work of its own beyond rewriting the model: the inner readiness is forwarded.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -388,40 +386,6 @@ where
         if report.model != request.body().model {
             request.body_mut().model.clone_from(&report.model);
         }
-        ResponseFuture {
-            future: self.inner.call(request),
-            report: Some(report),
-        }
-    }
-}
-
-pin_project! {
-    /// Response future of [`Router`]: puts the [`RouteReport`] on the response.
-    pub struct ResponseFuture<F> {
-        #[pin]
-        future: F,
-        report: Option<RouteReport>,
-    }
-}
-
-impl<F> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<http::Response<MessagesBody>, Error>>,
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = ready!(this.future.poll(cx))?;
-        if let Some(report) = this.report.take() {
-            response.extensions_mut().insert(report);
-        }
-        Poll::Ready(Ok(response))
+        WithExtension::new(self.inner.call(request), report)
     }
 }
