@@ -18,6 +18,7 @@
 //! | [`RetryCondition`] | request | `FallbackLayer` (retry only while the candidate's circuit is closed), or the caller | `RetryLayer` (checked before each retry) | under a `FallbackLayer` with a circuit breaker; optional otherwise |
 //! | [`Attempts`] | response | `RetryLayer` | `TraceLayer`, the caller | under a `RetryLayer` |
 //! | `route::RouteReport` | response | `RouterLayer` | the caller | under a `RouterLayer` |
+//! | [`RateLimitScope`] | request | `KeyPoolLayer` (the key's workspace) | `RateLimitLayer` (per-key limits, before the attribution) | under a `KeyPoolLayer` |
 //! | `route::KeyReport` | response | `KeyPoolLayer` | the caller | under a `KeyPoolLayer` (key id and workspace, never the secret) |
 //! | `route::FallbackReport` | response | `FallbackLayer` | the caller | under a `FallbackLayer` |
 //! | [`ResponseCacheStatus`] | response | `ResponseCacheLayer` | `CostLayer` and `BudgetLayer` (a `Hit` costs 0), `TraceLayer`, the caller | under a `ResponseCacheLayer` |
@@ -105,6 +106,18 @@ impl std::fmt::Debug for RetryCondition {
         f.debug_struct("RetryCondition").finish_non_exhaustive()
     }
 }
+
+/// The rate-limit scope of the credential a request is sent with, in the **request**
+/// extensions: set by a key pool (the API key's workspace); the rate limiter's per-key limits
+/// use it before the attribution, so each workspace's keys have their own buckets.
+///
+/// ```
+/// use claude_tower::core::ext::RateLimitScope;
+/// let scope = RateLimitScope("wrk-a".into());
+/// assert_eq!(&*scope.0, "wrk-a");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RateLimitScope(pub String);
 
 /// Who a request is for, for attribution (cost ledger), budgets and per-key rate limits.
 /// Put it in the **request** extensions; unset parts fall back to the request's

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use claude_tower_core::MessagesService;
-use claude_tower_core::ext::Attribution;
+use claude_tower_core::ext::{Attribution, RateLimitScope};
 use claude_tower_core::layout::InputEstimate;
 use claude_tower_core::rate_limit::Refusal;
 use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest, StoreFuture};
@@ -54,6 +54,10 @@ pub(crate) fn prepare(shared: &Shared, request: &http::Request<MessagesRequest>)
         amounts.push(amount_of(*dimension));
     }
     let key = shared.per_key.and_then(|per_key| {
+        // The credential's scope (a key pool's workspace) first, else the attribution.
+        if let Some(scope) = request.extensions().get::<RateLimitScope>() {
+            return Some((per_key, scope.0.clone()));
+        }
         let attribution = Attribution::of(request);
         attribution
             .tenant

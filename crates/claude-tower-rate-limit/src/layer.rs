@@ -91,8 +91,9 @@ impl RateLimitLayer {
         self.edit(|s| s.default_limits = limits)
     }
 
-    /// Also limit each key (the `Attribution` tenant, else its user, else `metadata.user_id`)
-    /// within each pool.
+    /// Also limit each key within each pool: the request's `RateLimitScope` (set by a key pool:
+    /// the workspace of the API key it was sent with), else the `Attribution` tenant, else its
+    /// user, else `metadata.user_id`.
     #[must_use]
     pub fn per_key(self, limits: Limits) -> Self {
         self.edit(|s| s.per_key = Some(limits))

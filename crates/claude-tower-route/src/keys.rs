@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use claude_tower_core::ext::RateLimitScope;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest, MessagesService};
 use http::HeaderValue;
@@ -371,6 +372,9 @@ where
         value.set_sensitive(true);
         attempt.headers_mut().insert("x-api-key", value);
         attempt.headers_mut().remove(http::header::AUTHORIZATION);
+        attempt
+            .extensions_mut()
+            .insert(RateLimitScope(key.workspace.clone()));
         let mut service = inner.clone();
         match call_when_ready(&mut service, attempt).await {
             Err(error) if moves(&error) => {

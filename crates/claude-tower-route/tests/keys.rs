@@ -188,3 +188,34 @@ async fn sticky_keys_keep_the_prompt_cache_warm() {
     );
     assert!(ratios[0] > ratios[1] + 0.1, "{ratios:?}");
 }
+
+/// Each workspace's keys have their own rate-limit buckets: the pool tells the rate limiter
+/// the key's workspace (`RateLimitScope`), which its per-key limits use.
+#[tokio::test(start_paused = true)]
+async fn each_workspace_has_its_own_rate_limit_buckets() {
+    use claude_tower::rate_limit::{Limits, RateLimitLayer};
+    let mock = MockClaude::new();
+    let service = tower::ServiceBuilder::new()
+        .layer(KeyPoolLayer::new(KeyPool::new([
+            key("a1", "wrk-a"),
+            key("b1", "wrk-b"),
+        ])))
+        .layer(
+            RateLimitLayer::new()
+                .per_key(Limits::learn().with_requests_per_minute(1))
+                .max_wait(Duration::ZERO),
+        )
+        .service(mock.clone());
+    let mut answered = 0;
+    for c in 0..10 {
+        match service.clone().oneshot(turn(&format!("c{c}"), 0)).await {
+            Ok(_) => answered += 1,
+            Err(error) => assert_eq!(error.kind(), ErrorKind::RateLimited),
+        }
+    }
+    // One request per workspace per minute: two in all (without the scope, these requests
+    // have no key for the rate limiter and all ten would pass).
+    assert_eq!(answered, 2);
+    let keys: std::collections::HashSet<String> = mock.requests().iter().map(sent_key).collect();
+    assert_eq!(keys.len(), 2, "one per workspace");
+}
