@@ -16,6 +16,8 @@
 //! | `route::TaskHint` | request | the caller | `RouterLayer` (routes by task) | optional |
 //! | `route::ConversationId` | request | the caller | `FallbackLayer` (conversation pins), `KeyPoolLayer` (a conversation keeps its key) | optional |
 //! | [`RetryCondition`] | request | `FallbackLayer` (retry only while the candidate's circuit is closed), or the caller | `RetryLayer` (checked before each retry) | under a `FallbackLayer` with a circuit breaker; optional otherwise |
+//! | [`Deferred`] | request | the caller | `DeferLayer` (queues it into a batch), `BudgetLayer` (reserves at batch prices) | optional |
+//! | `batch::DeferReport` | response | `DeferLayer` | the caller | a deferred call's answer (batch id, custom id) |
 //! | [`Attempts`] | response | `RetryLayer` | `TraceLayer`, the caller | under a `RetryLayer` |
 //! | `route::RouteReport` | response | `RouterLayer` | the caller | under a `RouterLayer` |
 //! | [`RateLimitScope`] | request | `KeyPoolLayer` (the key's workspace) | `RateLimitLayer` (per-key limits, before the attribution) | under a `KeyPoolLayer` |
@@ -118,6 +120,40 @@ impl std::fmt::Debug for RetryCondition {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RateLimitScope(pub String);
+
+/// This call may wait for a Message Batch (half price), in the **request** extensions: a
+/// `DeferLayer` queues it into a batch; the budget reserves it at batch prices. `deadline`:
+/// the longest the caller waits for the batch (then, with the layer's synchronous fallback,
+/// it is sent as an ordinary call).
+///
+/// ```
+/// use std::time::Duration;
+/// use claude_tower::core::ext::Deferred;
+/// let within_a_day = Deferred::within(Duration::from_secs(86_400));
+/// assert_eq!(within_a_day.deadline, Some(Duration::from_secs(86_400)));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Deferred {
+    /// The longest the caller waits (`None`: as long as the batch takes, up to its 24 h).
+    pub deadline: Option<Duration>,
+}
+
+impl Deferred {
+    /// Deferrable, no deadline of its own.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Deferrable for at most `deadline`.
+    #[must_use]
+    pub fn within(deadline: Duration) -> Self {
+        Self {
+            deadline: Some(deadline),
+        }
+    }
+}
 
 /// Who a request is for, for attribution (cost ledger), budgets and per-key rate limits.
 /// Put it in the **request** extensions; unset parts fall back to the request's

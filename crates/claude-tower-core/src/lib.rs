@@ -55,6 +55,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod accumulate;
+pub mod batch;
 mod body;
 pub mod clock;
 mod content;

@@ -42,6 +42,8 @@
 //! None.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod batch_state;
+mod batches;
 mod cache_sim;
 pub mod fixtures;
 pub mod hostile;
@@ -57,6 +59,7 @@ mod script;
 mod server;
 mod service;
 
+pub use batch_state::ItemFault;
 pub use cache_sim::LOOKBACK_POSITIONS;
 pub use limits::MockLimits;
 pub use log_capture::LogCapture;

@@ -36,6 +36,7 @@ pub(crate) struct State {
     buckets: HashMap<String, Buckets>,
     pub(crate) epoch: Instant,
     pub(crate) models: crate::models::ModelRules,
+    pub(crate) batches: crate::batch_state::Batches,
     rate_limited: usize,
     chunk_chars: usize,
     /// The simulated prompt cache of each workspace (`""`: requests of no known key).
@@ -107,6 +108,7 @@ impl MockClaude {
                 buckets: HashMap::new(),
                 epoch: Instant::now(),
                 models: crate::models::ModelRules::default(),
+                batches: crate::batch_state::Batches::default(),
                 rate_limited: 0,
                 chunk_chars: 8,
                 prompt_cache: HashMap::new(),

@@ -84,6 +84,10 @@ pub use stack::Stack;
 /// tower itself, so a crate that depends only on `claude-tower` can build stacks.
 pub use tower;
 
+/// Deferring calls into Message Batches (`claude-tower-batch`).
+#[cfg(feature = "batch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "batch")))]
+pub use claude_tower_batch as batch;
 /// The cost meter and budgets (`claude-tower-cost`).
 #[cfg(feature = "cost")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cost")))]
