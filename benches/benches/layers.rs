@@ -122,6 +122,23 @@ fn layers(c: &mut Criterion) {
             .iter(|| budget.clone().oneshot(small_request()));
     });
 
+    // A deferred call end to end: queued, flushed as a one-item batch, polled, its result
+    // claimed and delivered (over batches that end at once: the layer's own cost).
+    let defer =
+        claude_tower_batch::DeferLayer::new(claude_tower_benches::InstantBatches::default())
+            .max_items(1)
+            .poll(Duration::ZERO, Duration::ZERO)
+            .layer(Bare::default());
+    group.bench_function(BenchmarkId::new("defer", "1-message"), |b| {
+        b.to_async(&runtime).iter(|| {
+            let mut request = small_request();
+            request
+                .extensions_mut()
+                .insert(claude_tower_core::ext::Deferred::new());
+            defer.clone().oneshot(request)
+        });
+    });
+
     let trim = claude_tower_trim::TrimLayer::new().layer(Bare::default());
     group.bench_function(BenchmarkId::new("trim", "1-message"), |b| {
         b.to_async(&runtime)

@@ -98,3 +98,94 @@ pub fn small_request() -> http::Request<MessagesRequest> {
         .user("Hello, Claude")
         .into_http()
 }
+
+/// Message Batches that end at once with the bare reply for every item: what the deferring
+/// layer itself costs per call, without any mock processing.
+#[derive(Debug, Clone, Default)]
+pub struct InstantBatches {
+    batches: Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl InstantBatches {
+    fn view(id: &str) -> claude_tower_core::batch::MessageBatch {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "type": "message_batch", "processing_status": "ended",
+        }))
+        .expect("a batch")
+    }
+}
+
+impl claude_tower_core::batch::BatchApi for InstantBatches {
+    fn create(
+        &self,
+        _headers: &claude_tower_core::batch::BatchHeaders,
+        requests: Vec<claude_tower_core::batch::BatchRequest>,
+    ) -> claude_tower_core::StoreFuture<Result<claude_tower_core::batch::MessageBatch, Error>> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("msgbatch_{n}");
+        let ids = requests.into_iter().map(|r| r.custom_id).collect();
+        self.batches.lock().expect("lock").insert(id.clone(), ids);
+        claude_tower_core::StoreFuture::ready(Ok(Self::view(&id)))
+    }
+
+    fn retrieve(
+        &self,
+        _headers: &claude_tower_core::batch::BatchHeaders,
+        id: &str,
+    ) -> claude_tower_core::StoreFuture<Result<claude_tower_core::batch::MessageBatch, Error>> {
+        claude_tower_core::StoreFuture::ready(Ok(Self::view(id)))
+    }
+
+    fn list(
+        &self,
+        _headers: &claude_tower_core::batch::BatchHeaders,
+        _page: &claude_tower_core::batch::ListBatches,
+    ) -> claude_tower_core::StoreFuture<Result<claude_tower_core::batch::BatchPage, Error>> {
+        claude_tower_core::StoreFuture::ready(Err(Error::new(
+            claude_tower_core::ErrorKind::Other,
+            "not listed",
+        )))
+    }
+
+    fn cancel(
+        &self,
+        headers: &claude_tower_core::batch::BatchHeaders,
+        id: &str,
+    ) -> claude_tower_core::StoreFuture<Result<claude_tower_core::batch::MessageBatch, Error>> {
+        self.retrieve(headers, id)
+    }
+
+    fn delete(
+        &self,
+        _headers: &claude_tower_core::batch::BatchHeaders,
+        _id: &str,
+    ) -> claude_tower_core::StoreFuture<Result<(), Error>> {
+        claude_tower_core::StoreFuture::ready(Ok(()))
+    }
+
+    fn results(
+        &self,
+        _headers: &claude_tower_core::batch::BatchHeaders,
+        id: &str,
+    ) -> claude_tower_core::StoreFuture<Result<claude_tower_core::batch::BatchResults, Error>> {
+        let ids = self
+            .batches
+            .lock()
+            .expect("lock")
+            .remove(id)
+            .unwrap_or_default();
+        let message = Bare::default().message;
+        let lines = ids.into_iter().map(move |custom_id| {
+            Ok(claude_tower_core::batch::BatchResult {
+                custom_id,
+                result: claude_tower_core::batch::BatchOutcome::Succeeded {
+                    message: Box::new((*message).clone()),
+                },
+            })
+        });
+        let stream: claude_tower_core::batch::BatchResults =
+            Box::pin(futures_util::stream::iter(lines));
+        claude_tower_core::StoreFuture::ready(Ok(stream))
+    }
+}

@@ -166,7 +166,8 @@ impl DeferLayer {
         self.edit(|s| s.window = window)
     }
 
-    /// First poll delay and the longest one (the delay grows by half each poll).
+    /// First poll delay and the longest one (the delay grows by half each poll, and is at
+    /// least 1 ms after the first poll).
     #[must_use]
     pub fn poll(self, first: Duration, max: Duration) -> Self {
         self.edit(|s| {
@@ -453,7 +454,9 @@ async fn collect_into(
 ) -> Result<usize, Error> {
     let mut delay = shared.first_poll;
     loop {
-        tokio::time::sleep(delay).await;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         match shared.api.retrieve(headers, batch_id).await {
             Ok(batch) if batch.processing_status == ProcessingStatus::Ended => break,
             Ok(_) => {}
@@ -462,7 +465,10 @@ async fn collect_into(
             }
             Err(error) => return Err(error),
         }
-        delay = (delay + delay / 2).min(shared.max_poll);
+        // Never a busy loop, whatever the configuration: at least 1 ms between polls.
+        delay = (delay + delay / 2)
+            .min(shared.max_poll)
+            .max(Duration::from_millis(1));
     }
     let mut results = shared.api.results(headers, batch_id).await?;
     let mut delivered = 0;

@@ -206,3 +206,28 @@ async fn a_restarted_layer_collects_what_the_old_one_submitted() {
     let ids: HashSet<String> = collected.lock().unwrap().iter().cloned().collect();
     assert_eq!(ids.len(), 25);
 }
+
+/// The budget reserves a deferred call at batch prices (half), and settles it at half.
+#[tokio::test(start_paused = true)]
+async fn the_budget_reserves_deferred_calls_at_batch_prices() {
+    use claude_tower::cost::{BudgetLayer, MemoryBudgetStore, Window};
+    let mut reserved = Vec::new();
+    for deferred in [false, true] {
+        let mock = MockClaude::new().with_batch_processing_time(Duration::from_secs(60));
+        let budget = BudgetLayer::new(MemoryBudgetStore::new())
+            .global("100".parse::<Usd>().unwrap(), Window::Total);
+        let service = ServiceBuilder::new()
+            .layer(budget.clone())
+            .layer(DeferLayer::new(mock.clone()))
+            .service(mock);
+        service.oneshot(document(3, deferred)).await.unwrap();
+        let stats = budget.reservation_stats();
+        reserved.push((stats.reserved, stats.actual));
+    }
+    assert_eq!(
+        reserved[0].0.picodollars(),
+        reserved[1].0.picodollars() * 2,
+        "{reserved:?}"
+    );
+    assert_eq!(reserved[0].1.picodollars(), reserved[1].1.picodollars() * 2);
+}

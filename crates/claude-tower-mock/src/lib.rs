@@ -57,6 +57,7 @@ mod redis_server;
 mod reply;
 mod script;
 mod server;
+mod server_batches;
 mod service;
 
 pub use batch_state::ItemFault;

@@ -244,6 +244,34 @@ fn authorized(headers: &HeaderMap, expected: Option<&str>) -> Result<(), &'stati
 async fn handle(config: Config, request: http::Request<Incoming>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
+    if path.starts_with("/v1/messages/batches") {
+        if let Err(message) = authorized(&parts.headers, config.api_key.as_deref()) {
+            return json_error(StatusCode::UNAUTHORIZED, "authentication_error", message);
+        }
+        let bytes = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        let answer = crate::server_batches::answer(
+            &config.mock,
+            &parts.method,
+            &path,
+            parts.uri.query(),
+            &parts.headers,
+            &bytes,
+        )
+        .await;
+        let Some((status, content_type, body)) = answer else {
+            return json_error(StatusCode::NOT_FOUND, "not_found_error", "Not found");
+        };
+        let mut response = Response::new(full(body));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        return response;
+    }
     let is_count = path.ends_with("/v1/messages/count_tokens");
     if parts.method != http::Method::POST || !(is_count || path.ends_with("/v1/messages")) {
         return json_error(StatusCode::NOT_FOUND, "not_found_error", "Not found");

@@ -78,6 +78,7 @@
 //! None; reqwest is built with rustls, HTTP/2 and streaming only.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod batches;
 mod config;
 pub mod future;
 mod service;

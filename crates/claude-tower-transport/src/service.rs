@@ -138,6 +138,20 @@ impl Transport {
         body: Vec<u8>,
         stream: bool,
     ) -> Result<reqwest::Response, Error> {
+        self.send_with(http::Method::POST, path, headers, body, stream)
+            .await
+    }
+
+    /// Sends `method path` with the configured credentials and version; a non-success status
+    /// is the API's error. `stream`: no total timeout on the body (it is read incrementally).
+    pub(crate) async fn send_with(
+        &self,
+        method: http::Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: Vec<u8>,
+        stream: bool,
+    ) -> Result<reqwest::Response, Error> {
         let url = format!("{}{path}", self.config.base_url);
         let mut outgoing = headers.clone();
         outgoing.remove(header::HOST);
@@ -166,7 +180,11 @@ impl Transport {
             .entry(header::ACCEPT)
             .or_insert(HeaderValue::from_static("application/json"));
 
-        let mut builder = self.client.post(&url).headers(outgoing).body(body);
+        let mut builder = self
+            .client
+            .request(method, &url)
+            .headers(outgoing)
+            .body(body);
         if !stream {
             builder = builder.timeout(self.config.timeout);
         }

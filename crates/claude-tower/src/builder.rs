@@ -44,6 +44,7 @@ service_builder_ext! {
     "response-cache" claude_response_cache: crate::response_cache::ResponseCacheLayer;
     "trim" claude_trim: crate::trim::TrimLayer;
     "prompt-cache" claude_prompt_cache: crate::prompt_cache::PromptCacheLayer;
+    "batch" claude_defer: crate::batch::DeferLayer;
     "rate-limit" claude_rate_limit: crate::rate_limit::RateLimitLayer;
     "retry" claude_retry<P>: crate::retry::RetryLayer<P>;
     "retry" claude_timeout: crate::retry::TimeoutLayer;

@@ -50,10 +50,11 @@
 //! | 7 | [`TrimLayer`](trim::TrimLayer) | `trim` | fits the conversation before it is marked and sent |
 //! | 8 | [`PromptCacheLayer`](prompt_cache::PromptCacheLayer) | `prompt-cache` | marks the request that is really sent (after trimming) |
 //! | 9 | [`BudgetLayer`](cost::BudgetLayer) | `cost` | reserves once per logical request, pricing the trimmed, marked request as it can really be billed (cache writes only where markers are) |
-//! | 10 | [`RetryLayer`](retry::RetryLayer) | `retry` | each attempt goes through the rate limiter again |
-//! | 11 | [`RateLimitLayer`](rate_limit::RateLimitLayer) | `rate-limit` | admits each attempt against the buckets, reconciles with its real usage |
-//! | 12 | [`TimeoutLayer`](retry::TimeoutLayer) | `retry` | per-attempt limits, retried by the layer above: `total` for every call; time to first event and idle for **streams only** |
-//! | 13 | [`Transport`](transport::Transport) (or the mock) | `transport` | the network |
+//! | 10 | [`DeferLayer`](batch::DeferLayer) | `batch` | a call marked `Deferred` leaves here as a Message Batch item (half price): everything above (budget at batch prices, cost, caches) sees it as any call; retries and rate limits below do not apply to batch items |
+//! | 11 | [`RetryLayer`](retry::RetryLayer) | `retry` | each attempt goes through the rate limiter again |
+//! | 12 | [`RateLimitLayer`](rate_limit::RateLimitLayer) | `rate-limit` | admits each attempt against the buckets, reconciles with its real usage |
+//! | 13 | [`TimeoutLayer`](retry::TimeoutLayer) | `retry` | per-attempt limits, retried by the layer above: `total` for every call; time to first event and idle for **streams only** |
+//! | 14 | [`Transport`](transport::Transport) (or the mock) | `transport` | the network |
 //!
 //! What the layers tell each other and the caller (the extensions each writes and reads): the
 //! [extension protocol table](ext#the-extension-protocol).
@@ -63,7 +64,7 @@
 //!
 //! # Feature flags
 //!
-//! `transport`, `retry`, `trace` (default); `route` (fallback chains, circuit breaker), `rate-limit`, `prompt-cache`, `response-cache`,
+//! `transport`, `retry`, `trace` (default); `route` (fallback chains, circuit breaker), `batch` (deferred calls as Message Batches), `rate-limit`, `prompt-cache`, `response-cache`,
 //! `cost`, `trim`, `mock`, `redis` (the Redis stores), `otel` (the trace layer continues an
 //! inbound `traceparent`), `legacy-tokenizer`; `full` for everything.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -162,6 +163,8 @@ pub mod prelude {
     pub use crate::{
         ClaudeService, Client, Error, ErrorKind, Message, MessagesRequest, ServiceBuilderExt, Stack,
     };
+    #[cfg(feature = "batch")]
+    pub use claude_tower_batch::DeferLayer;
     #[cfg(feature = "cost")]
     pub use claude_tower_cost::{BudgetLayer, CostLayer, CostLedger, Usd, Window};
     #[cfg(feature = "prompt-cache")]

@@ -52,6 +52,8 @@ pub struct Stack {
     prompt_cache: Option<crate::prompt_cache::PromptCacheLayer>,
     #[cfg(feature = "cost")]
     budget: Option<crate::cost::BudgetLayer>,
+    #[cfg(feature = "batch")]
+    defer: Option<crate::batch::DeferLayer>,
     #[cfg(feature = "retry")]
     retry: Option<crate::retry::RetryLayer>,
     #[cfg(feature = "rate-limit")]
@@ -94,6 +96,8 @@ setters! {
     "prompt-cache" prompt_cache: crate::prompt_cache::PromptCacheLayer,
     /// Uses a [`BudgetLayer`](crate::cost::BudgetLayer).
     "cost" budget: crate::cost::BudgetLayer,
+    /// Uses a [`DeferLayer`](crate::batch::DeferLayer) (below the budget, above the retries).
+    "batch" defer: crate::batch::DeferLayer,
     /// Uses a [`RetryLayer`](crate::retry::RetryLayer).
     "retry" retry: crate::retry::RetryLayer,
     /// Uses a [`RateLimitLayer`](crate::rate_limit::RateLimitLayer).
@@ -143,6 +147,8 @@ impl Stack {
         let builder = builder.option_layer(self.prompt_cache);
         #[cfg(feature = "cost")]
         let builder = builder.option_layer(self.budget);
+        #[cfg(feature = "batch")]
+        let builder = builder.option_layer(self.defer);
         #[cfg(feature = "retry")]
         let builder = builder.option_layer(self.retry);
         #[cfg(feature = "rate-limit")]

@@ -352,6 +352,12 @@ async fn every_layer_waits_for_an_unready_inner_service_and_is_woken_once() {
             }),
         ),
         (
+            "defer",
+            Box::new(|g| {
+                Boxed::new(claude_tower::batch::DeferLayer::new(MockClaude::new()).layer(g))
+            }),
+        ),
+        (
             "key pool",
             Box::new(|g| {
                 let key = claude_tower::route::ApiKey::new(

@@ -142,6 +142,7 @@ impl Shared {
         &self,
         request: &MessagesRequest,
         estimate: Option<&InputEstimate>,
+        deferred: bool,
     ) -> Result<(Usd, Usd, InputPlan, Option<Arc<PriceRow>>, Modifiers), Error> {
         let mut plan = reserve::plan(
             request,
@@ -198,7 +199,11 @@ impl Shared {
             })
             .sum();
         // US-only from the request's `inference_geo`, fast from its `speed`.
-        let modifiers = Modifiers::of(Some(request), None);
+        // A deferred call (`ext::Deferred`) goes out as a batch item: reserved at batch prices.
+        let modifiers = Modifiers {
+            batch: deferred,
+            ..Modifiers::of(Some(request), None)
+        };
         let max_tokens = u64::from(request.max_tokens);
         // The row, looked up once: the settle prices the response at it too.
         let row = self.table.row_shared(&request.model);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use claude_tower_core::MessagesService;
+use claude_tower_core::ext::Deferred;
 use claude_tower_core::layout::InputEstimate;
 use claude_tower_core::readiness::call_when_ready;
 use claude_tower_core::{Error, ErrorKind, MessagesBody, MessagesRequest};
@@ -68,11 +69,14 @@ where
         }
         // An outer layer's shared estimate, else the budget's own (the rate limiter below
         // estimates alone too: storing one costs more than a small request's estimate).
-        let (worst, input_side, plan, row, modifiers) =
-            match shared.reservation(request.body(), InputEstimate::get(&request)) {
-                Ok(reservation) => reservation,
-                Err(error) => return ResponseFuture::failed(error),
-            };
+        let (worst, input_side, plan, row, modifiers) = match shared.reservation(
+            request.body(),
+            InputEstimate::get(&request),
+            request.extensions().get::<Deferred>().is_some(),
+        ) {
+            Ok(reservation) => reservation,
+            Err(error) => return ResponseFuture::failed(error),
+        };
         let amount = worst.nanodollars_ceil();
         // The guard exists before the reserve is asked: dropped from here on, it releases.
         let settlement = Settlement::new(Arc::clone(shared), lines, amount);
