@@ -8,6 +8,7 @@ use std::task::{Context, Poll, ready};
 
 use claude_tower_core::MessagesService;
 use claude_tower_core::end::{OnEnd, ResponseEnd, Settle};
+use claude_tower_core::ext::Deferred;
 use claude_tower_core::ext::Late;
 use claude_tower_core::models::ModelTable;
 use claude_tower_core::{Error, Message, MessagesBody, MessagesRequest, StreamEvent, Usage};
@@ -181,6 +182,11 @@ impl PromptCacheStats {
     }
 }
 
+/// The marker lifetimes of a deferred call (`ext::Deferred`): 1 h everywhere, as the batch
+/// docs recommend for shared context.
+static DEFERRED_TTL: std::sync::LazyLock<TtlPolicy> =
+    std::sync::LazyLock::new(|| TtlPolicy::uniform(claude_tower_core::CacheTtl::OneHour));
+
 #[derive(Debug)]
 struct Shared {
     ttl: TtlPolicy,
@@ -264,8 +270,13 @@ where
 
     fn call(&mut self, request: http::Request<MessagesRequest>) -> Self::Future {
         let (parts, body) = request.into_parts();
-        let (body, below_minimum) =
-            place_breakpoints_reporting(body, &self.shared.ttl, &self.shared.models);
+        // A deferred call waits for its batch (often longer than 5 minutes): 1 h everywhere.
+        let ttl = if parts.extensions.get::<Deferred>().is_some() {
+            &*DEFERRED_TTL
+        } else {
+            &self.shared.ttl
+        };
+        let (body, below_minimum) = place_breakpoints_reporting(body, ttl, &self.shared.models);
         let future = self.inner.call(http::Request::from_parts(parts, body));
         ResponseFuture {
             future,

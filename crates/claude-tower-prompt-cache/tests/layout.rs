@@ -258,3 +258,43 @@ async fn a_prompt_below_the_minimum_is_reported() {
         assert_eq!(report.below_minimum, expected, "stream={stream}");
     }
 }
+
+/// A deferred call (it waits for a Message Batch, often longer than 5 minutes) gets 1 h
+/// markers everywhere; an ordinary call keeps the layer's policy (5 min everywhere here).
+#[tokio::test]
+async fn deferred_calls_get_one_hour_markers() {
+    use claude_tower_prompt_cache::PromptCacheLayer;
+    use tower::{ServiceBuilder, ServiceExt};
+    let mock = claude_tower_mock::MockClaude::new();
+    let service = ServiceBuilder::new()
+        .layer(PromptCacheLayer::new().ttl(TtlPolicy::uniform(CacheTtl::FiveMinutes)))
+        .service(mock.clone());
+    for deferred in [false, true] {
+        let mut request = MessagesRequest::new("claude-haiku-4-5", 50)
+            .system("Be brief and exact in every answer. ".repeat(600))
+            .user("hi")
+            .into_http();
+        if deferred {
+            request
+                .extensions_mut()
+                .insert(claude_tower_core::ext::Deferred::new());
+        }
+        service.clone().oneshot(request).await.unwrap();
+        let sent = mock.requests().pop().unwrap().body;
+        let ttls: Vec<CacheTtl> = sent
+            .cache_markers()
+            .into_iter()
+            .map(|m| m.effective_ttl())
+            .collect();
+        assert!(!ttls.is_empty());
+        let expected = if deferred {
+            CacheTtl::OneHour
+        } else {
+            CacheTtl::FiveMinutes
+        };
+        assert!(
+            ttls.iter().all(|t| *t == expected),
+            "deferred={deferred}: {ttls:?}"
+        );
+    }
+}
