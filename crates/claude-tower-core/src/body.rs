@@ -349,38 +349,12 @@ macro_rules! inner_service_accessors {
 macro_rules! always_ready_service {
     // The future is a plain [`BoxResponseFuture`].
     ($service:ident, boxed, $call:path) => {
-        impl<S>
-            $crate::__macro_support::Service<
-                $crate::__macro_support::http::Request<$crate::MessagesRequest>,
-            > for $service<S>
-        where
-            S: $crate::MessagesService + Clone + Send + 'static,
-            S::Future: Send,
-        {
-            type Response = $crate::__macro_support::http::Response<$crate::MessagesBody>;
-            type Error = $crate::Error;
-            type Future = $crate::BoxResponseFuture;
-
-            fn poll_ready(
-                &mut self,
-                _cx: &mut ::std::task::Context<'_>,
-            ) -> ::std::task::Poll<::std::result::Result<(), $crate::Error>> {
-                ::std::task::Poll::Ready(Ok(()))
-            }
-
-            fn call(
-                &mut self,
-                request: $crate::__macro_support::http::Request<$crate::MessagesRequest>,
-            ) -> Self::Future {
-                ::std::boxed::Box::pin($call(
-                    ::std::sync::Arc::clone(&self.shared),
-                    self.inner.clone(),
-                    request,
-                ))
-            }
-        }
+        $crate::always_ready_service!(@impl $service, $crate::BoxResponseFuture, ::std::boxed::Box::pin, $call);
     };
     ($service:ident, $future:ident, $call:path) => {
+        $crate::always_ready_service!(@impl $service, $future, $future::new, $call);
+    };
+    (@impl $service:ident, $future:ty, $wrap:path, $call:path) => {
         impl<S>
             $crate::__macro_support::Service<
                 $crate::__macro_support::http::Request<$crate::MessagesRequest>,
@@ -404,7 +378,7 @@ macro_rules! always_ready_service {
                 &mut self,
                 request: $crate::__macro_support::http::Request<$crate::MessagesRequest>,
             ) -> Self::Future {
-                $future::new($call(
+                $wrap($call(
                     ::std::sync::Arc::clone(&self.shared),
                     self.inner.clone(),
                     request,

@@ -101,6 +101,22 @@ where
     }
 }
 
+/// After a failed attempt: the state that sleeps before the retry, or the error to answer.
+fn waiting<P: Policy, F>(
+    shared: &Shared<P>,
+    attempts: &mut Attempts,
+    started: Option<Instant>,
+    request: &Request,
+    error: Error,
+) -> Result<State<F>, Error> {
+    let condition = request.extensions().get::<RetryCondition>();
+    let (delay, error) = decide(shared, attempts, started, condition, error)?;
+    Ok(State::Waiting {
+        error: Some(error),
+        sleep: tokio::time::sleep(delay),
+    })
+}
+
 /// Decides what to do after a failed attempt: `Ok(delay)` to retry, `Err(error)` to give up.
 fn decide<P: Policy>(
     shared: &Shared<P>,
@@ -172,19 +188,18 @@ where
                             }
                         }
                     }
-                    Err(error) => match decide(
-                        this.shared,
-                        this.attempts,
-                        *this.started,
-                        this.request.extensions().get::<RetryCondition>(),
-                        error,
-                    ) {
-                        Ok((delay, error)) => this.state.set(State::Waiting {
-                            error: Some(error),
-                            sleep: tokio::time::sleep(delay),
-                        }),
-                        Err(error) => return Poll::Ready(Err(error)),
-                    },
+                    Err(error) => {
+                        match waiting(
+                            this.shared,
+                            this.attempts,
+                            *this.started,
+                            this.request,
+                            error,
+                        ) {
+                            Ok(state) => this.state.set(state),
+                            Err(error) => return Poll::Ready(Err(error)),
+                        }
+                    }
                 },
                 StateProj::Peeking {
                     parts,
@@ -206,17 +221,14 @@ where
                     };
                     match item {
                         Some(Err(error)) => {
-                            match decide(
+                            match waiting(
                                 this.shared,
                                 this.attempts,
                                 *this.started,
-                                this.request.extensions().get::<RetryCondition>(),
+                                this.request,
                                 error,
                             ) {
-                                Ok((delay, error)) => this.state.set(State::Waiting {
-                                    error: Some(error),
-                                    sleep: tokio::time::sleep(delay),
-                                }),
+                                Ok(state) => this.state.set(state),
                                 Err(error) => return Poll::Ready(Err(error)),
                             }
                         }

@@ -89,19 +89,15 @@ where
             .store
             .reserve(&settlement.lines, settlement.id, amount, shared.lease)
             .into_ready();
+        // How the response is priced (the requested model's row, looked up once).
+        let metering = Metering::new(Arc::clone(&shared.table), None, &request, row, modifiers);
         match answer {
             // Admitted or refused now, no future of our own.
             Ok(answer) => match admit(shared, settlement, answer, worst) {
                 Ok(settlement) => {
                     let after = After {
                         settlement,
-                        metering: Metering::new(
-                            Arc::clone(&shared.table),
-                            None,
-                            &request,
-                            row,
-                            modifiers,
-                        ),
+                        metering,
                         reserved,
                     };
                     if shared.store_ready {
@@ -126,13 +122,7 @@ where
                 ResponseFuture::boxed(async move {
                     let settlement = admit(&shared, settlement, pending.await, worst)?;
                     let after = After {
-                        metering: Metering::new(
-                            Arc::clone(&shared.table),
-                            None,
-                            &request,
-                            row,
-                            modifiers,
-                        ),
+                        metering,
                         settlement,
                         reserved,
                     };
